@@ -1,0 +1,108 @@
+"""The domain's data: cards, renewals, plans and per-chat settings.
+
+Dates (an expiry) are ``datetime.date``; instants (when something happened) are aware UTC
+``datetime``. Money is integer fen (1 CNY = 100 fen), never float.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_LANGUAGE = "zh_CN"
+EXPIRING_WITHIN_DAYS = 30  # a card this close to expiry is shown as "expiring"
+CLOSURE_AFTER_DAYS = 90  # unpaid this long, carriers may close (销户) the card
+
+
+class Carrier(StrEnum):
+    CHINA_MOBILE = "cmcc"  # 中国移动
+    CHINA_UNICOM = "cucc"  # 中国联通
+    CHINA_TELECOM = "ctcc"  # 中国电信
+    OTHER = "other"
+
+
+class Period(BaseModel):
+    """A plan or renewal length: calendar months and/or days (``months=12`` is a year)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    months: int = Field(default=0, ge=0, le=120)
+    days: int = Field(default=0, ge=0, le=3660)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.months == 0 and self.days == 0
+
+
+class CardStatus(StrEnum):
+    OK = "ok"  # more than EXPIRING_WITHIN_DAYS left
+    EXPIRING = "expiring"  # 0..EXPIRING_WITHIN_DAYS days left (0 = expires today)
+    SUSPENDED = "suspended"  # expired 1..CLOSURE_AFTER_DAYS-1 days ago: the terminal is offline
+    EXPIRED = "expired"  # expired CLOSURE_AFTER_DAYS or more days ago: may be closed for good
+
+
+def status_for(days_left: int) -> CardStatus:
+    if days_left > EXPIRING_WITHIN_DAYS:
+        return CardStatus.OK
+    if days_left >= 0:
+        return CardStatus.EXPIRING
+    if -days_left < CLOSURE_AFTER_DAYS:
+        return CardStatus.SUSPENDED
+    return CardStatus.EXPIRED
+
+
+class RenewalRule(StrEnum):
+    EXTEND = "extend"  # card still valid: old expiry + period
+    RESTART = "restart"  # card already expired: today + period
+    SET_DATE = "set_date"  # the user gave the new expiry date
+
+
+class CardDraft(BaseModel):
+    """What a user entered for a new card, validated, before it has an id."""
+
+    iccid: str
+    expiry: date
+    carrier: Carrier = Carrier.OTHER
+    label: str | None = None
+    plan_period: Period | None = None
+    plan_price_fen: int | None = Field(default=None, ge=0)
+    auto_renew: bool = False
+    note: str | None = None
+
+
+class Card(CardDraft):
+    id: int
+    chat_id: int
+    created_at: datetime
+    muted: bool = False
+    snoozed_until: date | None = None
+
+    def days_left(self, today: date) -> int:
+        return (self.expiry - today).days
+
+    def status(self, today: date) -> CardStatus:
+        return status_for(self.days_left(today))
+
+
+class Renewal(BaseModel):
+    id: int
+    card_id: int
+    renewed_at: datetime  # UTC
+    by_user_id: int | None
+    by_name: str | None
+    old_expiry: date
+    new_expiry: date
+    period: Period | None
+    rule: RenewalRule
+    amount_fen: int | None = None
+    automatic: bool = False
+
+
+class ChatSettings(BaseModel):
+    chat_id: int
+    is_group: bool = False
+    language: str | None = None  # None: follow the user's Telegram language
+    timezone: str = DEFAULT_TIMEZONE
