@@ -1,0 +1,75 @@
+"""Every text a user reads, from one catalogue per language (``bot/locales/<lang>.toml``).
+
+Texts are Telegram HTML. Parameters are escaped when filled in, so a label such as ``<b>&`` typed by
+a user is shown verbatim; a parameter that is itself rendered HTML is passed as ``Html``.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+import tomllib
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from bot.models import DEFAULT_LANGUAGE
+
+LANGUAGES = ("zh_CN", "en")
+
+
+class Html(str):
+    """Text that is already valid Telegram HTML and must not be escaped again."""
+
+    __slots__ = ()
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@cache
+def catalogue(lang: str) -> dict[str, str]:
+    """The flattened catalogue of ``lang``: ``{"cards.header": "…"}``."""
+    text = resources.files("bot.locales").joinpath(f"{lang}.toml").read_text("utf-8")
+    return _flatten(tomllib.loads(text))
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _escape(value: Any) -> str:
+    if isinstance(value, Html):
+        return str(value)
+    return html.escape(str(value), quote=False)
+
+
+def t(lang: str, key: str, /, **params: Any) -> Html:
+    """The text ``key`` in ``lang`` (falling back to the default language), filled in."""
+    template = catalogue(lang).get(key)
+    if template is None:
+        template = catalogue(DEFAULT_LANGUAGE)[key]  # a missing key is a bug: fail loudly
+    return Html(template.format_map({name: _escape(value) for name, value in params.items()}))
+
+
+def resolve_language(
+    chat_language: str | None, user_language_code: str | None, default: str = DEFAULT_LANGUAGE
+) -> str:
+    """The chat's chosen language, else the user's Telegram language, else ``default``."""
+    if chat_language in LANGUAGES:
+        return chat_language
+    code = (user_language_code or "").lower()
+    if code.startswith("zh"):
+        return "zh_CN"
+    if code.startswith("en"):
+        return "en"
+    return default

@@ -1,0 +1,1 @@
+"""Use cases the chat surfaces call: no Telegram types in or out."""

@@ -1,0 +1,127 @@
+"""Cards: add, look up, page through, renew, edit and delete, always within one chat."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from bot.clock import Clock, local_today
+from bot.dates import renewal_expiry
+from bot.iccid import matches_suffix, normalize_iccid
+from bot.models import Card, CardDraft, ChatSettings, Period, Renewal, RenewalRule
+from storage.base import CardFilter, RenewalDraft, Storage
+
+PAGE_SIZE = 10
+MIN_SUFFIX = 4  # "/renew 1234 3m": the last 4+ characters pick a card
+MAX_MATCHES = 10
+
+
+@dataclass(frozen=True)
+class CardPage:
+    cards: list[Card]
+    page: int  # 0-based, clamped into range
+    pages: int  # at least 1
+    total: int
+
+
+@dataclass(frozen=True)
+class RenewalPlan:
+    """What a renewal will do, shown to the user before it is saved."""
+
+    card: Card
+    old_expiry: date
+    new_expiry: date
+    rule: RenewalRule
+    period: Period | None
+
+
+class CardService:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.storage = storage
+        self.clock = clock
+
+    async def chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
+        return await self.storage.ensure_chat(chat_id, is_group=is_group)
+
+    def today(self, chat: ChatSettings) -> date:
+        return local_today(self.clock, chat.timezone)
+
+    async def add(self, chat_id: int, draft: CardDraft) -> Card:
+        """Save a new card; raises ``DuplicateCardError`` if the chat already has the ICCID."""
+        return await self.storage.add_card(chat_id, draft, self.clock.now())
+
+    async def get(self, chat_id: int, card_id: int) -> Card | None:
+        return await self.storage.get_card(chat_id, card_id)
+
+    async def existing(self, chat_id: int, iccid: str) -> Card | None:
+        return await self.storage.get_card_by_iccid(chat_id, iccid)
+
+    async def history(self, chat_id: int, card_id: int, limit: int = 5) -> list[Renewal]:
+        return await self.storage.list_renewals(chat_id, card_id, limit)
+
+    async def page(
+        self, chat_id: int, page: int, *, expiring_before: date | None = None
+    ) -> CardPage:
+        card_filter = CardFilter(expiring_before=expiring_before)
+        total = await self.storage.count_cards(chat_id, card_filter)
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(max(page, 0), pages - 1)
+        cards = await self.storage.list_cards(
+            chat_id, offset=page * PAGE_SIZE, limit=PAGE_SIZE, card_filter=card_filter
+        )
+        return CardPage(cards=cards, page=page, pages=pages, total=total)
+
+    @staticmethod
+    def expiring_before(today: date, within_days: int) -> date:
+        return today + timedelta(days=within_days)
+
+    async def resolve(self, chat_id: int, reference: str) -> list[Card]:
+        """Cards a user means by a full ICCID or its last 4+ characters, most urgent first."""
+        fragment = normalize_iccid(reference)
+        if len(fragment) < MIN_SUFFIX:
+            return []
+        exact = await self.storage.get_card_by_iccid(chat_id, fragment)
+        if exact is not None:
+            return [exact]
+        found = await self.storage.find_cards_by_suffix(chat_id, fragment, MAX_MATCHES)
+        return [card for card in found if matches_suffix(card.iccid, fragment)]
+
+    def plan_renewal(self, card: Card, today: date, choice: Period | date) -> RenewalPlan:
+        if isinstance(choice, date):
+            return RenewalPlan(card, card.expiry, choice, RenewalRule.SET_DATE, None)
+        new_expiry, rule = renewal_expiry(card.expiry, choice, today)
+        return RenewalPlan(card, card.expiry, new_expiry, rule, choice)
+
+    async def renew(
+        self,
+        plan: RenewalPlan,
+        *,
+        amount_fen: int | None,
+        by_user_id: int | None,
+        by_name: str | None,
+    ) -> Renewal | None:
+        """Record the renewal; None when the card changed (or vanished) since the plan was made."""
+        draft = RenewalDraft(
+            renewed_at=self.clock.now(),
+            by_user_id=by_user_id,
+            by_name=by_name,
+            old_expiry=plan.old_expiry,
+            new_expiry=plan.new_expiry,
+            period=plan.period,
+            rule=plan.rule,
+            amount_fen=amount_fen,
+        )
+        return await self.storage.renew_card(plan.card.chat_id, plan.card.id, draft)
+
+    async def update(self, card: Card) -> Card | None:
+        return await self.storage.update_card(card.chat_id, card)
+
+    async def delete(self, chat_id: int, card_id: int) -> bool:
+        return await self.storage.delete_card(chat_id, card_id)
+
+    async def save_settings(self, chat: ChatSettings) -> None:
+        await self.storage.save_chat(chat)
+
+
+__all__ = ["PAGE_SIZE", "CardPage", "CardService", "RenewalPlan"]

@@ -1,0 +1,88 @@
+"""The storage interface the domain depends on; another database can implement it.
+
+Every card operation takes the owning ``chat_id``: a card is only ever found through its chat, so
+a forged id from another chat reads as "no such card" and can change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from bot.models import Card, CardDraft, ChatSettings, Period, Renewal, RenewalRule
+
+
+class DuplicateCardError(Exception):
+    """The chat already has a card with this ICCID."""
+
+    def __init__(self, existing: Card) -> None:
+        super().__init__(existing.iccid)
+        self.existing = existing
+
+
+class SchemaTooNewError(Exception):
+    """The database was written by a newer SimWatch than this one."""
+
+
+class RenewalDraft(BaseModel):
+    """A renewal to record; ``old_expiry`` must still be the card's expiry when it is applied."""
+
+    renewed_at: datetime
+    by_user_id: int | None
+    by_name: str | None
+    old_expiry: date
+    new_expiry: date
+    period: Period | None
+    rule: RenewalRule
+    amount_fen: int | None = None
+    automatic: bool = False
+
+
+class CardFilter(BaseModel):
+    """Which of a chat's cards to list; all of them when empty."""
+
+    expiring_before: date | None = None  # expiry <= this date (expired cards included)
+
+
+class Storage(Protocol):
+    async def close(self) -> None: ...
+
+    # chats
+    async def ensure_chat(self, chat_id: int, *, is_group: bool) -> ChatSettings: ...
+    async def get_chat(self, chat_id: int) -> ChatSettings | None: ...
+    async def save_chat(self, chat: ChatSettings) -> None: ...
+
+    # cards, always within one chat
+    async def add_card(self, chat_id: int, draft: CardDraft, created_at: datetime) -> Card: ...
+    async def get_card(self, chat_id: int, card_id: int) -> Card | None: ...
+    async def get_card_by_iccid(self, chat_id: int, iccid: str) -> Card | None: ...
+    async def find_cards_by_suffix(self, chat_id: int, suffix: str, limit: int) -> list[Card]: ...
+    async def count_cards(self, chat_id: int, card_filter: CardFilter | None = None) -> int: ...
+    async def list_cards(
+        self,
+        chat_id: int,
+        *,
+        offset: int = 0,
+        limit: int = 10,
+        card_filter: CardFilter | None = None,
+    ) -> list[Card]: ...
+    async def update_card(self, chat_id: int, card: Card) -> Card | None: ...
+    async def delete_card(self, chat_id: int, card_id: int) -> bool: ...
+
+    # renewals
+    async def renew_card(
+        self, chat_id: int, card_id: int, renewal: RenewalDraft
+    ) -> Renewal | None: ...
+    async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]: ...
+
+
+__all__: Sequence[str] = (
+    "CardFilter",
+    "DuplicateCardError",
+    "RenewalDraft",
+    "SchemaTooNewError",
+    "Storage",
+)

@@ -1,0 +1,311 @@
+"""SQLite implementation of ``storage.base.Storage`` (aiosqlite, WAL mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
+from storage.base import CardFilter, DuplicateCardError, RenewalDraft
+from storage.migrate import migrate
+
+_CARD_COLUMNS = (
+    "id, chat_id, iccid, expiry, carrier, label, plan_months, plan_days, plan_price_fen, "
+    "auto_renew, note, muted, snoozed_until, created_at"
+)
+_RENEWAL_COLUMNS = (
+    "r.id, r.card_id, r.renewed_at, r.by_user_id, r.by_name, r.old_expiry, r.new_expiry, "
+    "r.period_months, r.period_days, r.rule, r.amount_fen, r.automatic"
+)
+
+
+def _period(months: int | None, days: int | None) -> Period | None:
+    if months is None and days is None:
+        return None
+    return Period(months=months or 0, days=days or 0)
+
+
+def _card(row: aiosqlite.Row) -> Card:
+    return Card(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        iccid=row["iccid"],
+        expiry=date.fromisoformat(row["expiry"]),
+        carrier=Carrier(row["carrier"]),
+        label=row["label"],
+        plan_period=_period(row["plan_months"], row["plan_days"]),
+        plan_price_fen=row["plan_price_fen"],
+        auto_renew=bool(row["auto_renew"]),
+        note=row["note"],
+        muted=bool(row["muted"]),
+        snoozed_until=date.fromisoformat(row["snoozed_until"]) if row["snoozed_until"] else None,
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _renewal(row: aiosqlite.Row) -> Renewal:
+    return Renewal(
+        id=row["id"],
+        card_id=row["card_id"],
+        renewed_at=datetime.fromisoformat(row["renewed_at"]),
+        by_user_id=row["by_user_id"],
+        by_name=row["by_name"],
+        old_expiry=date.fromisoformat(row["old_expiry"]),
+        new_expiry=date.fromisoformat(row["new_expiry"]),
+        period=_period(row["period_months"], row["period_days"]),
+        rule=RenewalRule(row["rule"]),
+        amount_fen=row["amount_fen"],
+        automatic=bool(row["automatic"]),
+    )
+
+
+def _chat(row: aiosqlite.Row) -> ChatSettings:
+    return ChatSettings(
+        chat_id=row["chat_id"],
+        is_group=bool(row["is_group"]),
+        language=row["language"],
+        timezone=row["timezone"],
+    )
+
+
+def _card_values(draft: CardDraft) -> dict[str, Any]:
+    plan = draft.plan_period
+    return {
+        "iccid": draft.iccid,
+        "expiry": draft.expiry.isoformat(),
+        "carrier": draft.carrier.value,
+        "label": draft.label,
+        "plan_months": plan.months if plan else None,
+        "plan_days": plan.days if plan else None,
+        "plan_price_fen": draft.plan_price_fen,
+        "auto_renew": int(draft.auto_renew),
+        "note": draft.note,
+    }
+
+
+def _filter_sql(card_filter: CardFilter | None) -> tuple[str, list[Any]]:
+    if card_filter is None or card_filter.expiring_before is None:
+        return "", []
+    return " AND expiry <= ?", [card_filter.expiring_before.isoformat()]
+
+
+class SqliteStorage:
+    """One connection; an asyncio lock keeps coroutines from interleaving inside a transaction."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteStorage:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    # chats
+
+    async def ensure_chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (chat_id) DO NOTHING",
+                (chat_id, int(is_group), datetime.now(UTC).isoformat()),
+            )
+        chat = await self.get_chat(chat_id)
+        assert chat is not None
+        return chat
+
+    async def get_chat(self, chat_id: int) -> ChatSettings | None:
+        row = await self._fetchone("SELECT * FROM chats WHERE chat_id = ?", (chat_id,))
+        return _chat(row) if row else None
+
+    async def save_chat(self, chat: ChatSettings) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE chats SET is_group = ?, language = ?, timezone = ? WHERE chat_id = ?",
+                (int(chat.is_group), chat.language, chat.timezone, chat.chat_id),
+            )
+
+    # cards
+
+    async def add_card(self, chat_id: int, draft: CardDraft, created_at: datetime) -> Card:
+        values = _card_values(draft)
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        async with self._transaction() as db:
+            async with db.execute(
+                f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND iccid = ?",
+                (chat_id, draft.iccid),
+            ) as cursor:
+                existing = await cursor.fetchone()
+            if existing is not None:
+                raise DuplicateCardError(_card(existing))
+            async with db.execute(
+                f"INSERT INTO cards (chat_id, created_at, {names}) VALUES (?, ?, {marks}) "
+                f"RETURNING {_CARD_COLUMNS}",
+                (chat_id, created_at.isoformat(), *values.values()),
+            ) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return _card(row)
+
+    async def get_card(self, chat_id: int, card_id: int) -> Card | None:
+        row = await self._fetchone(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND id = ?", (chat_id, card_id)
+        )
+        return _card(row) if row else None
+
+    async def get_card_by_iccid(self, chat_id: int, iccid: str) -> Card | None:
+        row = await self._fetchone(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND iccid = ?", (chat_id, iccid)
+        )
+        return _card(row) if row else None
+
+    async def find_cards_by_suffix(self, chat_id: int, suffix: str, limit: int) -> list[Card]:
+        # substr() rather than LIKE so '%' or '_' typed by a user match only themselves
+        rows = await self._fetchall(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
+            "AND substr(iccid, -?) = ? ORDER BY expiry, id LIMIT ?",
+            (chat_id, len(suffix), suffix, limit),
+        )
+        return [_card(row) for row in rows]
+
+    async def count_cards(self, chat_id: int, card_filter: CardFilter | None = None) -> int:
+        where, params = _filter_sql(card_filter)
+        row = await self._fetchone(
+            f"SELECT count(*) FROM cards WHERE chat_id = ?{where}", (chat_id, *params)
+        )
+        return int(row[0]) if row else 0
+
+    async def list_cards(
+        self,
+        chat_id: int,
+        *,
+        offset: int = 0,
+        limit: int = 10,
+        card_filter: CardFilter | None = None,
+    ) -> list[Card]:
+        where, params = _filter_sql(card_filter)
+        rows = await self._fetchall(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ?{where} "
+            "ORDER BY expiry, id LIMIT ? OFFSET ?",
+            (chat_id, *params, limit, offset),
+        )
+        return [_card(row) for row in rows]
+
+    async def update_card(self, chat_id: int, card: Card) -> Card | None:
+        values = _card_values(card)
+        values["muted"] = int(card.muted)
+        values["snoozed_until"] = card.snoozed_until.isoformat() if card.snoozed_until else None
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        try:
+            async with (
+                self._transaction() as db,
+                db.execute(
+                    f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ? "
+                    f"RETURNING {_CARD_COLUMNS}",
+                    (*values.values(), chat_id, card.id),
+                ) as cursor,
+            ):
+                row = await cursor.fetchone()
+        except aiosqlite.IntegrityError:
+            existing = await self.get_card_by_iccid(chat_id, card.iccid)
+            if existing is None:
+                raise
+            raise DuplicateCardError(existing) from None
+        return _card(row) if row else None
+
+    async def delete_card(self, chat_id: int, card_id: int) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM cards WHERE chat_id = ? AND id = ?", (chat_id, card_id)
+            )
+            return cursor.rowcount > 0
+
+    # renewals
+
+    async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
+        period = renewal.period
+        async with self._transaction() as db:
+            # Only if the expiry is still what the user saw: two staff pressing "renew" on the
+            # same stale message must not extend the card twice.
+            cursor = await db.execute(
+                "UPDATE cards SET expiry = ?, snoozed_until = NULL "
+                "WHERE chat_id = ? AND id = ? AND expiry = ?",
+                (
+                    renewal.new_expiry.isoformat(),
+                    chat_id,
+                    card_id,
+                    renewal.old_expiry.isoformat(),
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            async with db.execute(
+                "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, "
+                "new_expiry, period_months, period_days, rule, amount_fen, automatic) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    card_id,
+                    renewal.renewed_at.isoformat(),
+                    renewal.by_user_id,
+                    renewal.by_name,
+                    renewal.old_expiry.isoformat(),
+                    renewal.new_expiry.isoformat(),
+                    period.months if period else None,
+                    period.days if period else None,
+                    renewal.rule.value,
+                    renewal.amount_fen,
+                    int(renewal.automatic),
+                ),
+            ) as inserted:
+                row = await inserted.fetchone()
+        assert row is not None
+        return Renewal(id=row[0], card_id=card_id, **renewal.model_dump())
+
+    async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]:
+        rows = await self._fetchall(
+            f"SELECT {_RENEWAL_COLUMNS} FROM renewals r JOIN cards c ON c.id = r.card_id "
+            "WHERE c.chat_id = ? AND r.card_id = ? ORDER BY r.renewed_at DESC, r.id DESC LIMIT ?",
+            (chat_id, card_id, limit),
+        )
+        return [_renewal(row) for row in rows]
