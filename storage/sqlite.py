@@ -122,8 +122,11 @@ class SqliteStorage:
     async def close(self) -> None:
         await self._db.close()
 
+    # transaction/fetchall/fetchone are for this class and sibling stores in ``storage`` only.
+
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT under the lock; rolled back on any exception."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -133,18 +136,18 @@ class SqliteStorage:
                 raise
             await self._db.commit()
 
-    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
-    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     # chats
 
     async def ensure_chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (chat_id) DO NOTHING",
@@ -155,11 +158,11 @@ class SqliteStorage:
         return chat
 
     async def get_chat(self, chat_id: int) -> ChatSettings | None:
-        row = await self._fetchone("SELECT * FROM chats WHERE chat_id = ?", (chat_id,))
+        row = await self.fetchone("SELECT * FROM chats WHERE chat_id = ?", (chat_id,))
         return _chat(row) if row else None
 
     async def save_chat(self, chat: ChatSettings) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "UPDATE chats SET is_group = ?, language = ?, timezone = ? WHERE chat_id = ?",
                 (int(chat.is_group), chat.language, chat.timezone, chat.chat_id),
@@ -171,7 +174,7 @@ class SqliteStorage:
         values = _card_values(draft)
         names = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             async with db.execute(
                 f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND iccid = ?",
                 (chat_id, draft.iccid),
@@ -189,20 +192,20 @@ class SqliteStorage:
         return _card(row)
 
     async def get_card(self, chat_id: int, card_id: int) -> Card | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND id = ?", (chat_id, card_id)
         )
         return _card(row) if row else None
 
     async def get_card_by_iccid(self, chat_id: int, iccid: str) -> Card | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? AND iccid = ?", (chat_id, iccid)
         )
         return _card(row) if row else None
 
     async def find_cards_by_suffix(self, chat_id: int, suffix: str, limit: int) -> list[Card]:
         # substr() rather than LIKE so '%' or '_' typed by a user match only themselves
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
             "AND substr(iccid, -?) = ? ORDER BY expiry, id LIMIT ?",
             (chat_id, len(suffix), suffix, limit),
@@ -211,7 +214,7 @@ class SqliteStorage:
 
     async def count_cards(self, chat_id: int, card_filter: CardFilter | None = None) -> int:
         where, params = _filter_sql(card_filter)
-        row = await self._fetchone(
+        row = await self.fetchone(
             f"SELECT count(*) FROM cards WHERE chat_id = ?{where}", (chat_id, *params)
         )
         return int(row[0]) if row else 0
@@ -225,7 +228,7 @@ class SqliteStorage:
         card_filter: CardFilter | None = None,
     ) -> list[Card]:
         where, params = _filter_sql(card_filter)
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ?{where} "
             "ORDER BY expiry, id LIMIT ? OFFSET ?",
             (chat_id, *params, limit, offset),
@@ -239,7 +242,7 @@ class SqliteStorage:
         assignments = ", ".join(f"{name} = ?" for name in values)
         try:
             async with (
-                self._transaction() as db,
+                self.transaction() as db,
                 db.execute(
                     f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ? "
                     f"RETURNING {_CARD_COLUMNS}",
@@ -255,7 +258,7 @@ class SqliteStorage:
         return _card(row) if row else None
 
     async def delete_card(self, chat_id: int, card_id: int) -> bool:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cursor = await db.execute(
                 "DELETE FROM cards WHERE chat_id = ? AND id = ?", (chat_id, card_id)
             )
@@ -265,7 +268,7 @@ class SqliteStorage:
 
     async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
         period = renewal.period
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             # Only if the expiry is still what the user saw: two staff pressing "renew" on the
             # same stale message must not extend the card twice.
             cursor = await db.execute(
@@ -303,7 +306,7 @@ class SqliteStorage:
         return Renewal(id=row[0], card_id=card_id, **renewal.model_dump())
 
     async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {_RENEWAL_COLUMNS} FROM renewals r JOIN cards c ON c.id = r.card_id "
             "WHERE c.chat_id = ? AND r.card_id = ? ORDER BY r.renewed_at DESC, r.id DESC LIMIT ?",
             (chat_id, card_id, limit),
