@@ -1,0 +1,47 @@
+"""``python -m bot``: run the bot, or one of the operator commands (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import setup_logging
+from storage.base import SchemaTooNewError
+
+
+def run_bot(settings: Settings) -> int:
+    from bot.app import build_application
+
+    token = settings.require_token()
+    setup_logging(settings.log_level, token)
+    application = build_application(settings, token=token)
+    application.run_polling(allowed_updates=None, drop_pending_updates=False)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="SimWatch (流量卡管家): reminders to renew POS terminals' data SIM cards.",
+    )
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the bot on Telegram (long polling); the default")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command in (None, "run"):
+            return run_bot(settings)
+    except (SettingsError, SchemaTooNewError) as exc:
+        print(f"simwatch: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

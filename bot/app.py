@@ -1,0 +1,86 @@
+"""Wiring: the python-telegram-bot Application with SimWatch's handlers, storage and clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.i18n import t
+from bot.services.cards import CardService
+from handlers import addcard, cards, edit, renew, settings, start
+from handlers.common import SERVICES_KEY, Services, install_services
+from storage.base import Storage
+from storage.sqlite import SqliteStorage
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+MENU_COMMANDS = ("addcard", "cards", "expiring", "renew", "settings", "help", "cancel")
+STORAGE_KEY = "simwatch.storage"
+
+
+def menu(lang: str) -> list[BotCommand]:
+    return [BotCommand(name, t(lang, f"commands.{name}")) for name in MENU_COMMANDS]
+
+
+async def register_commands(application: AnyApplication) -> None:
+    """The command menu users see, in Chinese by default and in English for English clients."""
+    await application.bot.set_my_commands(menu("zh_CN"))
+    await application.bot.set_my_commands(menu("zh_CN"), language_code="zh")
+    await application.bot.set_my_commands(menu("en"), language_code="en")
+
+
+def add_handlers(application: AnyApplication) -> None:
+    # Conversations first, so that their steps win over the one-shot button handlers.
+    application.add_handlers(
+        [addcard.HANDLER, renew.HANDLER, edit.HANDLER, settings.HANDLER], group=0
+    )
+    application.add_handlers(
+        [*start.HANDLERS, *cards.HANDLERS, *settings.HANDLERS, *edit.EXTRA_HANDLERS], group=1
+    )
+    application.add_handlers(start.FALLBACK_HANDLERS, group=9)
+
+
+def build_application(
+    config: Settings,
+    *,
+    token: str,
+    storage: Storage | None = None,
+    clock: Clock | None = None,
+    rate_limit: bool = True,
+) -> AnyApplication:
+    """The bot, ready to ``initialize()``/``run_polling()``.
+
+    Without ``storage`` the database at ``config.database_path`` is opened when the application
+    starts (inside its event loop) and closed when it stops.
+    """
+    builder: Any = (  # Any: setting a rate limiter changes the builder's generic type
+        ApplicationBuilder()
+        .token(token)
+        .base_url(config.telegram_base_url)
+        .base_file_url(config.telegram_base_file_url)
+    )
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter())
+
+    async def post_init(application: AnyApplication) -> None:
+        store = storage
+        if store is None:
+            store = await SqliteStorage.open(config.database_path)
+            application.bot_data[STORAGE_KEY] = store
+        now = clock or SystemClock()
+        install_services(application, Services(config, now, CardService(store, now)))
+        await register_commands(application)
+
+    async def post_shutdown(application: AnyApplication) -> None:
+        owned = application.bot_data.pop(STORAGE_KEY, None)
+        if owned is not None:
+            await owned.close()
+        application.bot_data.pop(SERVICES_KEY, None)
+
+    application: AnyApplication = builder.post_init(post_init).post_shutdown(post_shutdown).build()
+    add_handlers(application)
+    return application

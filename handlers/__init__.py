@@ -1,0 +1,1 @@
+"""The Telegram surface: parse the update, call the domain, render the reply."""

@@ -1,0 +1,163 @@
+"""/cards, /expiring, a card's detail view and deleting a card."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot.services.cards import CardService
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    callback_arg,
+    command_args,
+    here,
+    is_admin,
+    reply,
+    services,
+)
+from handlers.render import button, card_detail, card_list, detail_keyboard, iccid_shown, markup
+
+DEFAULT_EXPIRING_DAYS = 30
+MAX_EXPIRING_DAYS = 3650
+
+
+async def _show_page(
+    update: Update, context: Context, where: Here, filter_code: str, page: int
+) -> None:
+    svc = services(context)
+    if filter_code == "a":
+        result = await svc.cards.page(where.chat_id, page)
+        text, keyboard = card_list(
+            where.lang,
+            result,
+            where.today,
+            where.is_group,
+            title_key="cards.title",
+            empty_key="cards.empty",
+            nav_data="pg:a",
+        )
+    else:
+        days = int(filter_code[1:])
+        until = CardService.expiring_before(where.today, days)
+        result = await svc.cards.page(where.chat_id, page, expiring_before=until)
+        text, keyboard = card_list(
+            where.lang,
+            result,
+            where.today,
+            where.is_group,
+            title_key="expiring.title",
+            empty_key="expiring.empty",
+            nav_data=f"pg:{filter_code}",
+            days=days,
+        )
+    await reply(update, text, keyboard)
+
+
+async def cards_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    await _show_page(update, context, where, "a", 0)
+
+
+async def expiring_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    args = command_args(context)
+    days = DEFAULT_EXPIRING_DAYS
+    if args:
+        text = args[0].removesuffix("d").removesuffix("天")
+        if not text.isdecimal() or not 0 <= int(text) <= MAX_EXPIRING_DAYS:
+            await reply(update, where.t("expiring.bad_days", max=MAX_EXPIRING_DAYS))
+            return
+        days = int(text)
+    await _show_page(update, context, where, f"e{days}", 0)
+
+
+async def page_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    parts = query.data.split(":")
+    page = callback_arg(update, 2)
+    valid_filter = len(parts) == 3 and (
+        parts[1] == "a" or (parts[1][:1] == "e" and parts[1][1:].isdecimal())
+    )
+    await answer(query)
+    if page is None or not valid_filter:
+        return
+    where = await here(update, context)
+    await _show_page(update, context, where, parts[1], page)
+
+
+async def show_card(update: Update, context: Context, where: Here, card_id: int) -> None:
+    """The detail view, or a polite 'not found' if the card is gone or not this chat's."""
+    svc = services(context)
+    card = await svc.cards.get(where.chat_id, card_id)
+    if card is None:
+        await reply(update, where.t("card.not_found"), edit=False)
+        return
+    history = await svc.cards.history(where.chat_id, card.id)
+    text = card_detail(where.lang, card, where.today, where.is_group, history)
+    await reply(update, text, detail_keyboard(where.lang, card))
+
+
+async def open_card_button(update: Update, context: Context) -> None:
+    await answer(update.callback_query)
+    card_id = callback_arg(update, 1)
+    if card_id is None:
+        return
+    await show_card(update, context, await here(update, context), card_id)
+
+
+async def delete_button(update: Update, context: Context) -> None:
+    """dl: ask, dy: delete, dn: changed my mind (back to the card)."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    action = query.data.split(":", 1)[0]
+    card_id = callback_arg(update, 1)
+    if card_id is None:
+        await answer(query)
+        return
+    if action == "dn":
+        await answer(query)
+        await show_card(update, context, where, card_id)
+        return
+    if not await is_admin(update, context):
+        await answer(query, where.t("group.admins_only"), alert=True)
+        return
+    svc = services(context)
+    card = await svc.cards.get(where.chat_id, card_id)
+    if card is None:
+        await answer(query, where.t("card.not_found"), alert=True)
+        return
+    await answer(query)
+    if action == "dl":
+        keyboard = markup(
+            [
+                [
+                    button(where.t("button.confirm_delete"), f"dy:{card.id}"),
+                    button(where.t("button.keep"), f"dn:{card.id}"),
+                ]
+            ]
+        )
+        shown = iccid_shown(card, where.is_group)
+        await reply(
+            update, where.t("delete.confirm", iccid=shown, label=card.label or ""), keyboard
+        )
+        return
+    await svc.cards.delete(where.chat_id, card.id)
+    await reply(update, where.t("delete.done", iccid=iccid_shown(card, where.is_group)))
+
+
+async def noop_button(update: Update, context: Context) -> None:
+    await answer(update.callback_query)
+
+
+HANDLERS = [
+    CommandHandler("cards", cards_command),
+    CommandHandler("expiring", expiring_command),
+    CallbackQueryHandler(page_button, pattern=r"^pg:"),
+    CallbackQueryHandler(open_card_button, pattern=r"^cd:"),
+    CallbackQueryHandler(delete_button, pattern=r"^d[lyn]:"),
+    CallbackQueryHandler(noop_button, pattern=r"^noop$"),
+]

@@ -1,0 +1,250 @@
+"""Editing a card's fields from its detail view (or ``/edit <ICCID or last 4+>``)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.cardinput import (
+    MAX_LABEL_LEN,
+    MAX_NOTE_LEN,
+    clean_text,
+    is_clear_word,
+    parse_carrier,
+    parse_plan,
+)
+from bot.dates import parse_expiry
+from bot.errors import InputError
+from bot.i18n import Html
+from bot.iccid import check_iccid
+from bot.models import Card, Carrier
+from handlers.cards import show_card
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    callback_arg,
+    command_args,
+    here,
+    is_admin,
+    reply,
+    services,
+)
+from handlers.conversation import END, conversation, drop_scratch, scratch
+from handlers.render import Keyboard, button, carrier_name, iccid_shown, markup
+from storage.base import DuplicateCardError
+
+VALUE = 0
+NAME = "edit"
+TEXT = filters.TEXT & ~filters.COMMAND
+FIELDS = ("expiry", "carrier", "label", "plan", "note", "iccid")
+TOGGLES = ("auto", "mute")
+
+
+def _menu(where: Here, card: Card) -> tuple[Html, Keyboard]:
+    rows = [
+        [
+            button(where.t("edit.field.expiry"), f"ef:{card.id}:expiry"),
+            button(where.t("edit.field.carrier"), f"ef:{card.id}:carrier"),
+        ],
+        [
+            button(where.t("edit.field.label"), f"ef:{card.id}:label"),
+            button(where.t("edit.field.plan"), f"ef:{card.id}:plan"),
+        ],
+        [
+            button(where.t("edit.field.note"), f"ef:{card.id}:note"),
+            button(where.t("edit.field.iccid"), f"ef:{card.id}:iccid"),
+        ],
+        [
+            button(
+                where.t("edit.toggle.auto_off" if card.auto_renew else "edit.toggle.auto_on"),
+                f"et:{card.id}:auto",
+            ),
+            button(
+                where.t("edit.toggle.unmute" if card.muted else "edit.toggle.mute"),
+                f"et:{card.id}:mute",
+            ),
+        ],
+        [button(where.t("button.back"), f"cd:{card.id}")],
+    ]
+    text = where.t("edit.menu", iccid=iccid_shown(card, where.is_group), label=card.label or "")
+    return text, rows
+
+
+async def show_menu(update: Update, context: Context, where: Here, card_id: int) -> None:
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        await reply(update, where.t("card.not_found"), edit=False)
+        return
+    text, rows = _menu(where, card)
+    await reply(update, text, markup(rows))
+
+
+async def menu_button(update: Update, context: Context) -> int:
+    await answer(update.callback_query)
+    card_id = callback_arg(update, 1)
+    if card_id is not None:
+        await show_menu(update, context, await here(update, context), card_id)
+    return END
+
+
+async def edit_command(update: Update, context: Context) -> int:
+    where = await here(update, context)
+    args = command_args(context)
+    if not args:
+        await reply(update, where.t("edit.usage"), edit=False)
+        return END
+    matches = await services(context).cards.resolve(where.chat_id, args[0])
+    if not matches:
+        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+    elif len(matches) > 1:
+        rows = [[button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"ed:{c.id}")] for c in matches]
+        await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
+    else:
+        await show_menu(update, context, where, matches[0].id)
+    return END
+
+
+async def toggle_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    card_id = callback_arg(update, 1)
+    svc = services(context)
+    card = await svc.cards.get(where.chat_id, card_id) if card_id is not None else None
+    if card is None:
+        await answer(query, where.t("card.not_found"), alert=True)
+        return END
+    what = query.data.rsplit(":", 1)[1]
+    if what == "auto":
+        if not card.auto_renew and card.plan_period is None:
+            await answer(query, where.t("edit.auto_needs_plan"), alert=True)
+            return END
+        card = card.model_copy(update={"auto_renew": not card.auto_renew})
+    elif what == "mute":
+        card = card.model_copy(update={"muted": not card.muted})
+    await answer(query, where.t("edit.saved"))
+    await svc.cards.update(card)
+    await show_menu(update, context, where, card.id)
+    return END
+
+
+async def field_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    await answer(query)
+    where = await here(update, context)
+    parts = query.data.split(":")
+    card_id = callback_arg(update, 1)
+    if card_id is None or len(parts) != 3 or parts[2] not in FIELDS:
+        return END
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        await reply(update, where.t("card.not_found"), edit=False)
+        return END
+    field = parts[2]
+    if field == "iccid" and not await is_admin(update, context):
+        await reply(update, where.t("group.admins_only"), edit=False)
+        return END
+    data = scratch(context, NAME, where.chat_id)
+    data.update(card_id=card.id, field=field)
+    rows: Keyboard = []
+    if field == "carrier":
+        rows = [[button(carrier_name(where.lang, c), f"ecar:{c.value}")] for c in Carrier]
+    await reply(update, where.t(f"edit.ask.{field}"), markup(rows) if rows else None, edit=False)
+    return VALUE
+
+
+def _apply(card: Card, field: str, text: str, where: Here) -> Card:
+    """The card with one field changed from what the user typed; raises InputError."""
+    if field == "expiry":
+        return card.model_copy(update={"expiry": parse_expiry(text, where.today)})
+    if field == "carrier":
+        carrier = parse_carrier(text)
+        if carrier is None:
+            raise InputError("addcard.pick_carrier")
+        return card.model_copy(update={"carrier": carrier})
+    if field == "label":
+        label = clean_text(text, max_len=MAX_LABEL_LEN, key="error.label.too_long")
+        return card.model_copy(update={"label": label})
+    if field == "note":
+        note = clean_text(text, max_len=MAX_NOTE_LEN, key="error.note.too_long")
+        return card.model_copy(update={"note": note})
+    if field == "plan":
+        if is_clear_word(text):
+            return card.model_copy(
+                update={"plan_period": None, "plan_price_fen": None, "auto_renew": False}
+            )
+        period, price = parse_plan(text)
+        return card.model_copy(update={"plan_period": period, "plan_price_fen": price})
+    checked = check_iccid(text)  # field == "iccid"
+    return card.model_copy(update={"iccid": checked.iccid})
+
+
+async def _save(update: Update, context: Context, where: Here, value: str) -> int:
+    data = scratch(context, NAME, where.chat_id)
+    svc = services(context)
+    card = await svc.cards.get(where.chat_id, int(data.get("card_id", 0)))
+    if card is None:
+        drop_scratch(context, NAME, where.chat_id)
+        await reply(update, where.t("card.not_found"), edit=False)
+        return END
+    try:
+        changed = _apply(card, str(data.get("field")), value, where)
+        await svc.cards.update(changed)
+    except InputError as exc:
+        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        return VALUE
+    except DuplicateCardError:
+        await reply(update, where.t("addcard.duplicate", iccid=value), edit=False)
+        return VALUE
+    drop_scratch(context, NAME, where.chat_id)
+    await reply(update, where.t("edit.saved"), edit=False)
+    await show_card(update, context, where, card.id)
+    return END
+
+
+async def value_typed(update: Update, context: Context) -> int:
+    assert update.message is not None and update.message.text is not None
+    return await _save(update, context, await here(update, context), update.message.text)
+
+
+async def carrier_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    await answer(query)
+    return await _save(update, context, await here(update, context), query.data.split(":")[1])
+
+
+async def delete_command(update: Update, context: Context) -> None:
+    """/delete <ICCID or last 4+>: find the card and ask for confirmation like the button does."""
+    where = await here(update, context)
+    args = command_args(context)
+    if not args:
+        await reply(update, where.t("delete.usage"), edit=False)
+        return
+    matches = await services(context).cards.resolve(where.chat_id, args[0])
+    if not matches:
+        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        return
+    rows = [[button(f"🗑 {c.iccid[-8:]} {c.label or ''}".strip(), f"dl:{c.id}")] for c in matches]
+    await reply(update, where.t("delete.pick"), markup(rows), edit=False)
+
+
+HANDLER = conversation(
+    NAME,
+    entry_points=[
+        CommandHandler("edit", edit_command),
+        CallbackQueryHandler(menu_button, pattern=r"^ed:\d+$"),
+        CallbackQueryHandler(toggle_button, pattern=r"^et:\d+:(auto|mute)$"),
+        CallbackQueryHandler(field_button, pattern=r"^ef:\d+:[a-z]+$"),
+    ],
+    states={
+        VALUE: [
+            CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
+            MessageHandler(TEXT, value_typed),
+        ],
+    },
+)
+
+EXTRA_HANDLERS = [CommandHandler("delete", delete_command)]

@@ -1,0 +1,181 @@
+"""Turning domain objects into chat text and buttons (all words come from the catalogue)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.i18n import Html, t
+from bot.iccid import mask_iccid
+from bot.models import Card, CardStatus, Carrier, Period, Renewal
+from bot.money import format_fen
+from bot.services.cards import PAGE_SIZE, CardPage
+
+Keyboard = list[list[InlineKeyboardButton]]
+
+
+def button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=data)
+
+
+def markup(rows: Keyboard) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(rows)
+
+
+def iccid_shown(card: Card, is_group: bool) -> str:
+    """Groups see only the last digits: staff recognise the card, outsiders can't reuse it."""
+    return mask_iccid(card.iccid) if is_group else card.iccid
+
+
+def carrier_name(lang: str, carrier: Carrier) -> Html:
+    return t(lang, f"carrier.{carrier.value}")
+
+
+def period_text(lang: str, period: Period | None) -> Html:
+    if period is None or period.is_empty:
+        return t(lang, "common.none")
+    parts = []
+    if period.months:
+        if period.months % 12 == 0:
+            parts.append(t(lang, "period.years", n=period.months // 12))
+        else:
+            parts.append(t(lang, "period.months", n=period.months))
+    if period.days:
+        parts.append(t(lang, "period.days", n=period.days))
+    return Html(" ".join(parts))
+
+
+def plan_text(lang: str, card: Card) -> Html:
+    if card.plan_period is None:
+        return t(lang, "common.none")
+    if card.plan_price_fen is None:
+        return period_text(lang, card.plan_period)
+    return t(
+        lang,
+        "card.plan_with_price",
+        period=period_text(lang, card.plan_period),
+        price=format_fen(card.plan_price_fen),
+    )
+
+
+def status_text(lang: str, card: Card, today: date) -> Html:
+    days = card.days_left(today)
+    status = card.status(today)
+    if status is CardStatus.OK:
+        return t(lang, "status.ok", days=days)
+    if status is CardStatus.EXPIRING:
+        return t(lang, "status.today") if days == 0 else t(lang, "status.expiring", days=days)
+    if status is CardStatus.SUSPENDED:
+        return t(lang, "status.suspended", days=-days)
+    return t(lang, "status.expired", days=-days)
+
+
+def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -> Html:
+    return t(
+        lang,
+        "cards.line",
+        n=number,
+        status=status_text(lang, card, today),
+        iccid=iccid_shown(card, is_group),
+        label=card.label or "",
+        expiry=card.expiry.isoformat(),
+    )
+
+
+def card_button_text(card: Card, number: int) -> str:
+    """Button labels are plain text: the last digits say which card, the label says where."""
+    label = f" {card.label}" if card.label else ""
+    text = f"{number}. {mask_iccid(card.iccid)}{label}"
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def card_list(
+    lang: str,
+    page: CardPage,
+    today: date,
+    is_group: bool,
+    *,
+    title_key: str,
+    empty_key: str,
+    nav_data: str,
+    open_prefix: str = "cd",
+    **title_params: object,
+) -> tuple[Html, InlineKeyboardMarkup | None]:
+    """A page of cards as text plus one button per card and ◀ n/m ▶ navigation."""
+    if page.total == 0:
+        return t(lang, empty_key, **title_params), None
+    first = page.page * PAGE_SIZE + 1
+    lines = [card_line(lang, card, today, is_group, first + i) for i, card in enumerate(page.cards)]
+    title = t(lang, title_key, total=page.total, **title_params)
+    pager = t(lang, "cards.page", page=page.page + 1, pages=page.pages)
+    text = Html("\n".join([title, pager, "", *lines]))
+    rows: Keyboard = []
+    pair: list[InlineKeyboardButton] = []
+    for i, card in enumerate(page.cards):
+        pair.append(button(card_button_text(card, first + i), f"{open_prefix}:{card.id}"))
+        if len(pair) == 2:
+            rows.append(pair)
+            pair = []
+    if pair:
+        rows.append(pair)
+    if page.pages > 1:
+        nav = []
+        if page.page > 0:
+            nav.append(button("◀", f"{nav_data}:{page.page - 1}"))
+        nav.append(button(f"{page.page + 1}/{page.pages}", "noop"))
+        if page.page < page.pages - 1:
+            nav.append(button("▶", f"{nav_data}:{page.page + 1}"))
+        rows.append(nav)
+    return text, markup(rows)
+
+
+def renewal_line(lang: str, renewal: Renewal) -> Html:
+    who = renewal.by_name or (t(lang, "renewal.auto_by") if renewal.automatic else "—")
+    extra: list[str] = []
+    if renewal.period is not None:
+        extra.append(period_text(lang, renewal.period))
+    if renewal.amount_fen is not None:
+        extra.append(format_fen(renewal.amount_fen))
+    return t(
+        lang,
+        "renewal.line",
+        when=renewal.renewed_at.date().isoformat(),
+        who=who,
+        old=renewal.old_expiry.isoformat(),
+        new=renewal.new_expiry.isoformat(),
+        extra=" · ".join(extra),
+    )
+
+
+def card_detail(lang: str, card: Card, today: date, is_group: bool, history: list[Renewal]) -> Html:
+    fields = t(
+        lang,
+        "card.detail",
+        iccid=iccid_shown(card, is_group),
+        status=status_text(lang, card, today),
+        expiry=card.expiry.isoformat(),
+        carrier=carrier_name(lang, card.carrier),
+        label=card.label or t(lang, "common.none"),
+        plan=plan_text(lang, card),
+        auto=t(lang, "common.yes" if card.auto_renew else "common.no"),
+        reminders=t(lang, "card.reminders_muted" if card.muted else "card.reminders_on"),
+        note=card.note or t(lang, "common.none"),
+    )
+    if history:
+        lines = [renewal_line(lang, r) for r in history]
+        return Html("\n".join([fields, "", t(lang, "card.history"), *lines]))
+    return Html("\n".join([fields, "", t(lang, "card.no_history")]))
+
+
+def detail_keyboard(lang: str, card: Card) -> InlineKeyboardMarkup:
+    return markup(
+        [
+            [
+                button(t(lang, "button.renew"), f"rn:{card.id}"),
+                button(t(lang, "button.edit"), f"ed:{card.id}"),
+                button(t(lang, "button.delete"), f"dl:{card.id}"),
+            ],
+            [button(t(lang, "button.back_to_list"), "pg:a:0")],
+        ]
+    )

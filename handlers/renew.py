@@ -1,0 +1,331 @@
+"""/renew: pick a card, a period or date, the amount paid, confirm; or all of it in one line."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.dates import parse_expiry, parse_period
+from bot.errors import InputError
+from bot.models import Card, Period, RenewalRule
+from bot.money import format_fen, parse_amount
+from bot.services.cards import RenewalPlan
+from handlers.common import Context, Here, answer, callback_arg, command_args, here, reply, services
+from handlers.conversation import END, conversation, drop_scratch, scratch
+from handlers.render import button, card_list, iccid_shown, markup, period_text
+
+PICK, PERIOD, AMOUNT, CONFIRM = range(4)
+NAME = "renew"
+TEXT = filters.TEXT & ~filters.COMMAND
+STANDARD_MONTHS = (1, 3, 6, 12)
+
+
+def _scratch(context: Context, where: Here) -> dict[str, Any]:
+    return scratch(context, NAME, where.chat_id)
+
+
+def parse_choice(text: str, today: date) -> Period | date:
+    """A period ('3个月', '12') or a new expiry date ('2027-06-30')."""
+    try:
+        return parse_period(text)
+    except InputError as period_error:
+        try:
+            return parse_expiry(text, today)
+        except InputError:
+            raise period_error from None
+
+
+async def _card_or_gone(update: Update, context: Context, where: Here, card_id: int) -> Card | None:
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        drop_scratch(context, NAME, where.chat_id)
+        await reply(update, where.t("card.not_found"), edit=False)
+    return card
+
+
+# --- step 1: which card ------------------------------------------------------------------------
+
+
+async def _show_pick(update: Update, context: Context, where: Here, page: int) -> int:
+    result = await services(context).cards.page(where.chat_id, page)
+    text, keyboard = card_list(
+        where.lang,
+        result,
+        where.today,
+        where.is_group,
+        title_key="renew.pick",
+        empty_key="cards.empty",
+        nav_data="rpg",
+        open_prefix="rp",
+    )
+    await reply(update, text, keyboard)
+    return PICK if result.total else END
+
+
+async def start(update: Update, context: Context) -> int:
+    where = await here(update, context)
+    drop_scratch(context, NAME, where.chat_id)
+    if command_args(context):
+        return await one_line(update, context, where)
+    return await _show_pick(update, context, where, 0)
+
+
+async def pick_page(update: Update, context: Context) -> int:
+    await answer(update.callback_query)
+    where = await here(update, context)
+    return await _show_pick(update, context, where, callback_arg(update, 1) or 0)
+
+
+async def picked(update: Update, context: Context) -> int:
+    """rp:<id> from the list, rn:<id> from a card's detail or a reminder digest."""
+    await answer(update.callback_query)
+    where = await here(update, context)
+    card_id = callback_arg(update, 1)
+    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
+    if card is None:
+        return END
+    drop_scratch(context, NAME, where.chat_id)
+    _scratch(context, where)["card_id"] = card.id
+    return await _ask_period(update, where, card)
+
+
+# --- step 2: how long --------------------------------------------------------------------------
+
+
+async def _ask_period(update: Update, where: Here, card: Card) -> int:
+    rows = [
+        [button(period_text(where.lang, Period(months=m)), f"rper:{m}") for m in STANDARD_MONTHS]
+    ]
+    if card.plan_period is not None:
+        label = where.t("renew.by_plan", period=period_text(where.lang, card.plan_period))
+        rows.append([button(label, "rper:plan")])
+    text = where.t(
+        "renew.ask_period",
+        iccid=iccid_shown(card, where.is_group),
+        label=card.label or "",
+        expiry=card.expiry.isoformat(),
+    )
+    await reply(update, text, markup(rows))
+    return PERIOD
+
+
+async def period_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    await answer(query)
+    where = await here(update, context)
+    data = _scratch(context, where)
+    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    if card is None:
+        return END
+    value = query.data.split(":", 1)[1]
+    if value == "plan" and card.plan_period is not None:
+        data["choice"] = card.plan_period
+    elif value.isdecimal():
+        data["choice"] = Period(months=int(value))
+    else:
+        return PERIOD
+    return await _ask_amount(update, where, card)
+
+
+async def period_typed(update: Update, context: Context) -> int:
+    where = await here(update, context)
+    assert update.message is not None and update.message.text is not None
+    data = _scratch(context, where)
+    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    if card is None:
+        return END
+    try:
+        data["choice"] = parse_choice(update.message.text, where.today)
+    except InputError:
+        await reply(update, where.t("renew.bad_period"), edit=False)
+        return PERIOD
+    return await _ask_amount(update, where, card)
+
+
+# --- step 3: how much was paid -----------------------------------------------------------------
+
+
+async def _ask_amount(update: Update, where: Here, card: Card) -> int:
+    rows = []
+    if card.plan_price_fen is not None:
+        price = format_fen(card.plan_price_fen)
+        rows.append([button(where.t("renew.paid_plan_price", price=price), "ramt:plan")])
+    rows.append([button(where.t("button.skip"), "ramt:skip")])
+    await reply(update, where.t("renew.ask_amount"), markup(rows), edit=False)
+    return AMOUNT
+
+
+async def amount_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None
+    await answer(query)
+    where = await here(update, context)
+    data = _scratch(context, where)
+    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    if card is None:
+        return END
+    data["amount_fen"] = card.plan_price_fen if query.data == "ramt:plan" else None
+    return await _confirm(update, context, where, card)
+
+
+async def amount_typed(update: Update, context: Context) -> int:
+    where = await here(update, context)
+    assert update.message is not None and update.message.text is not None
+    data = _scratch(context, where)
+    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    if card is None:
+        return END
+    try:
+        data["amount_fen"] = parse_amount(update.message.text)
+    except InputError as exc:
+        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        return AMOUNT
+    return await _confirm(update, context, where, card)
+
+
+# --- step 4: confirm ---------------------------------------------------------------------------
+
+
+def _rule_text(where: Here, plan: RenewalPlan) -> str:
+    if plan.rule is RenewalRule.EXTEND:
+        return where.t("renew.rule.extend", old=plan.old_expiry.isoformat())
+    if plan.rule is RenewalRule.RESTART:
+        return where.t("renew.rule.restart", today=where.today.isoformat())
+    return where.t("renew.rule.set_date")
+
+
+async def _confirm(update: Update, context: Context, where: Here, card: Card) -> int:
+    data = _scratch(context, where)
+    plan = services(context).cards.plan_renewal(card, where.today, data["choice"])
+    data["old_expiry"] = plan.old_expiry
+    amount = data.get("amount_fen")
+    text = where.t(
+        "renew.confirm",
+        iccid=iccid_shown(card, where.is_group),
+        label=card.label or "",
+        old=plan.old_expiry.isoformat(),
+        new=plan.new_expiry.isoformat(),
+        rule=_rule_text(where, plan),
+        amount=format_fen(amount) if amount is not None else where.t("common.none"),
+        warning=where.t("renew.not_later") if plan.new_expiry <= plan.old_expiry else "",
+    )
+    rows = [
+        [button(where.t("button.confirm_renew"), "rok"), button(where.t("button.cancel"), "rno")]
+    ]
+    await reply(update, text, markup(rows), edit=False)
+    return CONFIRM
+
+
+async def confirm_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None
+    await answer(query)
+    where = await here(update, context)
+    data = dict(_scratch(context, where))
+    drop_scratch(context, NAME, where.chat_id)
+    if query.data != "rok" or "choice" not in data:
+        await reply(update, where.t("conversation.cancelled"))
+        return END
+    card = await _card_or_gone(update, context, where, int(data["card_id"]))
+    if card is None:
+        return END
+    svc = services(context)
+    plan = svc.cards.plan_renewal(card, where.today, data["choice"])
+    renewal = None
+    if card.expiry == data["old_expiry"]:
+        renewal = await svc.cards.renew(
+            plan,
+            amount_fen=data.get("amount_fen"),
+            by_user_id=where.user_id,
+            by_name=where.user_name,
+        )
+    if renewal is None:
+        # Someone renewed or edited the card while this confirmation was open.
+        keyboard = markup([[button(where.t("button.renew"), f"rn:{card.id}")]])
+        await reply(update, where.t("renew.changed", expiry=card.expiry.isoformat()), keyboard)
+        return END
+    text = where.t(
+        "renew.done",
+        iccid=iccid_shown(card, where.is_group),
+        label=card.label or "",
+        old=renewal.old_expiry.isoformat(),
+        new=renewal.new_expiry.isoformat(),
+        rule=_rule_text(where, plan),
+    )
+    await reply(update, text, markup([[button(where.t("button.open_card"), f"cd:{card.id}")]]))
+    return END
+
+
+# --- one line: /renew <ICCID or last 4+> <period or date> [amount] ----------------------------
+
+
+async def one_line(update: Update, context: Context, where: Here) -> int:
+    args = command_args(context)
+    if len(args) < 2:
+        await reply(update, where.t("renew.one_line_usage"), edit=False)
+        return END
+    try:
+        choice = parse_choice(args[1], where.today)
+        amount = parse_amount(" ".join(args[2:])) if len(args) > 2 else None
+    except InputError as exc:
+        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        return END
+    matches = await services(context).cards.resolve(where.chat_id, args[0])
+    data = _scratch(context, where)
+    data.update(choice=choice, amount_fen=amount)
+    if not matches:
+        drop_scratch(context, NAME, where.chat_id)
+        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        return END
+    if len(matches) > 1:
+        rows = [
+            [button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"rwhich:{c.id}")] for c in matches
+        ]
+        await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
+        return PICK
+    data["card_id"] = matches[0].id
+    return await _confirm(update, context, where, matches[0])
+
+
+async def which_button(update: Update, context: Context) -> int:
+    """The user named several cards by their last digits and picked one."""
+    await answer(update.callback_query)
+    where = await here(update, context)
+    card_id = callback_arg(update, 1)
+    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
+    if card is None:
+        return END
+    data = _scratch(context, where)
+    if "choice" not in data:
+        return await _ask_period(update, where, card)
+    data["card_id"] = card.id
+    return await _confirm(update, context, where, card)
+
+
+HANDLER = conversation(
+    NAME,
+    entry_points=[
+        CommandHandler("renew", start),
+        CallbackQueryHandler(picked, pattern=r"^rn:\d+$"),
+    ],
+    states={
+        PICK: [
+            CallbackQueryHandler(picked, pattern=r"^rp:\d+$"),
+            CallbackQueryHandler(pick_page, pattern=r"^rpg:\d+$"),
+            CallbackQueryHandler(which_button, pattern=r"^rwhich:\d+$"),
+        ],
+        PERIOD: [
+            CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan)$"),
+            MessageHandler(TEXT, period_typed),
+        ],
+        AMOUNT: [
+            CallbackQueryHandler(amount_button, pattern=r"^ramt:(plan|skip)$"),
+            MessageHandler(TEXT, amount_typed),
+        ],
+        CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^r(ok|no)$")],
+    },
+)

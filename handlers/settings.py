@@ -1,0 +1,122 @@
+"""/settings: the chat's language and time zone (reminder settings live behind ``rs:menu``)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.i18n import LANGUAGES
+from handlers.common import Context, Here, answer, here, is_admin, reply, services
+from handlers.conversation import END, conversation
+from handlers.render import button, markup
+
+TIMEZONE = 0
+COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "UTC")
+
+
+def _zone_lookup() -> dict[str, str]:
+    # Users type 'asia/shanghai' or 'Shanghai'; match case-insensitively on the full name or city.
+    names: dict[str, str] = {}
+    for zone in available_timezones():
+        names.setdefault(zone.lower(), zone)
+        names.setdefault(zone.rsplit("/", 1)[-1].lower(), zone)
+    return names
+
+
+def parse_timezone(text: str) -> str | None:
+    text = text.strip().replace(" ", "_")
+    try:
+        ZoneInfo(text)
+        return text
+    except (ZoneInfoNotFoundError, ValueError):
+        return _zone_lookup().get(text.lower())
+
+
+async def _show(update: Update, where: Here) -> None:
+    rows = [
+        [button("中文", "st:lang:zh_CN"), button("English", "st:lang:en")],
+        [button(where.t("settings.change_timezone"), "st:tz")],
+        [button(where.t("settings.reminders"), "rs:menu")],
+    ]
+    language = where.t(f"settings.language_name.{where.lang}")
+    text = where.t("settings.show", language=language, timezone=where.chat.timezone)
+    await reply(update, text, markup(rows))
+
+
+async def settings_command(update: Update, context: Context) -> None:
+    await _show(update, await here(update, context))
+
+
+async def language_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    if not await is_admin(update, context):
+        await answer(query, where.t("group.admins_only"), alert=True)
+        return
+    lang = query.data.rsplit(":", 1)[1]
+    if lang not in LANGUAGES:
+        await answer(query)
+        return
+    chat = where.chat.model_copy(update={"language": lang})
+    await services(context).cards.save_settings(chat)
+    await answer(query)
+    await _show(update, await here(update, context))
+
+
+async def timezone_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    where = await here(update, context)
+    if not await is_admin(update, context):
+        await answer(query, where.t("group.admins_only"), alert=True)
+        return END
+    await answer(query)
+    rows = [[button(zone, f"st:tzset:{zone}")] for zone in COMMON_ZONES]
+    await reply(update, where.t("settings.ask_timezone"), markup(rows), edit=False)
+    return TIMEZONE
+
+
+async def _set_zone(update: Update, context: Context, text: str) -> int:
+    where = await here(update, context)
+    zone = parse_timezone(text)
+    if zone is None:
+        await reply(update, where.t("settings.bad_timezone", text=text), edit=False)
+        return TIMEZONE
+    chat = where.chat.model_copy(update={"timezone": zone})
+    await services(context).cards.save_settings(chat)
+    where = await here(update, context)
+    await reply(
+        update, where.t("settings.timezone_set", timezone=zone, today=where.today.isoformat())
+    )
+    return END
+
+
+async def timezone_typed(update: Update, context: Context) -> int:
+    assert update.message is not None and update.message.text is not None
+    return await _set_zone(update, context, update.message.text)
+
+
+async def timezone_picked(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    await answer(query)
+    return await _set_zone(update, context, query.data.split(":", 2)[2])
+
+
+HANDLER = conversation(
+    "settings",
+    entry_points=[CallbackQueryHandler(timezone_button, pattern=r"^st:tz$")],
+    states={
+        TIMEZONE: [
+            CallbackQueryHandler(timezone_picked, pattern=r"^st:tzset:"),
+            MessageHandler(filters.TEXT & ~filters.COMMAND, timezone_typed),
+        ]
+    },
+)
+
+HANDLERS = [
+    CommandHandler("settings", settings_command),
+    CallbackQueryHandler(language_button, pattern=r"^st:lang:"),
+]

@@ -1,0 +1,54 @@
+"""/start, /help, and what happens with buttons and text nobody is waiting for."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from handlers.common import Context, answer, here, reply
+
+
+async def start_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    key = "start.group" if where.is_group else "start.private"
+    await reply(
+        update, where.t(key, name=update.effective_user.first_name if update.effective_user else "")
+    )
+
+
+async def help_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    await reply(update, where.t("help.text"))
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button from a finished or timed-out conversation, or data we never made."""
+    where = await here(update, context)
+    await answer(update.callback_query, where.t("button.stale"), alert=True)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    await reply(update, where.t("unknown.command"), edit=False)
+
+
+async def stray_text(update: Update, context: Context) -> None:
+    """Private chats get a hint; in groups staff talk among themselves, so stay quiet."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        where = await here(update, context)
+        await reply(update, where.t("unknown.text"), edit=False)
+
+
+HANDLERS = [
+    CommandHandler("start", start_command),
+    CommandHandler("help", help_command),
+]
+
+# registered last, after every other handler had its chance
+FALLBACK_HANDLERS = [
+    CallbackQueryHandler(stale_button),
+    MessageHandler(filters.COMMAND, unknown_command),
+    MessageHandler(filters.TEXT & ~filters.COMMAND, stray_text),
+]
