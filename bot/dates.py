@@ -1,0 +1,253 @@
+"""Expiry dates and renewal periods: parsing what users type, calendar arithmetic, renewal rule.
+
+Pure functions: "today" is always a parameter (the caller knows the chat's time zone).
+
+Input is NFKC-normalised (full-width digits and punctuation become ASCII), trimmed and
+case-folded; spaces between the parts are optional. Durations share one grammar, a number
+(``0``–``9999`` or a Chinese numeral ``一``…``九十九``, ``两``) and a unit:
+
+* days ``d``/``day``/``days``/``天``;
+* weeks ``w``/``wk``/``week``/``weeks``/``周``/``星期``/``个星期``/``礼拜``/``个礼拜`` (7 days);
+* months ``m``/``mo``/``mon``/``mth``/``month``/``months``/``个月``;
+* years ``y``/``yr``/``year``/``years``/``年`` (12 months); and ``半年`` (6 months).
+
+Ambiguities, decided: ``日`` is never a duration unit (``30日`` reads as "the 30th"); ``3月``
+(without 个) is 3 months in a *period* but refused as an *expiry* (it could be "March"); a
+bare number is a period in months only for 1–24 (``30`` could mean 30 days); ``12.31`` is a
+month-day like ``12-31`` and ``12/31``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from dateutil.relativedelta import relativedelta
+
+from bot.errors import InputError
+from bot.models import Period, RenewalRule
+
+MIN_YEAR = 2000
+MAX_YEAR = 2100
+MAX_PERIOD_MONTHS = 120  # 10 years; the same bounds as Period's fields
+MAX_PERIOD_DAYS = 3660
+MAX_BARE_MONTHS = 24  # a bare "1"…"24" is months; above that we ask for a unit
+MAX_INPUT_LEN = 64  # longer input is refused before any Unicode work
+_SHOWN_LEN = 32  # how much of bad input is echoed back in an error
+_LEAP_YEAR = 2000  # a month-day that does not exist in a leap year never exists
+
+# unit → (months, days) per unit
+_UNITS: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(("d", "day", "days", "天"), (0, 1)),
+    **dict.fromkeys(
+        ("w", "wk", "wks", "week", "weeks", "周", "星期", "个星期", "礼拜", "个礼拜"), (0, 7)
+    ),
+    **dict.fromkeys(("m", "mo", "mos", "mon", "mth", "mths", "month", "months", "个月"), (1, 0)),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years", "年"), (12, 0)),
+}
+_BARE_MONTH_UNIT = "月"  # only for periods: as an expiry "3月" may mean March
+_CN_DIGITS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_HALF_YEAR = "半年"
+
+_NUMBER = r"(?:(?P<digits>[0-9]{1,4})|(?P<cn>[一二两三四五六七八九十]{1,3}))"
+_DURATION_RE = re.compile(_NUMBER + r"\s*(?P<unit>[a-z]+|个月|月|个星期|星期|个礼拜|礼拜|周|天|年)")
+_BARE_NUMBER_RE = re.compile(r"[0-9]{1,4}")
+# Other dashes NFKC leaves alone, used as date separators.
+_DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u2013": "-"})
+
+
+class _Problem(Exception):
+    """Raised inside the parsers; the public function adds the user's text."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _shown(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _SHOWN_LEN else text[:_SHOWN_LEN] + "…"
+
+
+def _normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).translate(_DASHES).strip().casefold()
+
+
+def _cn_number(text: str) -> int | None:
+    """Chinese numerals 1–99 (一, 十, 十二, 二十, 三十五, 两); None if malformed."""
+    if "十" not in text:
+        return _CN_DIGITS.get(text) if len(text) == 1 else None
+    tens, _, ones = text.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or (tens and tens not in _CN_DIGITS):
+        return None
+    if ones and ones not in _CN_DIGITS:
+        return None
+    return _CN_DIGITS.get(tens, 1) * 10 + _CN_DIGITS.get(ones, 0)
+
+
+def _duration(text: str, *, bare_month: bool) -> tuple[int, int] | None:
+    """(months, days) of a duration such as ``3个月`` or ``30 days``, unchecked; None if not one."""
+    if text == _HALF_YEAR:
+        return 6, 0
+    m = _DURATION_RE.fullmatch(text)
+    if m is None:
+        return None
+    unit = m["unit"]
+    per_unit = (1, 0) if bare_month and unit == _BARE_MONTH_UNIT else _UNITS.get(unit)
+    n = int(m["digits"]) if m["digits"] else _cn_number(m["cn"])
+    if per_unit is None or n is None:
+        return None
+    return n * per_unit[0], n * per_unit[1]
+
+
+def _period_in_range(months: int, days: int) -> bool:
+    return 0 <= months <= MAX_PERIOD_MONTHS and 0 <= days <= MAX_PERIOD_DAYS
+
+
+# --- expiry forms -------------------------------------------------------------------------
+
+
+def _make_date(year: int, month: int, day: int) -> date:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise _Problem("error.date.out_of_range")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise _Problem("error.date.invalid") from None
+
+
+def _full_date(m: re.Match[str], today: date) -> date:
+    return _make_date(int(m["y"]), int(m["m"]), int(m["d"]))
+
+
+def _month_day(m: re.Match[str], today: date) -> date:
+    """The next ``month-day`` on or after today; Feb 29 waits for the next leap year."""
+    month, day = int(m["m"]), int(m["d"])
+    try:
+        date(_LEAP_YEAR, month, day)
+    except ValueError:
+        raise _Problem("error.date.invalid") from None
+    for year in range(today.year, today.year + 9):  # leap years are at most 8 apart
+        try:
+            candidate = date(year, month, day)
+        except ValueError:  # Feb 29 in a common year
+            continue
+        if candidate >= today:
+            return _make_date(year, month, day)
+    raise _Problem("error.date.out_of_range")  # unreachable for real calendars
+
+
+def _year_only(m: re.Match[str], today: date) -> date:
+    raise _Problem("error.date.unrecognized")  # "2026年": which day? (not 2026 years)
+
+
+_EXPIRY_FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], date], date]], ...] = (
+    # 2026-12-31, 2026/12/31, 2026.12.31, 2026-1-5 (one separator throughout)
+    (
+        re.compile(
+            r"(?P<y>[0-9]{4})\s*(?P<sep>[-/.])\s*(?P<m>[0-9]{1,2})\s*(?P=sep)\s*(?P<d>[0-9]{1,2})"
+        ),
+        _full_date,
+    ),
+    (re.compile(r"(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"), _full_date),  # 20261231
+    # 2026年12月31日, 2026年12月31号, 2026年12月31
+    (
+        re.compile(r"(?P<y>[0-9]{4})\s*年\s*(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*[日号]?"),
+        _full_date,
+    ),
+    # 12月31日, 12月31号, 12月31
+    (re.compile(r"(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*[日号]?"), _month_day),
+    (re.compile(r"(?P<m>[0-9]{1,2})\s*[-/.]\s*(?P<d>[0-9]{1,2})"), _month_day),  # 12-31, 12/31
+    (re.compile(r"[0-9]{4}\s*年"), _year_only),
+)
+
+
+def _expiry(text: str, today: date) -> date:
+    for pattern, build in _EXPIRY_FORMS:
+        m = pattern.fullmatch(text)
+        if m is not None:
+            return build(m, today)
+    duration = _duration(text, bare_month=False)
+    if duration is None:
+        raise _Problem("error.date.unrecognized")
+    if not _period_in_range(*duration):
+        raise _Problem("error.date.out_of_range")
+    expiry = add_period(today, Period(months=duration[0], days=duration[1]))
+    if expiry.year > MAX_YEAR:
+        raise _Problem("error.date.out_of_range")
+    return expiry
+
+
+def parse_expiry(text: str, today: date) -> date:
+    """Parse an expiry date: absolute, month-day (next on or after today) or a duration.
+
+    A date in the past is returned as is (the caller says "already expired"); ``0d`` is today.
+    Raises ``InputError`` with ``text``: ``error.date.unrecognized``, ``error.date.invalid``
+    (looks like a date but does not exist, e.g. 2026-02-30), ``error.date.out_of_range`` (year
+    outside 2000–2100, or a duration over 10 years).
+    """
+    if len(text) > MAX_INPUT_LEN:
+        raise InputError("error.date.unrecognized", text=_shown(text))
+    try:
+        return _expiry(_normalize(text), today)
+    except _Problem as problem:
+        raise InputError(problem.key, text=_shown(text)) from None
+
+
+# --- periods ------------------------------------------------------------------------------
+
+
+def parse_period(text: str) -> Period:
+    """Parse a renewal or plan length: ``3``, ``3m``, ``3个月``, ``三个月``, ``半年``, ``30天``.
+
+    Raises ``InputError`` with ``text``: ``error.period.out_of_range`` (zero, or over 10 years:
+    more than 120 months or 3660 days), ``error.period.unrecognized``.
+    """
+    shown = _shown(text)
+    if len(text) > MAX_INPUT_LEN:
+        raise InputError("error.period.unrecognized", text=shown)
+    normal = _normalize(text)
+    if _BARE_NUMBER_RE.fullmatch(normal):
+        months = int(normal)
+        if months == 0:
+            raise InputError("error.period.out_of_range", text=shown)
+        if months > MAX_BARE_MONTHS:
+            raise InputError("error.period.unrecognized", text=shown)
+        return Period(months=months)
+    duration = _duration(normal, bare_month=True)
+    if duration is None:
+        raise InputError("error.period.unrecognized", text=shown)
+    months, days = duration
+    if (months, days) == (0, 0) or not _period_in_range(months, days):
+        raise InputError("error.period.out_of_range", text=shown)
+    return Period(months=months, days=days)
+
+
+def add_period(start: date, period: Period) -> date:
+    """Calendar arithmetic: months first (clamped to the month's end: Jan 31 + 1 month = Feb
+    28/29), then days."""
+    return start + relativedelta(months=period.months) + timedelta(days=period.days)
+
+
+def renewal_expiry(old_expiry: date, period: Period, today: date) -> tuple[date, RenewalRule]:
+    """The new expiry after paying for ``period``.
+
+    Still valid (``old_expiry >= today``, so expiring today counts): the period extends the old
+    expiry (EXTEND). Already expired: it starts today (RESTART), the lapsed days are not paid.
+    """
+    if old_expiry >= today:
+        return add_period(old_expiry, period), RenewalRule.EXTEND
+    return add_period(today, period), RenewalRule.RESTART

@@ -1,0 +1,96 @@
+"""ICCIDs (the number printed on a SIM card): normalising, validating, masking, matching.
+
+An ICCID is 19–20 characters and starts with "89" (the telecom industry prefix). Chinese IoT
+cards sometimes carry letters (e.g. ``898604A...``); those cannot be Luhn-checked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from stdnum import luhn
+
+from bot.errors import InputError
+
+ICCID_MIN_LEN = 19
+ICCID_MAX_LEN = 20
+ICCID_PREFIX = "89"
+MAX_INPUT_LEN = 64  # longer input is rejected before any Unicode work
+MIN_SUFFIX_LEN = 4  # "/renew 1234 3m": at least this many trailing characters
+MASK_PREFIX = "…"  # one fixed character, so masked ICCIDs line up in a list
+MASK_VISIBLE = 6
+
+# Whitespace of every kind (``\s`` is Unicode-aware), zero-width characters (invisible but
+# common in pasted text) and dashes people use to group digits. NFKC already maps the
+# full-width "－" and the small "﹣" to "-".
+_SEPARATORS_RE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\-\u2010-\u2015\u2212]+")
+_BAD_CHAR_RE = re.compile(r"[^0-9A-Z]")
+_MAX_ROUNDS = 8
+_LOWER_ASCII = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True)
+class IccidCheck:
+    iccid: str  # normalised
+    luhn_ok: bool | None  # None when the ICCID contains letters (no Luhn check possible)
+
+
+def _normalize_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    # Upper-case ASCII only: str.upper() turns e.g. "ß" into "SS", inventing valid characters.
+    return _SEPARATORS_RE.sub("", text).translate(_LOWER_ASCII)
+
+
+def normalize_iccid(text: str) -> str:
+    """NFKC (full-width → ASCII), drop whitespace, zero-width characters and dashes, upper-case.
+
+    Removing a character or changing case can let NFKC compose what is left ("i" + U+0307 →
+    "İ"), so repeat until nothing changes; this is what makes the function idempotent. Rounds
+    after the first can only compose or reorder, so it settles in one or two; the cap is a guard.
+    """
+    current = _normalize_once(text)
+    for _ in range(_MAX_ROUNDS):
+        following = _normalize_once(current)
+        if following == current:
+            break
+        current = following
+    return current
+
+
+def check_iccid(text: str) -> IccidCheck:
+    """Validate what a user typed as an ICCID.
+
+    Raises ``InputError`` (checked in this order): ``error.iccid.length`` for input over
+    ``MAX_INPUT_LEN`` characters, ``error.iccid.empty``, ``error.iccid.chars``,
+    ``error.iccid.length``, ``error.iccid.prefix``. A wrong Luhn check digit is not an error:
+    ``luhn_ok`` is False and the caller asks the user to confirm.
+    """
+    if len(text) > MAX_INPUT_LEN:
+        raise InputError("error.iccid.length", length=len(text))
+    iccid = normalize_iccid(text)
+    if not iccid:
+        raise InputError("error.iccid.empty")
+    bad = _BAD_CHAR_RE.search(iccid)
+    if bad:
+        raise InputError("error.iccid.chars", char=bad.group())
+    if not ICCID_MIN_LEN <= len(iccid) <= ICCID_MAX_LEN:
+        raise InputError("error.iccid.length", length=len(iccid))
+    if not iccid.startswith(ICCID_PREFIX):
+        raise InputError("error.iccid.prefix")
+    luhn_ok = luhn.is_valid(iccid) if iccid.isdigit() else None
+    return IccidCheck(iccid=iccid, luhn_ok=luhn_ok)
+
+
+def mask_iccid(iccid: str) -> str:
+    """For group chats: ``"…"`` plus the last 6 characters, e.g. ``"…123456"`` (7 characters)."""
+    return MASK_PREFIX + iccid[-MASK_VISIBLE:]
+
+
+def matches_suffix(iccid: str, fragment: str) -> bool:
+    """True if ``fragment`` (normalised, at least ``MIN_SUFFIX_LEN`` long) ends ``iccid``."""
+    if len(fragment) > MAX_INPUT_LEN:
+        return False
+    wanted = normalize_iccid(fragment)
+    return len(wanted) >= MIN_SUFFIX_LEN and normalize_iccid(iccid).endswith(wanted)
