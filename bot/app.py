@@ -34,14 +34,21 @@ async def register_commands(application: AnyApplication) -> None:
 
 
 def add_handlers(application: AnyApplication) -> None:
-    # Conversations first, so that their steps win over the one-shot button handlers.
+    # One group, so exactly one handler answers an update: conversations first (their steps win
+    # over one-shot buttons), the catch-alls for stale buttons and stray text last.
     application.add_handlers(
-        [addcard.HANDLER, renew.HANDLER, edit.HANDLER, settings.HANDLER], group=0
+        [
+            addcard.conversation_handler(),
+            renew.conversation_handler(),
+            edit.conversation_handler(),
+            settings.conversation_handler(),
+            *start.HANDLERS,
+            *cards.HANDLERS,
+            *settings.HANDLERS,
+            *edit.EXTRA_HANDLERS,
+            *start.FALLBACK_HANDLERS,
+        ]
     )
-    application.add_handlers(
-        [*start.HANDLERS, *cards.HANDLERS, *settings.HANDLERS, *edit.EXTRA_HANDLERS], group=1
-    )
-    application.add_handlers(start.FALLBACK_HANDLERS, group=9)
 
 
 def build_application(

@@ -6,7 +6,13 @@ from datetime import date
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.cardinput import MAX_LABEL_LEN, clean_text, is_clear_word, parse_carrier, parse_plan
 from bot.dates import parse_expiry
@@ -333,27 +339,29 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
     return END
 
 
-HANDLER = conversation(
-    NAME,
-    entry_points=[CommandHandler("addcard", start)],
-    states={
-        ICCID: [MessageHandler(TEXT, got_iccid)],
-        LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:luhn:")],
-        EXPIRY: [MessageHandler(TEXT, got_expiry)],
-        CARRIER: [
-            CallbackQueryHandler(carrier_button, pattern=r"^ac:car:(cmcc|cucc|ctcc|other)$"),
-            MessageHandler(TEXT, carrier_typed),
-        ],
-        LABEL: [
-            CallbackQueryHandler(got_label, pattern=r"^ac:skip$"),
-            MessageHandler(TEXT, got_label),
-        ],
-        PLAN: [
-            CallbackQueryHandler(plan_button, pattern=r"^ac:(plan:\d+|skip)$"),
-            CallbackQueryHandler(no_price, pattern=r"^ac:noprice$"),
-            MessageHandler(TEXT, got_plan),
-        ],
-        AUTO: [CallbackQueryHandler(auto_button, pattern=r"^ac:auto:[01]$")],
-        CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^ac:(save|cancel)$")],
-    },
-)
+def conversation_handler() -> ConversationHandler[Any]:
+    """A fresh handler per Application: it holds the state of conversations in progress."""
+    return conversation(
+        NAME,
+        entry_points=[CommandHandler("addcard", start)],
+        states={
+            ICCID: [MessageHandler(TEXT, got_iccid)],
+            LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:luhn:")],
+            EXPIRY: [MessageHandler(TEXT, got_expiry)],
+            CARRIER: [
+                CallbackQueryHandler(carrier_button, pattern=r"^ac:car:(cmcc|cucc|ctcc|other)$"),
+                MessageHandler(TEXT, carrier_typed),
+            ],
+            LABEL: [
+                CallbackQueryHandler(got_label, pattern=r"^ac:skip$"),
+                MessageHandler(TEXT, got_label),
+            ],
+            PLAN: [
+                CallbackQueryHandler(plan_button, pattern=r"^ac:(plan:\d+|skip)$"),
+                CallbackQueryHandler(no_price, pattern=r"^ac:noprice$"),
+                MessageHandler(TEXT, got_plan),
+            ],
+            AUTO: [CallbackQueryHandler(auto_button, pattern=r"^ac:auto:[01]$")],
+            CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^ac:(save|cancel)$")],
+        },
+    )

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.cardinput import (
     MAX_LABEL_LEN,
@@ -231,20 +239,23 @@ async def delete_command(update: Update, context: Context) -> None:
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)
 
 
-HANDLER = conversation(
-    NAME,
-    entry_points=[
-        CommandHandler("edit", edit_command),
-        CallbackQueryHandler(menu_button, pattern=r"^ed:\d+$"),
-        CallbackQueryHandler(toggle_button, pattern=r"^et:\d+:(auto|mute)$"),
-        CallbackQueryHandler(field_button, pattern=r"^ef:\d+:[a-z]+$"),
-    ],
-    states={
-        VALUE: [
-            CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
-            MessageHandler(TEXT, value_typed),
+def conversation_handler() -> ConversationHandler[Any]:
+    """A fresh handler per Application: it holds the state of conversations in progress."""
+    return conversation(
+        NAME,
+        entry_points=[
+            CommandHandler("edit", edit_command),
+            CallbackQueryHandler(menu_button, pattern=r"^ed:\d+$"),
+            CallbackQueryHandler(toggle_button, pattern=r"^et:\d+:(auto|mute)$"),
+            CallbackQueryHandler(field_button, pattern=r"^ef:\d+:[a-z]+$"),
         ],
-    },
-)
+        states={
+            VALUE: [
+                CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
+                MessageHandler(TEXT, value_typed),
+            ],
+        },
+    )
+
 
 EXTRA_HANDLERS = [CommandHandler("delete", delete_command)]

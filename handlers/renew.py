@@ -6,7 +6,13 @@ from datetime import date
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError
@@ -306,26 +312,28 @@ async def which_button(update: Update, context: Context) -> int:
     return await _confirm(update, context, where, card)
 
 
-HANDLER = conversation(
-    NAME,
-    entry_points=[
-        CommandHandler("renew", start),
-        CallbackQueryHandler(picked, pattern=r"^rn:\d+$"),
-    ],
-    states={
-        PICK: [
-            CallbackQueryHandler(picked, pattern=r"^rp:\d+$"),
-            CallbackQueryHandler(pick_page, pattern=r"^rpg:\d+$"),
-            CallbackQueryHandler(which_button, pattern=r"^rwhich:\d+$"),
+def conversation_handler() -> ConversationHandler[Any]:
+    """A fresh handler per Application: it holds the state of conversations in progress."""
+    return conversation(
+        NAME,
+        entry_points=[
+            CommandHandler("renew", start),
+            CallbackQueryHandler(picked, pattern=r"^rn:\d+$"),
         ],
-        PERIOD: [
-            CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan)$"),
-            MessageHandler(TEXT, period_typed),
-        ],
-        AMOUNT: [
-            CallbackQueryHandler(amount_button, pattern=r"^ramt:(plan|skip)$"),
-            MessageHandler(TEXT, amount_typed),
-        ],
-        CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^r(ok|no)$")],
-    },
-)
+        states={
+            PICK: [
+                CallbackQueryHandler(picked, pattern=r"^rp:\d+$"),
+                CallbackQueryHandler(pick_page, pattern=r"^rpg:\d+$"),
+                CallbackQueryHandler(which_button, pattern=r"^rwhich:\d+$"),
+            ],
+            PERIOD: [
+                CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan)$"),
+                MessageHandler(TEXT, period_typed),
+            ],
+            AMOUNT: [
+                CallbackQueryHandler(amount_button, pattern=r"^ramt:(plan|skip)$"),
+                MessageHandler(TEXT, amount_typed),
+            ],
+            CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^r(ok|no)$")],
+        },
+    )

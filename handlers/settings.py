@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.i18n import LANGUAGES
 from handlers.common import Context, Here, answer, here, is_admin, reply, services
@@ -105,16 +112,19 @@ async def timezone_picked(update: Update, context: Context) -> int:
     return await _set_zone(update, context, query.data.split(":", 2)[2])
 
 
-HANDLER = conversation(
-    "settings",
-    entry_points=[CallbackQueryHandler(timezone_button, pattern=r"^st:tz$")],
-    states={
-        TIMEZONE: [
-            CallbackQueryHandler(timezone_picked, pattern=r"^st:tzset:"),
-            MessageHandler(filters.TEXT & ~filters.COMMAND, timezone_typed),
-        ]
-    },
-)
+def conversation_handler() -> ConversationHandler[Any]:
+    """A fresh handler per Application: it holds the state of conversations in progress."""
+    return conversation(
+        "settings",
+        entry_points=[CallbackQueryHandler(timezone_button, pattern=r"^st:tz$")],
+        states={
+            TIMEZONE: [
+                CallbackQueryHandler(timezone_picked, pattern=r"^st:tzset:"),
+                MessageHandler(filters.TEXT & ~filters.COMMAND, timezone_typed),
+            ]
+        },
+    )
+
 
 HANDLERS = [
     CommandHandler("settings", settings_command),

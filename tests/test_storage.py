@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 
 
 def draft(iccid: str, expiry: date, **extra: object) -> CardDraft:
-    return CardDraft(iccid=iccid, expiry=expiry, **extra)  # type: ignore[arg-type]
+    return CardDraft(iccid=iccid, expiry=expiry, **extra)
 
 
 async def test_new_database_is_migrated_to_latest_in_wal_mode(tmp_path: Path) -> None:

@@ -1,0 +1,103 @@
+"""/cards, /expiring and the card detail view, end to end."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from cards_util import iccid
+
+from bot.chatdriver import ChatDriver, texts
+from bot.models import CardDraft
+from storage.sqlite import SqliteStorage
+
+TODAY = date(2026, 11, 25)
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def add_cards(storage: SqliteStorage, chat_id: int, offsets: list[int]) -> None:
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    for n, days in enumerate(offsets):
+        draft = CardDraft(iccid=iccid(n), expiry=TODAY + timedelta(days=days), label=f"T{n}")
+        await storage.add_card(chat_id, draft, CREATED)
+
+
+async def test_no_cards_says_how_to_add_one(alice: ChatDriver) -> None:
+    said = texts(await alice.send("/cards"))
+    assert "还没有登记" in said
+    assert "/addcard" in said
+
+
+async def test_cards_sorted_by_expiry_with_status_and_days(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, [100, -3, 0, 12, -120])
+    (event,) = await alice.send("/cards")
+    lines = [line for line in (event.text or "").splitlines() if line[:1].isdigit()]
+    assert len(lines) == 5
+    assert "已过期 120 天" in lines[0]
+    assert "停机 3 天" in lines[1]
+    assert "今天到期" in lines[2]
+    assert "即将到期 · 剩 12 天" in lines[3]
+    assert "正常 · 剩 100 天" in lines[4]
+    assert iccid(1) in lines[1]  # private chats see the whole ICCID
+
+
+async def test_pages_of_ten_with_arrows(alice: ChatDriver, storage: SqliteStorage) -> None:
+    await add_cards(storage, alice.chat_id, list(range(1, 26)))
+    first = texts(await alice.send("/cards"))
+    assert "共 25 张" in first
+    assert "第 1/3 页" in first
+    (second,) = [e for e in await alice.press("▶") if e.kind != "callback_answer"]
+    assert second.kind == "edit"  # the list is edited in place, not re-sent
+    assert "第 2/3 页" in (second.text or "")
+    assert "11. " in (second.text or "")
+    third = texts(await alice.press("▶"))
+    assert "第 3/3 页" in third
+    assert "25. " in third
+    assert "第 2/3 页" in texts(await alice.press("◀"))
+
+
+async def test_five_thousand_cards_page_to_the_end(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, [n % 400 for n in range(5000)])
+    assert "共 5000 张" in texts(await alice.send("/cards"))
+    last = texts(await alice.press_data("pg:a:499"))
+    assert "第 500/500 页" in last
+    assert "5000. " in last
+    # a page past the end (a stale button after deletions) shows the last page, not nothing
+    await alice.press_data("pg:a:0")
+    assert "第 500/500 页" in texts(await alice.press_data("pg:a:9999"))
+
+
+async def test_tapping_a_card_opens_its_detail(alice: ChatDriver, storage: SqliteStorage) -> None:
+    await add_cards(storage, alice.chat_id, [20])
+    await alice.send("/cards")
+    (detail,) = [e for e in await alice.press("T0") if e.kind != "callback_answer"]
+    assert detail.text is not None
+    assert iccid(0) in detail.text
+    assert "2026-12-15" in detail.text
+    assert "暂无续费记录" in detail.text
+    labels = [text for row in detail.buttons for text, _ in row]
+    assert labels == ["🔄 续费", "✏️ 编辑", "🗑 删除", "◀ 返回列表"]
+
+
+async def test_expiring_lists_only_soon_and_expired_most_urgent_first(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, [40, 30, 5, -2])
+    default = texts(await alice.send("/expiring"))
+    assert "共 3 张" in default
+    assert "剩 40 天" not in default
+    assert default.index("停机 2 天") < default.index("剩 5 天") < default.index("剩 30 天")
+    week = texts(await alice.send("/expiring 7"))
+    assert "共 2 张" in week
+    assert "7 天内" in week
+
+
+async def test_expiring_with_nothing_due_and_bad_days(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, [90])
+    assert "没有到期的卡" in texts(await alice.send("/expiring"))
+    assert "0 到 3650" in texts(await alice.send("/expiring soon"))

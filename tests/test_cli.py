@@ -1,0 +1,74 @@
+"""``python -m bot``: help, and one clear line (exit status 2) for a bad or missing setting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.logs import RedactToken
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"BOT_TOKEN", "TIMEZONE", "LANGUAGE"}}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    assert "run" in result.stdout
+
+
+def test_missing_token_is_one_clear_line(tmp_path: Path) -> None:
+    result = run([], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "BOT_TOKEN is not set" in result.stderr
+    assert "@BotFather" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("TIMEZONE", "Mars/Base", "TIMEZONE is invalid"),
+        ("LANGUAGE", "fr", "LANGUAGE is invalid"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL is invalid"),
+    ],
+)
+def test_invalid_setting_names_itself(tmp_path: Path, name: str, value: str, says: str) -> None:
+    result = run([], tmp_path, BOT_TOKEN="1:x", **{name: value})
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_settings_are_read_from_dot_env(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TIMEZONE=Nowhere/Land\n", encoding="utf-8")
+    result = run([], tmp_path, BOT_TOKEN="1:x")
+    assert "TIMEZONE is invalid" in result.stderr
+
+
+def test_token_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:SECRET-abc"
+    logger = logging.getLogger("httpx")
+    caplog.handler.addFilter(RedactToken(token))
+    with caplog.at_level(logging.WARNING, logger="httpx"):
+        logger.warning('HTTP Request: POST https://api.telegram.org/bot%s/getMe "200"', token)
+    assert token not in caplog.text
+    assert "<BOT_TOKEN>" in caplog.text

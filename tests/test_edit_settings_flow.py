@@ -1,0 +1,120 @@
+"""Editing and deleting from the detail view, /settings, /start and /help, the command menu."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from cards_util import iccid
+
+from bot.app import AnyApplication
+from bot.chatdriver import ChatDriver, texts
+from bot.emulator import BotApiEmulator
+from bot.models import Card, CardDraft, Carrier, Period
+from storage.sqlite import SqliteStorage
+
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def a_card(storage: SqliteStorage, driver: ChatDriver) -> Card:
+    await storage.ensure_chat(driver.chat_id, is_group=False)
+    draft = CardDraft(iccid=iccid(1), expiry=date(2026, 12, 1), label="前台")
+    return await storage.add_card(driver.chat_id, draft, CREATED)
+
+
+async def test_edit_each_field_from_the_detail_view(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await a_card(storage, alice)
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"cd:{card.id}")
+    for field, value in [
+        ("到期日", "2027-05-01"),
+        ("标签", "后厨 <b>POS</b>"),
+        ("套餐", "6个月 50元"),
+        ("备注", "老板说 & 明年换卡"),
+    ]:
+        await alice.press("编辑")
+        await alice.press(field)
+        assert "已保存" in texts(await alice.send(value))
+    await alice.press("编辑")
+    await alice.press("运营商")
+    await alice.press("中国联通")
+    await alice.press("编辑")
+    await alice.press("开启自动续费")
+    await alice.press("静音提醒")
+    edited = await storage.get_card(alice.chat_id, card.id)
+    assert edited is not None
+    assert edited.expiry == date(2027, 5, 1)
+    assert edited.label == "后厨 <b>POS</b>"  # stored and shown verbatim, never as markup
+    assert edited.plan_period == Period(months=6)
+    assert edited.plan_price_fen == 5000
+    assert edited.note == "老板说 & 明年换卡"
+    assert edited.carrier is Carrier.CHINA_UNICOM
+    assert edited.auto_renew
+    assert edited.muted
+    detail = texts(await alice.press_data(f"cd:{card.id}"))
+    assert "后厨 <b>POS</b>" in detail
+    assert "已静音" in detail
+
+
+async def test_bad_edit_value_asks_again_and_keeps_the_card(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await a_card(storage, alice)
+    await alice.send(f"/edit {iccid(1)[-4:]}")
+    await alice.press("到期日")
+    assert "不存在" in texts(await alice.send("2027-02-30"))
+    await alice.send("/cancel")
+    assert await storage.get_card(alice.chat_id, card.id) == card
+
+
+async def test_auto_renew_needs_a_plan(alice: ChatDriver, storage: SqliteStorage) -> None:
+    card = await a_card(storage, alice)
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"ed:{card.id}")
+    (notice,) = await alice.press("开启自动续费")
+    assert notice.show_alert
+    assert "先设置套餐" in (notice.text or "")
+
+
+async def test_delete_asks_first_and_can_be_kept(alice: ChatDriver, storage: SqliteStorage) -> None:
+    card = await a_card(storage, alice)
+    await alice.send(f"/delete {iccid(1)[-4:]}")
+    assert "确定要删除" in texts(await alice.press("🗑"))
+    assert "前台" in texts(await alice.press("保留"))
+    assert await storage.get_card(alice.chat_id, card.id) is not None
+    await alice.press("删除")
+    await alice.press("确认删除")
+    assert await storage.get_card(alice.chat_id, card.id) is None
+
+
+async def test_settings_language_and_timezone(alice: ChatDriver, storage: SqliteStorage) -> None:
+    shown = texts(await alice.send("/settings"))
+    assert "Asia/Shanghai" in shown
+    await alice.press("修改时区")
+    assert "不认识时区" in texts(await alice.send("Mars/Olympus"))
+    assert "Pacific/Honolulu" in texts(await alice.send("honolulu"))
+    chat = await storage.get_chat(alice.chat_id)
+    assert chat is not None
+    assert chat.timezone == "Pacific/Honolulu"
+    await alice.send("/settings")
+    await alice.press("English")
+    assert "Commands" in texts(await alice.send("/help"))
+
+
+async def test_start_help_and_unknown(alice: ChatDriver, group: dict[str, ChatDriver]) -> None:
+    assert "/addcard" in texts(await alice.send("/start"))
+    assert "/expiring" in texts(await alice.send("/help"))
+    assert "没有这个命令" in texts(await alice.send("/frobnicate"))
+    assert "群管理员" in texts(await group["bob"].send("/start"))
+    assert await group["bob"].send("今天谁值班？") == []  # staff chatter is left alone
+
+
+async def test_command_menu_is_registered_in_both_languages(
+    app: AnyApplication, emulator: BotApiEmulator
+) -> None:
+    calls = [c for c in emulator.calls if c.method == "setMyCommands"]
+    languages = {c.params.get("language_code") for c in calls}
+    assert {"zh", "en"} <= languages
+    english = next(c for c in calls if c.params.get("language_code") == "en")
+    assert {"command": "addcard", "description": "Add a SIM card"} in english.params["commands"]

@@ -1,0 +1,123 @@
+"""Groups and forged input: staff may add, view and renew; only admins delete or change settings;
+nobody reaches another chat's cards, whatever callback data or arguments they send."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from cards_util import iccid
+
+from bot.chatdriver import ChatDriver, texts
+from bot.models import Card, CardDraft
+from storage.sqlite import SqliteStorage
+
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def alice_card(storage: SqliteStorage, alice: ChatDriver) -> Card:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    draft = CardDraft(iccid=iccid(42), expiry=date(2026, 12, 1), label="Alice的店")
+    return await storage.add_card(alice.chat_id, draft, CREATED)
+
+
+async def test_group_members_add_view_and_renew_with_masked_iccids(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob = group["bob"]
+    await bob.send(f"/addcard {iccid(1)} 2026-12-20 移动 收银台")
+    listing = texts(await bob.send("/cards"))
+    assert iccid(1)[-6:] in listing
+    assert iccid(1) not in listing  # only the last digits are shown to the group
+    detail = texts(await bob.press("收银台"))
+    assert iccid(1) not in detail
+    await bob.press("续费")
+    await bob.press("1 个月")
+    await bob.press("跳过")
+    assert "已续费" in texts(await bob.press("确认续费"))
+    card = await storage.get_card_by_iccid(bob.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 1, 20)
+
+
+async def test_only_admins_delete_in_groups(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    await bob.send(f"/addcard {iccid(2)} 2026-12-20")
+    card = await storage.get_card_by_iccid(bob.chat_id, iccid(2))
+    assert card is not None
+    await bob.send("/cards")  # a message for the button to hang on
+    await bob.press_data(f"cd:{card.id}")
+    (refusal,) = await bob.press("删除")
+    assert refusal.kind == "callback_answer"
+    assert refusal.show_alert
+    assert "只有群管理员" in (refusal.text or "")
+    assert "只有群管理员" in texts(await bob.press_data(f"dy:{card.id}"))
+    assert await storage.get_card(bob.chat_id, card.id) is not None
+
+    await boss.send("/cards")  # a message for the button to hang on
+    await boss.press_data(f"cd:{card.id}")
+    assert "确定要删除" in texts(await boss.press("删除"))
+    assert "已删除" in texts(await boss.press("确认删除"))
+    assert await storage.get_card(boss.chat_id, card.id) is None
+
+
+async def test_only_admins_change_group_settings(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    await bob.send("/settings")
+    refusal = texts(await bob.press("English"))
+    assert "只有群管理员" in refusal
+    chat = await storage.get_chat(bob.chat_id)
+    assert chat is not None
+    assert chat.language is None
+    await boss.send("/settings")
+    assert "Settings" in texts(await boss.press("English"))
+    assert "No cards registered yet" in texts(await bob.send("/cards"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["cd:{id}", "dl:{id}", "dy:{id}", "ed:{id}", "et:{id}:mute", "et:{id}:auto", "ef:{id}:label"],
+)
+async def test_forged_buttons_never_reach_another_chats_card(
+    alice: ChatDriver,
+    group: dict[str, ChatDriver],
+    storage: SqliteStorage,
+    data: str,
+) -> None:
+    card = await alice_card(storage, alice)
+    boss = group["boss"]  # even an administrator of another chat
+    await boss.send("/cards")
+    said = texts(await boss.press_data(data.format(id=card.id)))
+    assert "找不到这张卡" in said
+    assert "Alice的店" not in said
+    assert iccid(42) not in said
+    assert await storage.get_card(alice.chat_id, card.id) == card
+
+
+async def test_forged_renew_button_and_arguments(
+    alice: ChatDriver, group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    card = await alice_card(storage, alice)
+    bob = group["bob"]
+    await bob.send("/cards")  # a message for the button to hang on
+    assert "找不到这张卡" in texts(await bob.press_data(f"rn:{card.id}"))
+    assert "没有找到" in texts(await bob.send(f"/renew {iccid(42)} 12"))
+    assert "没有找到" in texts(await bob.send(f"/edit {iccid(42)[-6:]}"))
+    assert "没有找到" in texts(await bob.send(f"/delete {iccid(42)[-6:]}"))
+    assert await storage.get_card(alice.chat_id, card.id) == card
+    assert await storage.list_renewals(alice.chat_id, card.id) == []
+
+
+@pytest.mark.parametrize("data", ["ac:save", "rok", "rper:3", "pg:x:1", "garbage", "cd:abc"])
+async def test_stale_or_junk_buttons_answer_without_changing_anything(
+    alice: ChatDriver, storage: SqliteStorage, data: str
+) -> None:
+    card = await alice_card(storage, alice)
+    await alice.send("/cards")
+    await alice.press_data(data)
+    assert await storage.get_card(alice.chat_id, card.id) == card
+    assert await storage.count_cards(alice.chat_id) == 1

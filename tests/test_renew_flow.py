@@ -1,0 +1,153 @@
+"""/renew end to end: the picker, the two expiry rules, one-line form, history, stale screens."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from cards_util import iccid
+
+from bot.chatdriver import ChatDriver, texts
+from bot.models import Card, CardDraft, Period, RenewalRule
+from storage.sqlite import SqliteStorage
+
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def add(storage: SqliteStorage, chat_id: int, n: int, expiry: date, **extra: object) -> Card:
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    draft = CardDraft(iccid=iccid(n), expiry=expiry, label=f"T{n}", **extra)
+    return await storage.add_card(chat_id, draft, CREATED)
+
+
+async def test_valid_card_extends_from_its_old_expiry(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 1, date(2026, 12, 10))
+    picker = texts(await alice.send("/renew"))
+    assert "给哪张卡续费" in picker
+    await alice.press("T1")
+    await alice.press("3 个月")
+    confirm = texts(await alice.send("¥30"))
+    assert "2026-12-10 → 2027-03-10" in confirm
+    assert "从原到期日 2026-12-10 起顺延" in confirm
+    done = texts(await alice.press("确认续费"))
+    assert "已续费" in done
+    (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
+    assert renewal.rule is RenewalRule.EXTEND
+    assert renewal.new_expiry == date(2027, 3, 10)
+    assert renewal.amount_fen == 3000
+    assert renewal.by_user_id == alice.user["id"]
+    detail = texts(await alice.press("查看这张卡"))
+    assert "2026-12-10 → 2027-03-10" in detail
+    assert "¥30.00" in detail
+
+
+async def test_expired_card_restarts_from_today(alice: ChatDriver, storage: SqliteStorage) -> None:
+    card = await add(storage, alice.chat_id, 2, date(2026, 10, 1))
+    confirm = texts(await alice.send(f"/renew {iccid(2)[-4:]} 1个月"))
+    assert "2026-10-01 → 2026-12-25" in confirm
+    assert "从今天 2026-11-25 起算" in confirm
+    await alice.press("确认续费")
+    renewed = await storage.get_card(alice.chat_id, card.id)
+    assert renewed is not None
+    assert renewed.expiry == date(2026, 12, 25)
+
+
+async def test_plan_button_and_plan_price(alice: ChatDriver, storage: SqliteStorage) -> None:
+    card = await add(
+        storage,
+        alice.chat_id,
+        3,
+        date(2027, 1, 31),
+        plan_period=Period(months=1),
+        plan_price_fen=1000,
+    )
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"rn:{card.id}")
+    await alice.press("按套餐")
+    confirm = texts(await alice.press("付了套餐价 ¥10.00"))
+    assert "2027-01-31 → 2027-02-28" in confirm  # month end clamps
+    await alice.press("确认续费")
+    (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
+    assert renewal.amount_fen == 1000
+
+
+async def test_custom_date_and_skip_amount(alice: ChatDriver, storage: SqliteStorage) -> None:
+    card = await add(storage, alice.chat_id, 4, date(2026, 12, 1))
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"rn:{card.id}")
+    await alice.send("2027-06-30")
+    confirm = texts(await alice.press("跳过"))
+    assert "按你给的日期" in confirm
+    await alice.press("确认续费")
+    (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
+    assert renewal.rule is RenewalRule.SET_DATE
+    assert renewal.amount_fen is None
+
+
+async def test_bad_period_and_bad_amount_ask_again(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 5, date(2026, 12, 1))
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"rn:{card.id}")
+    assert "没看懂" in texts(await alice.send("下个月吧"))
+    await alice.send("6")
+    assert "没看懂金额" in texts(await alice.send("三十块钱左右"))
+    assert "2026-12-01 → 2027-06-01" in texts(await alice.send("30"))
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3])
+async def test_cancel_at_any_step_changes_nothing(
+    alice: ChatDriver, storage: SqliteStorage, steps: int
+) -> None:
+    card = await add(storage, alice.chat_id, 6, date(2026, 12, 1))
+    actions = ["/renew", "press:T6", "press:3 个月", "press:跳过"][: steps + 1]
+    for action in actions:
+        if action.startswith("press:"):
+            await alice.press(action.removeprefix("press:"))
+        else:
+            await alice.send(action)
+    assert "已取消" in texts(await alice.send("/cancel"))
+    unchanged = await storage.get_card(alice.chat_id, card.id)
+    assert unchanged == card
+    assert await storage.list_renewals(alice.chat_id, card.id) == []
+
+
+async def test_ambiguous_last_digits_ask_which_card(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    for number, label in (("89860012345678901234", "A"), ("89860099999999901234", "B")):
+        draft = CardDraft(iccid=number, expiry=date(2026, 12, 1), label=label)
+        await storage.add_card(alice.chat_id, draft, CREATED)
+    which = texts(await alice.send("/renew 01234 3m"))
+    assert "是哪一张" in which
+    confirm = texts(await alice.press("B"))
+    assert "89860099999999901234" in confirm
+    await alice.press("确认续费")
+    card_b = await storage.get_card_by_iccid(alice.chat_id, "89860099999999901234")
+    card_a = await storage.get_card_by_iccid(alice.chat_id, "89860012345678901234")
+    assert card_b is not None
+    assert card_a is not None
+    assert card_b.expiry == date(2027, 3, 1)
+    assert card_a.expiry == date(2026, 12, 1)
+
+
+async def test_unknown_card_and_usage(alice: ChatDriver) -> None:
+    assert "没有找到以 9999 结尾的卡" in texts(await alice.send("/renew 9999 3m"))
+    assert "格式" in texts(await alice.send("/renew 9999"))
+
+
+async def test_two_stale_confirmations_renew_once(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 8, date(2026, 12, 1))
+    await alice.send(f"/renew {iccid(8)} 3m")
+    first_confirm, _ = alice.find_button("确认续费")
+    await alice.press("确认续费")
+    # the old confirmation message is pressed again, e.g. by a double tap
+    said = texts(await alice.press_data("rok", first_confirm.message_id))
+    assert "已续费" not in said
+    assert len(await storage.list_renewals(alice.chat_id, card.id)) == 1
