@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
+from bot.plans.catalogue import CatalogueError
 from storage.base import SchemaTooNewError
 
 
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(settings)
     except (SettingsError, SchemaTooNewError) as exc:
         print(f"simwatch: {exc}", file=sys.stderr)
+        return 2
+    except CatalogueError as exc:
+        print(f"simwatch: PLAN_CATALOGUE is invalid: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -10,15 +10,16 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.i18n import t
+from bot.plans.catalogue import Catalogue, load_catalogue
 from bot.services.cards import CardService
-from handlers import addcard, cards, edit, renew, settings, start
+from handlers import addcard, cards, edit, money, renew, settings, start
 from handlers.common import SERVICES_KEY, Services, install_services
 from storage.base import Storage
 from storage.sqlite import SqliteStorage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
-MENU_COMMANDS = ("addcard", "cards", "expiring", "renew", "settings", "help", "cancel")
+MENU_COMMANDS = ("addcard", "cards", "expiring", "renew", "cost", "settings", "help", "cancel")
 STORAGE_KEY = "simwatch.storage"
 
 
@@ -44,6 +45,7 @@ def add_handlers(application: AnyApplication) -> None:
             settings.conversation_handler(),
             *start.HANDLERS,
             *cards.HANDLERS,
+            *money.HANDLERS,
             *settings.HANDLERS,
             *edit.EXTRA_HANDLERS,
             *start.FALLBACK_HANDLERS,
@@ -58,12 +60,15 @@ def build_application(
     storage: Storage | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
+    catalogue: Catalogue | None = None,
 ) -> AnyApplication:
     """The bot, ready to ``initialize()``/``run_polling()``.
 
     Without ``storage`` the database at ``config.database_path`` is opened when the application
-    starts (inside its event loop) and closed when it stops.
+    starts (inside its event loop) and closed when it stops. The plan catalogue is read and
+    validated here, so a bad one stops the bot before it connects (``CatalogueError``).
     """
+    plans = catalogue or load_catalogue(config.plan_catalogue)
     builder: Any = (  # Any: setting a rate limiter changes the builder's generic type
         ApplicationBuilder()
         .token(token)
@@ -79,7 +84,7 @@ def build_application(
             store = await SqliteStorage.open(config.database_path)
             application.bot_data[STORAGE_KEY] = store
         now = clock or SystemClock()
-        install_services(application, Services(config, now, CardService(store, now)))
+        install_services(application, Services(config, now, CardService(store, now), plans))
         await register_commands(application)
 
     async def post_shutdown(application: AnyApplication) -> None:

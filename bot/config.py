@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     timezone: str = DEFAULT_TIMEZONE
     language: str = DEFAULT_LANGUAGE
     log_level: str = "INFO"
+    plan_catalogue: Path | None = None  # None: the example catalogue shipped in bot/plans/
 
     @field_validator("timezone")
     @classmethod

@@ -157,8 +157,19 @@ async def carrier_typed(update: Update, context: Context) -> int:
     return await _ask_label(update, where)
 
 
-async def _ask_plan(update: Update, where: Here) -> int:
+CATALOGUE_BUTTONS = 4
+
+
+async def _ask_plan(update: Update, context: Context, where: Here) -> int:
+    """Plans from the catalogue for the card's carrier (cheapest first), or any period."""
+    catalogue = services(context).catalogue
+    carrier = _draft(context, where).get("carrier", Carrier.OTHER)
+    offers = catalogue.on_sale(carrier, where.today)[:CATALOGUE_BUTTONS]
     rows = [
+        [button(f"{plan.name} {format_fen(plan.price_fen)}", f"ac:cat:{catalogue.index_of(plan)}")]
+        for plan in offers
+    ]
+    rows += [
         [button(period_text(where.lang, Period(months=m)), f"ac:plan:{m}") for m in (1, 3, 6, 12)],
         [button(where.t("button.skip"), "ac:skip")],
     ]
@@ -171,7 +182,7 @@ async def got_label(update: Update, context: Context) -> int:
     if update.callback_query is not None:
         await answer(update.callback_query)
         _draft(context, where)["label"] = None
-        return await _ask_plan(update, where)
+        return await _ask_plan(update, context, where)
     assert update.message is not None and update.message.text is not None
     try:
         label = clean_text(update.message.text, max_len=MAX_LABEL_LEN, key="error.label.too_long")
@@ -179,7 +190,7 @@ async def got_label(update: Update, context: Context) -> int:
         await _error(update, where, exc)
         return LABEL
     _draft(context, where)["label"] = label
-    return await _ask_plan(update, where)
+    return await _ask_plan(update, context, where)
 
 
 async def _ask_auto(update: Update, where: Here) -> int:
@@ -198,7 +209,15 @@ async def plan_button(update: Update, context: Context) -> int:
         draft["plan_period"] = None
         draft["plan_price_fen"] = None
         return await _summary(update, context, where)
-    draft["plan_period"] = Period(months=int(query.data.rsplit(":", 1)[1]))
+    kind, value = query.data.split(":")[1:]
+    if kind == "cat":
+        plans = services(context).catalogue.plans
+        if int(value) >= len(plans):
+            return PLAN  # a button from an older catalogue
+        draft["plan_period"] = plans[int(value)].period
+        draft["plan_price_fen"] = plans[int(value)].price_fen
+        return await _ask_auto(update, where)
+    draft["plan_period"] = Period(months=int(value))
     draft["plan_price_fen"] = None
     await reply(
         update,
@@ -357,7 +376,7 @@ def conversation_handler() -> ConversationHandler[Any]:
                 MessageHandler(TEXT, got_label),
             ],
             PLAN: [
-                CallbackQueryHandler(plan_button, pattern=r"^ac:(plan:\d+|skip)$"),
+                CallbackQueryHandler(plan_button, pattern=r"^ac:(plan:\d+|cat:\d+|skip)$"),
                 CallbackQueryHandler(no_price, pattern=r"^ac:noprice$"),
                 MessageHandler(TEXT, got_plan),
             ],

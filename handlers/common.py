@@ -16,6 +16,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import Html, resolve_language, t
 from bot.models import ChatSettings
+from bot.plans.catalogue import Catalogue
 from bot.services.cards import CardService
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Services:
     settings: Settings
     clock: Clock
     cards: CardService
+    catalogue: Catalogue
 
 
 def install_services(application: Application[Any, Any, Any, Any, Any, Any], svc: Services) -> None:

@@ -16,11 +16,14 @@ from telegram.ext import (
 
 from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError
+from bot.i18n import Html
 from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
+from bot.plans.advice import cheapest_for
 from bot.services.cards import RenewalPlan
 from handlers.common import Context, Here, answer, callback_arg, command_args, here, reply, services
 from handlers.conversation import END, conversation, drop_scratch, scratch
+from handlers.money import plan_line
 from handlers.render import button, card_list, iccid_shown, markup, period_text
 
 PICK, PERIOD, AMOUNT, CONFIRM = range(4)
@@ -95,13 +98,13 @@ async def picked(update: Update, context: Context) -> int:
         return END
     drop_scratch(context, NAME, where.chat_id)
     _scratch(context, where)["card_id"] = card.id
-    return await _ask_period(update, where, card)
+    return await _ask_period(update, context, where, card)
 
 
 # --- step 2: how long --------------------------------------------------------------------------
 
 
-async def _ask_period(update: Update, where: Here, card: Card) -> int:
+async def _ask_period(update: Update, context: Context, where: Here, card: Card) -> int:
     rows = [
         [button(period_text(where.lang, Period(months=m)), f"rper:{m}") for m in STANDARD_MONTHS]
     ]
@@ -114,6 +117,12 @@ async def _ask_period(update: Update, where: Here, card: Card) -> int:
         label=card.label or "",
         expiry=card.expiry.isoformat(),
     )
+    catalogue = services(context).catalogue
+    cheapest = cheapest_for(card, catalogue, where.today)
+    if cheapest is not None:
+        text = Html(f"{text}\n\n{where.t('cost.cheapest_hint', plan=plan_line(where, cheapest))}")
+        label = where.t("cost.use_cheapest", name=cheapest.name)
+        rows.append([button(label, f"rper:cat:{catalogue.index_of(cheapest)}")])
     await reply(update, text, markup(rows))
     return PERIOD
 
@@ -128,13 +137,20 @@ async def period_button(update: Update, context: Context) -> int:
     if card is None:
         return END
     value = query.data.split(":", 1)[1]
+    plans = services(context).catalogue.plans
     if value == "plan" and card.plan_period is not None:
         data["choice"] = card.plan_period
+        data["expected_fen"] = card.plan_price_fen
+    elif value.startswith("cat:") and int(value[4:]) < len(plans):
+        data["choice"] = plans[int(value[4:])].period
+        data["expected_fen"] = plans[int(value[4:])].price_fen
     elif value.isdecimal():
         data["choice"] = Period(months=int(value))
+        same_as_plan = data["choice"] == card.plan_period
+        data["expected_fen"] = card.plan_price_fen if same_as_plan else None
     else:
         return PERIOD
-    return await _ask_amount(update, where, card)
+    return await _ask_amount(update, where, data.get("expected_fen"))
 
 
 async def period_typed(update: Update, context: Context) -> int:
@@ -149,16 +165,19 @@ async def period_typed(update: Update, context: Context) -> int:
     except InputError:
         await reply(update, where.t("renew.bad_period"), edit=False)
         return PERIOD
-    return await _ask_amount(update, where, card)
+    same_as_plan = data["choice"] == card.plan_period
+    data["expected_fen"] = card.plan_price_fen if same_as_plan else None
+    return await _ask_amount(update, where, data["expected_fen"])
 
 
 # --- step 3: how much was paid -----------------------------------------------------------------
 
 
-async def _ask_amount(update: Update, where: Here, card: Card) -> int:
+async def _ask_amount(update: Update, where: Here, expected_fen: int | None) -> int:
+    """How much was paid; the price of the chosen plan is one tap away."""
     rows = []
-    if card.plan_price_fen is not None:
-        price = format_fen(card.plan_price_fen)
+    if expected_fen is not None:
+        price = format_fen(expected_fen)
         rows.append([button(where.t("renew.paid_plan_price", price=price), "ramt:plan")])
     rows.append([button(where.t("button.skip"), "ramt:skip")])
     await reply(update, where.t("renew.ask_amount"), markup(rows), edit=False)
@@ -174,7 +193,7 @@ async def amount_button(update: Update, context: Context) -> int:
     card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
     if card is None:
         return END
-    data["amount_fen"] = card.plan_price_fen if query.data == "ramt:plan" else None
+    data["amount_fen"] = data.get("expected_fen") if query.data == "ramt:plan" else None
     return await _confirm(update, context, where, card)
 
 
@@ -307,7 +326,7 @@ async def which_button(update: Update, context: Context) -> int:
         return END
     data = _scratch(context, where)
     if "choice" not in data:
-        return await _ask_period(update, where, card)
+        return await _ask_period(update, context, where, card)
     data["card_id"] = card.id
     return await _confirm(update, context, where, card)
 
@@ -327,7 +346,7 @@ def conversation_handler() -> ConversationHandler[Any]:
                 CallbackQueryHandler(which_button, pattern=r"^rwhich:\d+$"),
             ],
             PERIOD: [
-                CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan)$"),
+                CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan|cat:\d+)$"),
                 MessageHandler(TEXT, period_typed),
             ],
             AMOUNT: [

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from bot.models import Card, CardDraft, ChatSettings, Period, Renewal, RenewalRule
+from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
 
 
 class DuplicateCardError(Exception):
@@ -77,6 +77,9 @@ class Storage(Protocol):
         self, chat_id: int, card_id: int, renewal: RenewalDraft
     ) -> Renewal | None: ...
     async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]: ...
+    async def spent_by_carrier(self, chat_id: int, since: datetime) -> dict[Carrier, int]:
+        """Fen paid for renewals recorded since ``since``, by the card's carrier."""
+        ...
 
 
 __all__: Sequence[str] = (

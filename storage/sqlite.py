@@ -312,3 +312,12 @@ class SqliteStorage:
             (chat_id, card_id, limit),
         )
         return [_renewal(row) for row in rows]
+
+    async def spent_by_carrier(self, chat_id: int, since: datetime) -> dict[Carrier, int]:
+        rows = await self.fetchall(
+            "SELECT c.carrier, sum(r.amount_fen) FROM renewals r JOIN cards c ON c.id = r.card_id "
+            "WHERE c.chat_id = ? AND r.renewed_at >= ? AND r.amount_fen IS NOT NULL "
+            "GROUP BY c.carrier",
+            (chat_id, since.astimezone(UTC).isoformat()),
+        )
+        return {Carrier(row[0]): int(row[1]) for row in rows}

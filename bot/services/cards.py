@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from bot.clock import Clock, local_today
 from bot.dates import renewal_expiry
 from bot.iccid import matches_suffix, normalize_iccid
-from bot.models import Card, CardDraft, ChatSettings, Period, Renewal, RenewalRule
+from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
 from storage.base import CardFilter, RenewalDraft, Storage
 
 PAGE_SIZE = 10
@@ -56,6 +56,13 @@ class CardService:
 
     async def existing(self, chat_id: int, iccid: str) -> Card | None:
         return await self.storage.get_card_by_iccid(chat_id, iccid)
+
+    async def all(self, chat_id: int, limit: int) -> list[Card]:
+        """The chat's cards by expiry (up to ``limit``), for reports over the whole chat."""
+        return await self.storage.list_cards(chat_id, limit=limit)
+
+    async def spent_since(self, chat_id: int, since: datetime) -> dict[Carrier, int]:
+        return await self.storage.spent_by_carrier(chat_id, since)
 
     async def history(self, chat_id: int, card_id: int, limit: int = 5) -> list[Renewal]:
         return await self.storage.list_renewals(chat_id, card_id, limit)
