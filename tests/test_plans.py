@@ -10,8 +10,13 @@ import pytest
 
 from bot.models import Card, Carrier, Period
 from bot.plans.advice import advise, cheapest_for, summarize
-from bot.plans.catalogue import Catalogue, CatalogueError, load_catalogue, monthly_fen
-from bot.plans.catalogue import parse_catalogue
+from bot.plans.catalogue import (
+    Catalogue,
+    CatalogueError,
+    load_catalogue,
+    monthly_fen,
+    parse_catalogue,
+)
 from bot.plans.costs import annual_fen, cost_report, due_in, payment_dates
 
 TODAY = date(2026, 11, 25)
@@ -103,7 +108,7 @@ def test_example_catalogue_ships_valid_and_marked() -> None:
     ],
 )
 def test_catalogue_errors_say_where_and_what(body: str, says: str) -> None:
-    with pytest.raises(CatalogueError, match="^my.toml: ") as raised:
+    with pytest.raises(CatalogueError, match=r"^my\.toml: ") as raised:
         parse_catalogue(body, "my.toml")
     assert says in str(raised.value)
 
