@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -12,12 +13,45 @@ from bot.plans.catalogue import CatalogueError
 from storage.base import SchemaTooNewError
 
 
+async def preflight(settings: Settings, token: str) -> None:
+    """Before going online: migrate the database and make sure Telegram answers to the token.
+
+    Doing this ourselves turns the usual first-run mistakes into one clear line each.
+    """
+    from telegram import Bot
+
+    from storage.sqlite import SqliteStorage
+
+    storage = await SqliteStorage.open(settings.database_path)
+    await storage.close()
+    bot = Bot(token, base_url=settings.telegram_base_url)
+    async with bot:  # initialize() calls getMe
+        pass
+
+
 def run_bot(settings: Settings) -> int:
+    from telegram.error import InvalidToken, NetworkError
+
     from bot.app import build_application
 
     token = settings.require_token()
     setup_logging(settings.log_level, token)
     application = build_application(settings, token=token)
+    try:
+        asyncio.run(preflight(settings, token))
+    except InvalidToken:
+        print(
+            "simwatch: BOT_TOKEN was rejected by Telegram: check it with @BotFather",
+            file=sys.stderr,
+        )
+        return 2
+    except NetworkError as exc:
+        print(
+            f"simwatch: cannot reach Telegram at {settings.telegram_base_url} ({exc.message}); "
+            "check the network or TELEGRAM_BASE_URL",
+            file=sys.stderr,
+        )
+        return 1
     application.run_polling(allowed_updates=None, drop_pending_updates=False)
     return 0
 
