@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
@@ -63,7 +64,24 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the bot on Telegram (long polling); the default")
+    backup = commands.add_parser(
+        "backup", help="copy the database consistently, even while the bot runs"
+    )
+    backup.add_argument("file", type=Path, help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     return root
+
+
+def run_backup(settings: Settings, file: Path, *, force: bool) -> int:
+    from storage.backup import BackupError, backup_database
+
+    try:
+        cards = backup_database(settings.database_path, file, overwrite=force)
+    except BackupError as exc:
+        print(f"simwatch: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.database_path} to {file} ({cards} cards)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.command in (None, "run"):
             return run_bot(settings)
+        if args.command == "backup":
+            return run_backup(settings, args.file, force=args.force)
     except (SettingsError, SchemaTooNewError) as exc:
         print(f"simwatch: {exc}", file=sys.stderr)
         return 2
