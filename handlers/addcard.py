@@ -21,7 +21,7 @@ from bot.i18n import Html
 from bot.iccid import check_iccid
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
-from handlers.common import Context, Here, answer, command_args, here, reply, services
+from handlers.common import Context, Here, answer, command_args, here, pressed, reply, services
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.render import button, carrier_name, iccid_shown, markup, period_text
 from storage.base import DuplicateCardError
@@ -90,11 +90,8 @@ async def got_iccid(update: Update, context: Context) -> int:
 
 
 async def luhn_choice(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None
-    await answer(query)
-    where = await here(update, context)
-    if query.data == "ac:luhn:retype":
+    button_data, where = await pressed(update, context)
+    if button_data == "ac:luhn:retype":
         await reply(update, where.t("addcard.ask_iccid"))
         return ICCID
     await reply(update, where.t("addcard.ask_expiry"))
@@ -138,11 +135,8 @@ async def _ask_label(update: Update, where: Here) -> int:
 
 
 async def carrier_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    await answer(query)
-    where = await here(update, context)
-    _draft(context, where)["carrier"] = Carrier(query.data.rsplit(":", 1)[1])
+    button_data, where = await pressed(update, context)
+    _draft(context, where)["carrier"] = Carrier(button_data.rsplit(":", 1)[1])
     return await _ask_label(update, where)
 
 
@@ -200,16 +194,13 @@ async def _ask_auto(update: Update, where: Here) -> int:
 
 
 async def plan_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    await answer(query)
-    where = await here(update, context)
+    button_data, where = await pressed(update, context)
     draft = _draft(context, where)
-    if query.data == "ac:skip":
+    if button_data == "ac:skip":
         draft["plan_period"] = None
         draft["plan_price_fen"] = None
         return await _summary(update, context, where)
-    kind, value = query.data.split(":")[1:]
+    kind, value = button_data.split(":")[1:]
     if kind == "cat":
         plans = services(context).catalogue.plans
         if int(value) >= len(plans):
@@ -255,11 +246,8 @@ async def no_price(update: Update, context: Context) -> int:
 
 
 async def auto_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None
-    await answer(query)
-    where = await here(update, context)
-    _draft(context, where)["auto_renew"] = query.data == "ac:auto:1"
+    button_data, where = await pressed(update, context)
+    _draft(context, where)["auto_renew"] = button_data == "ac:auto:1"
     return await _summary(update, context, where)
 
 
@@ -291,13 +279,10 @@ async def _summary(update: Update, context: Context, where: Here) -> int:
 
 
 async def confirm_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None
-    await answer(query)
-    where = await here(update, context)
+    button_data, where = await pressed(update, context)
     data = _draft(context, where)
     drop_scratch(context, NAME, where.chat_id)
-    if query.data != "ac:save" or "iccid" not in data:
+    if button_data != "ac:save" or "iccid" not in data:
         await reply(update, where.t("conversation.cancelled"))
         return END
     await _save(

@@ -130,6 +130,14 @@ async def answer(
         await query.answer(text, show_alert=alert)
 
 
+async def pressed(update: Update, context: Context) -> tuple[str, Here]:
+    """Acknowledge a pressed button; return its data and where it was pressed."""
+    query = update.callback_query
+    assert query is not None, "only registered for callback queries"
+    await query.answer()
+    return (query.data if isinstance(query.data, str) else ""), await here(update, context)
+
+
 def callback_arg(update: Update, index: int) -> int | None:
     """The index-th ':'-separated field of the pressed button's data, as an int (None if bad)."""
     query = update.callback_query

@@ -35,6 +35,7 @@ from handlers.common import (
     command_args,
     here,
     is_admin,
+    pressed,
     reply,
     services,
 )
@@ -138,11 +139,8 @@ async def toggle_button(update: Update, context: Context) -> int:
 
 
 async def field_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    await answer(query)
-    where = await here(update, context)
-    parts = query.data.split(":")
+    button_data, where = await pressed(update, context)
+    parts = button_data.split(":")
     card_id = callback_arg(update, 1)
     if card_id is None or len(parts) != 3 or parts[2] not in FIELDS:
         return END

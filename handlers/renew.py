@@ -21,7 +21,17 @@ from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
 from bot.plans.advice import cheapest_for
 from bot.services.cards import RenewalPlan
-from handlers.common import Context, Here, answer, callback_arg, command_args, here, reply, services
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    callback_arg,
+    command_args,
+    here,
+    pressed,
+    reply,
+    services,
+)
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.money import plan_line
 from handlers.render import button, card_list, iccid_shown, markup, period_text
@@ -128,15 +138,12 @@ async def _ask_period(update: Update, context: Context, where: Here, card: Card)
 
 
 async def period_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    await answer(query)
-    where = await here(update, context)
+    button_data, where = await pressed(update, context)
     data = _scratch(context, where)
     card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
     if card is None:
         return END
-    value = query.data.split(":", 1)[1]
+    value = button_data.split(":", 1)[1]
     plans = services(context).catalogue.plans
     if value == "plan" and card.plan_period is not None:
         data["choice"] = card.plan_period
@@ -185,15 +192,12 @@ async def _ask_amount(update: Update, where: Here, expected_fen: int | None) -> 
 
 
 async def amount_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None
-    await answer(query)
-    where = await here(update, context)
+    button_data, where = await pressed(update, context)
     data = _scratch(context, where)
     card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
     if card is None:
         return END
-    data["amount_fen"] = data.get("expected_fen") if query.data == "ramt:plan" else None
+    data["amount_fen"] = data.get("expected_fen") if button_data == "ramt:plan" else None
     return await _confirm(update, context, where, card)
 
 
@@ -246,13 +250,10 @@ async def _confirm(update: Update, context: Context, where: Here, card: Card) ->
 
 
 async def confirm_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None
-    await answer(query)
-    where = await here(update, context)
+    button_data, where = await pressed(update, context)
     data = dict(_scratch(context, where))
     drop_scratch(context, NAME, where.chat_id)
-    if query.data != "rok" or "choice" not in data:
+    if button_data != "rok" or "choice" not in data:
         await reply(update, where.t("conversation.cancelled"))
         return END
     card = await _card_or_gone(update, context, where, int(data["card_id"]))
