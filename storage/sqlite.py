@@ -147,6 +147,10 @@ class SqliteStorage:
     # chats
 
     async def ensure_chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
+        # Every update asks for its chat: read first, write only the first time.
+        chat = await self.get_chat(chat_id)
+        if chat is not None:
+            return chat
         async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?) "
