@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
 from bot.plans.catalogue import CatalogueError
+from bot.shell import add_shell_parser, run_shell
 from storage.base import SchemaTooNewError
 
 
@@ -69,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("file", type=Path, help="where to write the copy")
     backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    add_shell_parser(commands)
     return root
 
 
@@ -90,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.command in (None, "run"):
             return run_bot(settings)
+        if args.command == "shell":
+            return run_shell(args)
         if args.command == "backup":
             return run_backup(settings, args.file, force=args.force)
     except (SettingsError, SchemaTooNewError) as exc:

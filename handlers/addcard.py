@@ -23,7 +23,14 @@ from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
 from handlers.common import Context, Here, answer, command_args, here, pressed, reply, services
 from handlers.conversation import END, conversation, drop_scratch, scratch
-from handlers.render import button, carrier_name, iccid_shown, markup, period_text
+from handlers.render import (
+    button,
+    carrier_name,
+    iccid_shown,
+    markup,
+    period_text,
+    status_text,
+)
 from storage.base import DuplicateCardError
 
 ICCID, LUHN, EXPIRY, CARRIER, LABEL, PLAN, AUTO, CONFIRM = range(8)
@@ -305,8 +312,8 @@ async def _save(update: Update, context: Context, where: Here, draft: CardDraft)
         "addcard.saved",
         iccid=iccid_shown(card, where.is_group),
         expiry=card.expiry.isoformat(),
-        days=card.days_left(where.today),
-        note=_expired_note(where, card.expiry),
+        status=status_text(where.lang, card, where.today),
+        note=_expired_note(where, card.expiry) or where.t("addcard.will_remind"),
     )
     await reply(update, text, keyboard)
 
