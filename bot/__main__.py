@@ -8,9 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.bulk.cli import add_bulk_parsers, run_export, run_import
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
 from bot.plans.catalogue import CatalogueError
+from bot.reminders.cli import add_remind_parser, run_remind
 from bot.shell import add_shell_parser, run_shell
 from storage.base import SchemaTooNewError
 
@@ -71,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("file", type=Path, help="where to write the copy")
     backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
     add_shell_parser(commands)
+    add_bulk_parsers(commands)
+    add_remind_parser(commands)
     return root
 
 
@@ -94,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bot(settings)
         if args.command == "shell":
             return run_shell(args)
+        if args.command == "remind":
+            return asyncio.run(
+                run_remind(settings, on_date=args.date, dry_run=args.dry_run, out=sys.stdout)
+            )
+        if args.command == "import":
+            return asyncio.run(run_import(settings, args, sys.stdout))
+        if args.command == "export":
+            return asyncio.run(run_export(settings, args, sys.stdout))
         if args.command == "backup":
             return run_backup(settings, args.file, force=args.force)
     except (SettingsError, SchemaTooNewError) as exc:

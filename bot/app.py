@@ -12,14 +12,41 @@ from bot.config import Settings
 from bot.i18n import t
 from bot.plans.catalogue import Catalogue, load_catalogue
 from bot.services.cards import CardService
-from handlers import addcard, cards, edit, money, renew, settings, start
+from handlers import (
+    addcard,
+    bulk,
+    cards,
+    digest,
+    edit,
+    find,
+    money,
+    reminder_settings,
+    renew,
+    settings,
+    start,
+    stats,
+)
 from handlers.common import SERVICES_KEY, Services, install_services
-from storage.base import Storage
+from handlers.reminder_schedule import install_reminders
 from storage.sqlite import SqliteStorage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
-MENU_COMMANDS = ("addcard", "cards", "expiring", "renew", "cost", "settings", "help", "cancel")
+MENU_COMMANDS = (
+    "addcard",
+    "cards",
+    "expiring",
+    "renew",
+    "find",
+    "import",
+    "export",
+    "calendar",
+    "stats",
+    "cost",
+    "settings",
+    "help",
+    "cancel",
+)
 STORAGE_KEY = "simwatch.storage"
 
 
@@ -35,6 +62,8 @@ async def register_commands(application: AnyApplication) -> None:
 
 
 def add_handlers(application: AnyApplication) -> None:
+    # Any update from a chat first marks it active again (it may have blocked the bot before).
+    application.add_handler(digest.ACTIVITY_HANDLER, group=digest.ACTIVITY_GROUP)
     # One group, so exactly one handler answers an update: conversations first (their steps win
     # over one-shot buttons), the catch-alls for stale buttons and stray text last.
     application.add_handlers(
@@ -43,11 +72,19 @@ def add_handlers(application: AnyApplication) -> None:
             renew.conversation_handler(),
             edit.conversation_handler(),
             settings.conversation_handler(),
+            bulk.conversation_handler(),
+            reminder_settings.conversation_handler(),
             *start.HANDLERS,
             *cards.HANDLERS,
             *money.HANDLERS,
+            *bulk.HANDLERS,
+            *find.HANDLERS,
+            *stats.HANDLERS,
+            *digest.HANDLERS,
+            *reminder_settings.HANDLERS,
             *settings.HANDLERS,
             *edit.EXTRA_HANDLERS,
+            *bulk.FALLBACK_HANDLERS,
             *start.FALLBACK_HANDLERS,
         ]
     )
@@ -57,10 +94,11 @@ def build_application(
     config: Settings,
     *,
     token: str,
-    storage: Storage | None = None,
+    storage: SqliteStorage | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
     catalogue: Catalogue | None = None,
+    reminder_tick: bool = True,
 ) -> AnyApplication:
     """The bot, ready to ``initialize()``/``run_polling()``.
 
@@ -85,6 +123,7 @@ def build_application(
             application.bot_data[STORAGE_KEY] = store
         now = clock or SystemClock()
         install_services(application, Services(config, now, CardService(store, now), plans))
+        install_reminders(application, store, settings=config, clock=now, schedule=reminder_tick)
         await register_commands(application)
 
     async def post_shutdown(application: AnyApplication) -> None:

@@ -54,7 +54,12 @@ async def app(
         database_path=tmp_path / "simwatch.sqlite3",
     )
     application = build_application(
-        settings, token=TOKEN, storage=storage, clock=clock, rate_limit=False
+        settings,
+        token=TOKEN,
+        storage=storage,
+        clock=clock,
+        rate_limit=False,
+        reminder_tick=False,  # tests run reminder passes themselves, at the time they choose
     )
     await application.initialize()
     assert application.post_init is not None

@@ -16,26 +16,31 @@ CREATE TABLE chat_reminders (
 );
 
 -- The sent-log: for one card and one expiry date (a renewal starts a new cycle), the most urgent
--- reminder level already composed. Levels: a threshold (days before expiry, >= 0), or minus the
--- days since expiry for the daily overdue reminders. Lower is more urgent.
+-- reminder level already composed, and the digest (its date) that carries it. Levels: a
+-- threshold (days before expiry, >= 0), or minus the days since expiry for the daily overdue
+-- reminders. Lower is more urgent. A digest lists the chat's cards reminded on its date.
 CREATE TABLE reminder_log (
     card_id     INTEGER NOT NULL REFERENCES cards (id) ON DELETE CASCADE,
     expiry      TEXT    NOT NULL,
     level       INTEGER NOT NULL,
-    reminded_on TEXT    NOT NULL,  -- the chat's local date
+    reminded_on TEXT    NOT NULL,  -- the digest's date (the chat's local date)
     PRIMARY KEY (card_id, expiry)
 ) WITHOUT ROWID;
 
--- Digest messages waiting to be sent (and, for a while, what happened to them).
+-- Digests waiting to be sent. A pass enqueues one row per chat and day with no text: what it
+-- says is in the sent-log (the cards reminded that day) and in ``renewed`` (the auto-renewals
+-- of that day, JSON). The sender renders it when it gets to it, turning the row into part 1 of
+-- the digest and adding a row per further part; each row is then one Telegram message.
 CREATE TABLE outbox (
     id            INTEGER PRIMARY KEY,
     chat_id       INTEGER NOT NULL
                   REFERENCES chats (chat_id) ON UPDATE CASCADE ON DELETE CASCADE,
     digest_date   TEXT    NOT NULL,  -- the chat's local date the digest is for
-    part          INTEGER NOT NULL,  -- 1..parts: a long digest is several messages
-    parts         INTEGER NOT NULL,
-    text          TEXT    NOT NULL,  -- Telegram HTML
-    buttons       TEXT    NOT NULL,  -- JSON [[[text, callback_data], ...], ...]
+    part          INTEGER NOT NULL DEFAULT 1,  -- 1..parts: a long digest is several messages
+    parts         INTEGER NOT NULL DEFAULT 0,  -- 0 until rendered
+    text          TEXT,              -- Telegram HTML; NULL until rendered
+    buttons       TEXT,              -- JSON [[[text, callback_data], ...], ...]
+    renewed       TEXT,              -- JSON: the day's auto-renewals to report (part 1 only)
     created_at    TEXT    NOT NULL,
     status        TEXT    NOT NULL DEFAULT 'pending',  -- pending | sent | failed | dropped
     attempts      INTEGER NOT NULL DEFAULT 0,          -- drains that gave up on it for now
@@ -43,13 +48,15 @@ CREATE TABLE outbox (
     claimed_until TEXT,   -- UTC instant: a sender is on it; another sender keeps off until then
     sent_at       TEXT,
     message_id    INTEGER,
-    error         TEXT
+    error         TEXT,
+    UNIQUE (chat_id, digest_date, part)
 );
 
--- The sender reads only what is pending, in order; per chat for cascades and for dropping a
--- blocked chat's digests. Old sent rows are pruned (a rare full scan, cheaper than an index).
+-- The sender reads only what is pending, in order (the UNIQUE index serves cascades and a
+-- blocked chat's digests). Old sent rows are pruned: a daily full scan, cheaper than an index.
 CREATE INDEX outbox_pending ON outbox (id) WHERE status = 'pending';
-CREATE INDEX outbox_by_chat ON outbox (chat_id, status);
 
--- The reminder tick walks the chats of one time zone at a time.
+-- The reminder tick walks the chats of one time zone at a time, and looks for the few cards
+-- that auto-renew without reading the rest.
 CREATE INDEX chats_by_timezone ON chats (timezone, chat_id);
+CREATE INDEX cards_auto_renew ON cards (chat_id, expiry) WHERE auto_renew = 1;

@@ -1,0 +1,168 @@
+"""``python -m bot import FILE --chat CHAT_ID`` and ``python -m bot export --chat CHAT_ID``.
+
+The same import as ``/import`` in a chat, for operators: the same validation and report, one
+transaction, but with the command line's larger limits and a progress bar on stderr. The rows
+not imported are written next to FILE (or to ``--rejected``). Exit status: 0 when every row
+was imported, 1 when some rows were not, 2 when the file or the chat can't be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from bot.bulk.export import plain
+from bot.bulk.importer import import_sheet
+from bot.bulk.reading import CLI_LIMITS, read_sheet
+from bot.bulk.report import rejected_file, report_text
+from bot.bulk.service import BulkService
+from bot.bulk.writing import OutputFormat
+from bot.clock import SystemClock, local_today
+from bot.config import Settings
+from bot.errors import InputError
+from bot.i18n import t
+from storage.bulk import SqliteBulkStore
+from storage.sqlite import SqliteStorage
+
+
+def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``import`` and ``export`` commands to ``python -m bot``."""
+    importing = subparsers.add_parser(
+        "import",
+        help="import cards into a chat from a CSV or XLSX file (upsert by ICCID)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    importing.add_argument("file", type=Path, metavar="FILE", help="a .csv or .xlsx file")
+    importing.add_argument("--chat", type=int, required=True, metavar="CHAT_ID")
+    importing.add_argument(
+        "--rejected",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write the rows not imported (default: next to FILE)",
+    )
+    importing.add_argument(
+        "--max-rows",
+        type=int,
+        default=CLI_LIMITS.max_rows,
+        metavar="N",
+        help=f"refuse files with more data rows (default {CLI_LIMITS.max_rows})",
+    )
+    importing.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    exporting = subparsers.add_parser(
+        "export", help="export a chat's cards to a CSV or XLSX file (re-importable)"
+    )
+    exporting.add_argument("--chat", type=int, required=True, metavar="CHAT_ID")
+    exporting.add_argument(
+        "--format",
+        choices=("csv", "xlsx"),
+        default=None,
+        help="file format (default: from -o's extension, else csv)",
+    )
+    exporting.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write (default: simwatch-<chat>-<date>.<format> here)",
+    )
+
+
+def _say(out: TextIO, lang: str, key: str, **params: object) -> None:
+    print(plain(t(lang, key, **params)), file=out)
+
+
+@contextmanager
+def _progress_bar(
+    desc: str, *, total: int | None, enabled: bool
+) -> Iterator[Callable[[int], None]]:
+    """A progress callback (rows done so far) drawing a tqdm bar on stderr."""
+    # disable=None: tqdm switches itself off when stderr is not a terminal
+    with tqdm(total=total, desc=desc, unit=" rows", disable=None if enabled else True) as bar:
+
+        def update(done: int) -> None:
+            bar.update(done - bar.n)
+
+        yield update
+
+
+async def run_import(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    lang = settings.language
+    path: Path = args.file
+    try:
+        content = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        _say(out, lang, "bulk.cli.read_error", path=path, error=exc.strerror or exc)
+        return 2
+    limits = replace(CLI_LIMITS, max_rows=args.max_rows)
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        chat = await storage.ensure_chat(args.chat, is_group=args.chat < 0)
+        today = local_today(SystemClock(), chat.timezone)
+        enabled = not args.no_progress
+        try:
+            with _progress_bar(
+                plain(t(lang, "bulk.cli.reading")), total=None, enabled=enabled
+            ) as p:
+                sheet = read_sheet(content, limits, p)
+        except InputError as exc:
+            print(plain(t(lang, exc.key, **exc.params)), file=out)
+            return 2
+        checking = plain(t(lang, "bulk.cli.checking"))
+        with _progress_bar(checking, total=len(sheet.rows), enabled=enabled) as p:
+            report = await import_sheet(
+                SqliteBulkStore(storage),
+                chat.chat_id,
+                sheet,
+                today=today,
+                now=SystemClock().now(),
+                progress=p,
+            )
+    finally:
+        await storage.close()
+    print(plain(report_text(lang, report)), file=out)
+    rejected = rejected_file(lang, sheet, report, path.stem)
+    if rejected is None:
+        return 0
+    target: Path = args.rejected or path.with_name(rejected.filename)
+    await asyncio.to_thread(target.write_bytes, rejected.content)
+    _say(out, lang, "bulk.cli.rejected_written", path=target)
+    return 1
+
+
+def _export_format(args: argparse.Namespace) -> OutputFormat:
+    if args.format in ("csv", "xlsx"):
+        fmt: OutputFormat = args.format
+        return fmt
+    output: Path | None = args.output
+    return "xlsx" if output is not None and output.suffix.lower() == ".xlsx" else "csv"
+
+
+async def run_export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    lang = settings.language
+    fmt = _export_format(args)
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        chat = await storage.get_chat(args.chat)
+        if chat is None:
+            _say(out, lang, "bulk.cli.no_chat", chat_id=args.chat)
+            return 2
+        clock = SystemClock()
+        today = local_today(clock, chat.timezone)
+        service = BulkService(SqliteBulkStore(storage), clock)
+        content, count = await service.export(chat, lang=lang, today=today, fmt=fmt)
+    finally:
+        await storage.close()
+    target: Path = args.output or Path(f"simwatch-{args.chat}-{today:%Y%m%d}.{fmt}")
+    await asyncio.to_thread(target.write_bytes, content)
+    _say(out, lang, "bulk.cli.exported", count=count, path=target)
+    return 0

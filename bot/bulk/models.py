@@ -1,0 +1,25 @@
+"""The data the bulk features pass between the domain and ``storage.bulk``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import Card
+
+
+@dataclass(frozen=True, slots=True)
+class CardWithRenewal:
+    """A card for export and the calendar, with when it was last renewed (UTC), if ever."""
+
+    card: Card
+    last_renewed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FindQuery:
+    """What ``/find`` looks for, already normalised: ``iccid`` as an ICCID fragment (None when
+    the text can't be part of one), ``text`` as typed, for the label (terminal) and the note."""
+
+    iccid: str | None
+    text: str

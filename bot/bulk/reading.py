@@ -1,0 +1,335 @@
+"""Reading an uploaded file into rows of cells: CSV in the encodings Excel writes, or XLSX.
+
+The kind of file is recognised by its first bytes, not by its name: a PNG renamed ``.xlsx`` is
+refused as "not a spreadsheet", an old ``.xls`` is asked to be saved again as ``.xlsx``.
+Everything that can go wrong with the file as a whole is an ``InputError`` (``import.file.*``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from openpyxl import load_workbook
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+from bot.bulk.cells import Cell, Uncomputed, cell_text, from_csv, is_blank
+from bot.bulk.columns import HEADER_SEARCH_ROWS, Field, field_for
+from bot.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FileKind = Literal["csv", "xlsx"]
+Progress = Callable[[int], None]  # called with the number of data rows read so far
+
+MB = 1024 * 1024
+PROGRESS_EVERY = 1000
+_CSV_DELIMITERS = (",", "\t", ";", "|")
+_SNIFF_RECORDS = HEADER_SEARCH_ROWS
+_MAX_CONTROL_SHARE = 0.01  # more control characters than this: binary data that happened to decode
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (Excel 97–2003), .doc
+# PNG, JPEG, GIF, PDF, RAR, 7-Zip, gzip: common things sent by mistake
+_BINARY = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b")
+_ALLOWED_CONTROLS = frozenset("\t\r\n")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_rows: int  # data rows (blank rows not counted)
+    max_unpacked_bytes: int  # an XLSX is a zip: what it may expand to
+
+    @property
+    def max_mb(self) -> int:
+        return self.max_bytes // MB
+
+
+CHAT_LIMITS = Limits(max_bytes=5 * MB, max_rows=20_000, max_unpacked_bytes=100 * MB)
+CLI_LIMITS = Limits(max_bytes=500 * MB, max_rows=2_000_000, max_unpacked_bytes=5000 * MB)
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    number: int  # as the spreadsheet shows it (1-based, the header row counted)
+    cells: tuple[Cell, ...]
+    truncated: bool = False  # the file ends inside this row (a CSV cut off mid-row)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    kind: FileKind
+    headers: tuple[str, ...]
+    header_row: int
+    rows: list[SheetRow] = field(default_factory=list)
+    encoding: str | None = None  # CSV only
+
+
+def read_sheet(content: bytes, limits: Limits, progress: Progress | None = None) -> Sheet:
+    """The header and the non-blank data rows of an uploaded CSV or XLSX file."""
+    if not content:
+        raise InputError("import.file.empty")
+    if len(content) > limits.max_bytes:
+        raise InputError("import.file.too_big", max=limits.max_mb)
+    if content.startswith(_ZIP):
+        return _read_xlsx(content, limits, progress)
+    if content.startswith(_OLE2):
+        raise InputError("import.file.xls")
+    if content.startswith(_BINARY):
+        raise InputError("import.file.not_spreadsheet")
+    return _read_csv(content, limits, progress)
+
+
+# --- common ---------------------------------------------------------------------------------
+
+
+def _header_index(rows: Sequence[Sequence[Cell]]) -> int | None:
+    """The first row naming an ICCID column."""
+    for index, cells in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        if any(field_for(cell_text(cell)) is Field.ICCID for cell in cells):
+            return index
+    return None
+
+
+def _no_header(rows: Sequence[Sequence[Cell]]) -> InputError:
+    first = next((cells for cells in rows if not all(map(is_blank, cells))), ())
+    shown = ", ".join(cell_text(cell).strip() for cell in first if not is_blank(cell))[:200]
+    return InputError("import.file.no_header", found=shown or "—")
+
+
+class _Collector:
+    """Keeps the non-blank data rows, counting them against the limit as they stream in."""
+
+    def __init__(self, limits: Limits, progress: Progress | None) -> None:
+        self.rows: list[SheetRow] = []
+        self._limits = limits
+        self._progress = progress
+
+    def add(self, number: int, cells: tuple[Cell, ...], *, truncated: bool = False) -> None:
+        if all(map(is_blank, cells)):
+            return
+        if len(self.rows) >= self._limits.max_rows:
+            raise InputError("import.file.too_many_rows", max=self._limits.max_rows)
+        self.rows.append(SheetRow(number, cells, truncated))
+        if self._progress is not None and len(self.rows) % PROGRESS_EVERY == 0:
+            self._progress(len(self.rows))
+
+    def done(self) -> list[SheetRow]:
+        if self._progress is not None:
+            self._progress(len(self.rows))
+        return self.rows
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _decode(content: bytes) -> tuple[str, str]:
+    """The text and the encoding it was in; Excel in China saves CSV as GBK (GB18030 is a
+    superset), elsewhere as UTF-8, sometimes with a BOM, or UTF-16 ("Unicode text")."""
+    if content.startswith(codecs.BOM_UTF8):
+        candidates: tuple[str, ...] = ("utf-8-sig",)
+    elif content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ("utf-16",)
+    else:
+        candidates = ("utf-8", "gb18030")
+    for encoding in candidates:
+        try:
+            return content.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise InputError("import.file.encoding")
+
+
+def _looks_binary(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    sample = text[:100_000]
+    controls = sum(
+        1 for ch in sample if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc"
+    )
+    return controls > len(sample) * _MAX_CONTROL_SHARE
+
+
+def _records(text: str, delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter under which a header row names the most known columns."""
+    head = "\n".join(text.splitlines()[:_SNIFF_RECORDS])
+    best, best_score = ",", 0
+    for delimiter in _CSV_DELIMITERS:
+        try:
+            records = list(_records(head, delimiter))
+        except csv.Error:
+            continue
+        score = max((sum(1 for cell in row if field_for(cell)) for row in records), default=0)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _read_csv(content: bytes, limits: Limits, progress: Progress | None) -> Sheet:
+    text, encoding = _decode(content)
+    if _looks_binary(text):
+        raise InputError("import.file.not_spreadsheet")
+    delimiter = _sniff_delimiter(text)
+    ends_cleanly = text.endswith(("\n", "\r"))
+    try:
+        records = [[from_csv(cell) for cell in row] for row in _records(text, delimiter)]
+    except csv.Error as exc:  # e.g. a field larger than the csv module allows
+        log.info("unreadable CSV: %s", exc)
+        raise InputError("import.file.damaged") from None
+    index = _header_index(records)
+    if index is None:
+        raise _no_header(records)
+    headers = tuple(cell.strip() for cell in records[index])
+    collector = _Collector(limits, progress)
+    last = len(records) - 1
+    for offset, row in enumerate(records[index + 1 :], start=index + 1):
+        # A file that stops inside its last row (cut off while copying or uploading): the
+        # row is short, or a quoted field swallowed the rest. Don't import half a row.
+        truncated = offset == last and not ends_cleanly and len(row) < len(headers)
+        collector.add(offset + 1, tuple(row), truncated=truncated)
+    return Sheet("csv", headers, index + 1, collector.done(), encoding)
+
+
+# --- XLSX -----------------------------------------------------------------------------------
+
+
+def _check_zip(content: bytes, limits: Limits) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            names = set(archive.namelist())
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise InputError("import.file.damaged") from None
+    if "xl/workbook.xml" not in names:
+        raise InputError("import.file.not_spreadsheet")  # a .docx, a plain .zip…
+    if unpacked > limits.max_unpacked_bytes:
+        raise InputError("import.file.too_big", max=limits.max_mb)
+
+
+@contextmanager
+def _worksheets(content: bytes, *, data_only: bool) -> Iterator[list[ReadOnlyWorksheet]]:
+    """The workbook's worksheets (chart sheets left out), streamed; closed afterwards."""
+    workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=data_only)
+    try:
+        yield [sheet for sheet in workbook.worksheets if isinstance(sheet, ReadOnlyWorksheet)]
+    finally:
+        workbook.close()
+
+
+def _cell(value: object) -> Cell:
+    """A value as openpyxl reads it, as one of our cell types."""
+    if value is None or isinstance(value, str | bool | int | float | date | time | timedelta):
+        return value  # datetime is a date
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)  # rich text, array formulas: their text
+
+
+def _stream(sheet: ReadOnlyWorksheet, max_row: int | None = None) -> Iterator[tuple[Cell, ...]]:
+    # The stored dimension often claims A1:XFD1048576 (a formatted column); trusting it would
+    # pad every row to 16,384 cells. Without it rows are as wide as their last cell.
+    sheet.reset_dimensions()
+    # the stubs give ReadOnlyWorksheet the writable Worksheet's iter_rows signature
+    rows: Iterator[tuple[object, ...]] = sheet.iter_rows(  # type: ignore[misc]
+        max_row=max_row, values_only=True
+    )
+    for row in rows:
+        yield tuple(_cell(value) for value in row)
+
+
+def _read_xlsx(content: bytes, limits: Limits, progress: Progress | None) -> Sheet:
+    _check_zip(content, limits)
+    try:
+        sheet, sheet_index = _first_sheet_with_header(content, limits, progress)
+        suspects = _empty_known_cells(sheet)
+        if suspects:
+            sheet = _mark_uncomputed(content, sheet_index, sheet, suspects)
+    except InputError:
+        raise
+    except Exception as exc:  # openpyxl raises a zoo of types on a damaged file; all mean that
+        log.info("unreadable XLSX: %r", exc)
+        raise InputError("import.file.damaged") from None
+    return sheet
+
+
+def _first_sheet_with_header(
+    content: bytes, limits: Limits, progress: Progress | None
+) -> tuple[Sheet, int]:
+    first_rows: list[tuple[Cell, ...]] = []
+    with _worksheets(content, data_only=True) as sheets:
+        for sheet_index, worksheet in enumerate(sheets):
+            rows = _stream(worksheet)
+            # range first: zip stops without taking a 21st row from the stream
+            head = [tuple(row) for _, row in zip(range(HEADER_SEARCH_ROWS), rows, strict=False)]
+            first_rows = first_rows or head
+            index = _header_index(head)
+            if index is None:
+                continue
+            headers = tuple(cell_text(cell).strip() for cell in head[index])
+            collector = _Collector(limits, progress)
+            for number, cells in enumerate(head[index + 1 :], start=index + 2):
+                collector.add(number, _fit(cells, len(headers)))
+            for number, cells in enumerate(rows, start=len(head) + 1):
+                collector.add(number, _fit(cells, len(headers)))
+            return Sheet("xlsx", headers, index + 1, collector.done()), sheet_index
+    raise _no_header(first_rows)
+
+
+def _fit(cells: tuple[Cell, ...], width: int) -> tuple[Cell, ...]:
+    """Cells beyond the header's last column are noise (stray formatting, sums on the side)."""
+    return cells[:width] if len(cells) > width else cells
+
+
+def _empty_known_cells(sheet: Sheet) -> dict[int, list[int]]:
+    """Row number → columns of known fields that came back empty: maybe a formula saved by a
+    program that does not calculate (so no cached value). Only these are looked at again."""
+    known = [i for i, header in enumerate(sheet.headers) if field_for(header) is not None]
+    suspects: dict[int, list[int]] = {}
+    for row in sheet.rows:
+        empty = [i for i in known if i >= len(row.cells) or row.cells[i] is None]
+        if empty:
+            suspects[row.number] = empty
+    return suspects
+
+
+def _mark_uncomputed(
+    content: bytes, sheet_index: int, sheet: Sheet, suspects: dict[int, list[int]]
+) -> Sheet:
+    """Read the sheet once more with formulas instead of values: an empty cell that holds a
+    formula becomes ``Uncomputed`` (refused with a clear reason instead of read as blank)."""
+    formulas: dict[int, dict[int, str]] = {}
+    last = max(suspects)
+    with _worksheets(content, data_only=False) as sheets:
+        for number, cells in enumerate(_stream(sheets[sheet_index], last), start=1):
+            for column in suspects.get(number, ()):
+                value = cells[column] if column < len(cells) else None
+                if isinstance(value, str) and value.startswith("="):
+                    formulas.setdefault(number, {})[column] = value
+    if not formulas:
+        return sheet
+    rows_out = [_with_formulas(row, formulas.get(row.number)) for row in sheet.rows]
+    return Sheet(sheet.kind, sheet.headers, sheet.header_row, rows_out, sheet.encoding)
+
+
+def _with_formulas(row: SheetRow, formulas: dict[int, str] | None) -> SheetRow:
+    if not formulas:
+        return row
+    width = max(len(row.cells), max(formulas) + 1)
+    cells: list[Cell] = [*row.cells, *([None] * (width - len(row.cells)))]
+    for column, formula in formulas.items():
+        cells[column] = Uncomputed(formula)
+    return SheetRow(row.number, tuple(cells), row.truncated)

@@ -1,0 +1,103 @@
+"""What the handlers and the CLI call: import, export, calendar, statistics and search."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+
+from bot.bulk.calendar import calendar_file
+from bot.bulk.chart import weekly_chart_png
+from bot.bulk.export import export_file
+from bot.bulk.find import find_page
+from bot.bulk.importer import ImportReport, Progress, import_sheet
+from bot.bulk.models import FindQuery
+from bot.bulk.reading import CHAT_LIMITS, Limits, Sheet, read_sheet
+from bot.bulk.stats import ChatStats, chat_stats
+from bot.bulk.writing import OutputFormat
+from bot.clock import Clock
+from bot.models import ChatSettings
+from bot.reminders.models import DEFAULT_SETTINGS, ReminderSettings
+from bot.services.cards import CardPage
+from storage.bulk import BulkStore
+from storage.reminders import ReminderStore
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    sheet: Sheet
+    report: ImportReport
+
+
+class BulkService:
+    def __init__(
+        self, store: BulkStore, clock: Clock, reminders: ReminderStore | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.reminders = reminders
+
+    async def read(
+        self, content: bytes, limits: Limits = CHAT_LIMITS, progress: Progress | None = None
+    ) -> Sheet:
+        """Parse an upload (``InputError`` if it is no usable spreadsheet), off the event loop."""
+        return await asyncio.to_thread(read_sheet, content, limits, progress)
+
+    async def import_file(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        today: date,
+        limits: Limits = CHAT_LIMITS,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        sheet = await self.read(content, limits)
+        report = await import_sheet(
+            self.store, chat_id, sheet, today=today, now=self.clock.now(), progress=progress
+        )
+        return ImportResult(sheet, report)
+
+    async def export(
+        self, chat: ChatSettings, *, lang: str, today: date, fmt: OutputFormat
+    ) -> tuple[bytes, int]:
+        """The file and how many cards it lists."""
+        cards = await self.store.cards_with_last_renewal(chat.chat_id)
+        content = await asyncio.to_thread(export_file, fmt, lang, cards, today, chat.timezone)
+        return content, len(cards)
+
+    async def reminder_settings(self, chat_id: int) -> ReminderSettings:
+        if self.reminders is None:
+            return DEFAULT_SETTINGS
+        return await self.reminders.get_settings(chat_id)
+
+    async def calendar(self, chat: ChatSettings, *, lang: str) -> tuple[bytes, int]:
+        """The .ics file and how many events it has."""
+        cards = await self.store.cards_with_last_renewal(chat.chat_id)
+        settings = await self.reminder_settings(chat.chat_id)
+        content = await asyncio.to_thread(
+            partial(
+                calendar_file,
+                cards,
+                chat_id=chat.chat_id,
+                lang=lang,
+                is_group=chat.is_group,
+                days_before=settings.days_before,
+                alarm_time=settings.send_time,
+                now=self.clock.now(),
+            )
+        )
+        return content, len(cards)
+
+    async def stats(self, chat_id: int, today: date) -> ChatStats:
+        expiries = await self.store.expiry_counts(chat_id)
+        carriers = await self.store.carrier_counts(chat_id)
+        muted, auto_renew = await self.store.flag_counts(chat_id)
+        return chat_stats(expiries, carriers, muted=muted, auto_renew=auto_renew, today=today)
+
+    async def chart(self, stats: ChatStats) -> bytes:
+        return await asyncio.to_thread(weekly_chart_png, stats.weeks)
+
+    async def find(self, chat_id: int, query: FindQuery, page: int) -> CardPage:
+        return await find_page(self.store, chat_id, query, page)

@@ -1,0 +1,171 @@
+"""``python -m bot remind [--date YYYY-MM-DD] [--dry-run]``: one reminder pass, then exit.
+
+Without ``--date`` it composes what the bot's own tick would compose now (chats whose send time
+has passed today); with ``--date`` every chat not done for that date yet, as if it were that day
+in every time zone, whatever the send times. Then it delivers everything pending and prints a
+summary; the exit status is 1 if any message failed or had to be left for later.
+
+``--dry-run`` composes inside transactions that are rolled back and sends nothing (no bot token
+needed): it prints the messages a real run would send.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import date
+from typing import TextIO
+
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.i18n import t
+from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
+from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
+from storage.reminders import ReminderStore, SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+MessengerFactory = Callable[[Settings], AbstractAsyncContextManager[Messenger]]
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def add_remind_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    remind = subparsers.add_parser(
+        "remind",
+        help="run one reminder pass (compose, auto-renew, deliver) and exit",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    remind.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="compute as if today were this date in every chat's time zone (ignores send times)",
+    )
+    remind.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be sent; change nothing, send nothing",
+    )
+
+
+def plain(text: str) -> str:
+    """Telegram HTML as terminal text."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def _say(out: TextIO, lang: str, key: str, **params: object) -> None:
+    print(plain(t(lang, key, **params)), file=out)
+
+
+async def _compose(
+    composer: ReminderComposer, on_date: date | None, *, dry_run: bool
+) -> ComposeStats:
+    if on_date is None:
+        return await composer.compose_due(dry_run=dry_run)
+    return await composer.compose_for_date(on_date, dry_run=dry_run)
+
+
+def _print_digest(out: TextIO, lang: str, digest: ComposedDigest) -> None:
+    for number, part in enumerate(digest.parts, start=1):
+        _say(
+            out,
+            lang,
+            "remind_cli.message",
+            chat_id=digest.chat_id,
+            part=number,
+            parts=len(digest.parts),
+        )
+        print(plain(part.text), file=out)
+        for row in part.buttons:
+            print("  " + "  ".join(f"[{text}]" for text, _ in row), file=out)
+        print(file=out)
+
+
+async def _dry_run(
+    store: ReminderStore, composer: ReminderComposer, on_date: date | None, lang: str, out: TextIO
+) -> int:
+    pending = await store.count_pending()
+    stats = await _compose(composer, on_date, dry_run=True)
+    _say(out, lang, "remind_cli.dry_run")
+    for digest in stats.composed:
+        _print_digest(out, lang, digest)
+    _say(
+        out,
+        lang,
+        "remind_cli.dry_run_summary",
+        chats=stats.digests,
+        cards=stats.cards_due,
+        renewed=stats.auto_renewed,
+        messages=sum(len(digest.parts) for digest in stats.composed),
+        pending=pending,
+    )
+    return 0
+
+
+def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats) -> None:
+    for chat_id, error in drained.errors:
+        _say(out, lang, "remind_cli.error", chat_id=chat_id, error=error)
+    _say(
+        out,
+        lang,
+        "remind_cli.summary",
+        chats=composed.digests,
+        cards=composed.cards_due,
+        renewed=composed.auto_renewed,
+        sent=drained.sent,
+        failed=drained.failed + drained.waiting,
+        blocked=drained.blocked_chats,
+    )
+
+
+async def run_pass(
+    store: ReminderStore,
+    messenger: Messenger,
+    *,
+    default_language: str,
+    on_date: date | None,
+    out: TextIO,
+    composer: ReminderComposer | None = None,
+    sender: OutboxSender | None = None,
+) -> int:
+    """Compose (and auto-renew), deliver everything pending, print the summary; the exit code."""
+    clock = SystemClock()
+    composer = composer or ReminderComposer(store, clock, default_language=default_language)
+    sender = sender or OutboxSender(
+        store, messenger, clock, SenderPolicy(), default_language=default_language
+    )
+    composed = await _compose(composer, on_date, dry_run=False)
+    drained = await sender.drain()
+    _summary(out, default_language, composed, drained)
+    return 1 if drained.failed or drained.waiting else 0
+
+
+async def run_remind(
+    settings: Settings,
+    *,
+    on_date: date | None,
+    dry_run: bool,
+    out: TextIO,
+    messenger_factory: MessengerFactory | None = None,
+) -> int:
+    """The ``remind`` command. ``messenger_factory`` opens the Telegram side (by default
+    ``handlers.delivery.open_messenger``, imported only when something is to be sent)."""
+    lang = settings.language
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        store = SqliteReminderStore(storage)
+        if dry_run:
+            composer = ReminderComposer(store, SystemClock(), default_language=lang)
+            return await _dry_run(store, composer, on_date, lang, out)
+        if messenger_factory is None:
+            from handlers.delivery import open_messenger  # the Telegram side, only when needed
+
+            messenger_factory = open_messenger
+        async with messenger_factory(settings) as messenger:
+            return await run_pass(store, messenger, default_language=lang, on_date=on_date, out=out)
+    finally:
+        await storage.close()

@@ -1,0 +1,78 @@
+"""The reminder tick: compose what is due, then drain the outbox for a bounded time.
+
+Run every minute by the JobQueue (see ``handlers/reminder_schedule.py``). Everything it needs
+is in the database (what was composed, the sent-log, the outbox), so a restart loses nothing:
+the first tick after it catches up the same day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as time_module
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from bot.clock import Clock
+from bot.reminders.compose import ComposeStats, ReminderComposer
+from bot.reminders.sender import DrainStats, OutboxSender
+from storage.reminders import ReminderStore
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 45.0  # per tick, so a tick ends before the next one is due
+KEEP_FINISHED = timedelta(days=14)  # sent/failed outbox rows, for looking into complaints
+
+
+class ReminderRunner:
+    def __init__(
+        self,
+        store: ReminderStore,
+        composer: ReminderComposer,
+        sender: OutboxSender,
+        clock: Clock,
+        *,
+        drain_seconds: float = DRAIN_SECONDS,
+        monotonic: Callable[[], float] = time_module.monotonic,
+    ) -> None:
+        self.store = store
+        self.composer = composer
+        self.sender = sender
+        self.clock = clock
+        self.drain_seconds = drain_seconds
+        self._monotonic = monotonic
+        self._busy = asyncio.Lock()
+        self._pruned_on: date | None = None
+
+    async def tick(self) -> tuple[ComposeStats, DrainStats] | None:
+        """One tick; None if the previous one is still running (it will pick up the rest)."""
+        if self._busy.locked():
+            return None
+        async with self._busy:
+            composed = await self.composer.compose_due()
+            if composed.digests:
+                log.info(
+                    "reminders: %d digests (%d cards, %d auto-renewed) for %d chats",
+                    composed.digests,
+                    composed.cards_due,
+                    composed.auto_renewed,
+                    composed.chats,
+                )
+            drained = await self.sender.drain(deadline=self._monotonic() + self.drain_seconds)
+            if drained.sent or drained.failed or drained.waiting:
+                log.info(
+                    "reminders: sent %d, failed %d, waiting %d, chats blocked %d",
+                    drained.sent,
+                    drained.failed,
+                    drained.waiting,
+                    drained.blocked_chats,
+                )
+            await self._prune_daily()
+            return composed, drained
+
+    async def _prune_daily(self) -> None:
+        now = self.clock.now()
+        if self._pruned_on == now.date():
+            return
+        await self.store.prune(sent_before=now - KEEP_FINISHED)
+        self._pruned_on = now.date()

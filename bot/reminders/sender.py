@@ -1,0 +1,353 @@
+"""Draining the outbox through a ``Messenger``, within Telegram's limits, surviving its errors.
+
+Chats are served by a fixed pool of workers: one chat's messages go out in order, one at a time,
+while other chats proceed, so a slow or rate-limited chat holds back no one. A global pacer keeps
+the bot under Telegram's overall limit and each group under its per-group limit.
+
+A digest is enqueued unrendered; its worker claims it, renders it from the sent-log as the cards
+are now (a card renewed meanwhile is left out) and stores its messages, then sends them. Each
+message is claimed (a lease in the database, so a second sender, e.g. ``remind`` run while the
+bot is up, keeps off it), sent, and marked sent right after the send returns: a crash can repeat
+only a message Telegram accepted in that instant. Outcomes of a send:
+
+* ``RateLimited``: wait as told and retry, unless the wait is long; then it waits in the outbox;
+* ``Transient`` (timeouts, network errors, 5xx): retry with exponential backoff, a few times,
+  then leave it (and the chat's later messages, to keep their order) in the outbox, backing off;
+* ``Rejected`` (400): record the error, give up on that message, carry on;
+* ``Blocked`` (403): mark the chat inactive and drop its pending messages;
+* ``Migrated``: move the chat to its new id (its cards follow) and resend there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as time_module
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum, auto
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.reminders.digest import make_digest, render_digest
+from bot.reminders.models import Keyboard, OutboxMessage, notes_from_json
+from storage.reminders import ReminderStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    retry_after: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    new_chat_id: int
+
+
+Delivery = Sent | RateLimited | Transient | Rejected | Blocked | Migrated
+
+
+class Messenger(Protocol):
+    async def send(self, chat_id: int, text: str, buttons: Keyboard) -> Delivery:
+        """Send one HTML message with inline buttons; errors are returned, not raised."""
+        ...
+
+
+@dataclass(frozen=True)
+class SenderPolicy:
+    concurrency: int = 8  # chats served at once
+    messages_per_second: float = 25.0  # Telegram: about 30/s overall
+    group_messages_per_minute: int = 18  # Telegram: 20/min in one group
+    transient_attempts: int = 4  # sends per message per drain on network errors
+    backoff_base: float = 1.0  # seconds: 1, 2, 4, ... between those attempts
+    backoff_max: float = 30.0
+    max_wait: float = 30.0  # a longer retry_after: leave it in the outbox instead of waiting
+    rate_limited_attempts: int = 5
+    max_migrations: int = 2
+    claim: timedelta = timedelta(minutes=10)  # a crashed sender's claim expires after this
+    later_base: timedelta = timedelta(minutes=1)  # next drain after giving up: 1, 2, 4… min
+    later_max: timedelta = timedelta(hours=1)
+    fetch: int = 500
+
+
+@dataclass
+class DrainStats:
+    sent: int = 0
+    failed: int = 0  # rejected by Telegram (400)
+    waiting: int = 0  # left in the outbox for a later drain
+    blocked_chats: int = 0
+    migrated_chats: int = 0
+    dropped: int = 0  # digests with nothing left to say when their turn came
+    skipped: int = 0  # claimed by another sender
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (chat id, error)
+
+
+class _Verdict(Enum):
+    NEXT = auto()  # go on with the chat's next message
+    HALT = auto()  # stop the chat for this drain; its remaining messages stay pending
+
+
+class _Pacer:
+    """Spaces sends evenly at ``rate`` per second across all workers."""
+
+    def __init__(
+        self,
+        rate: float,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    async def wait(self) -> None:
+        now = self._monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        store: ReminderStore,
+        messenger: Messenger,
+        clock: Clock,
+        policy: SenderPolicy | None = None,
+        *,
+        default_language: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time_module.monotonic,
+    ) -> None:
+        self.store = store
+        self.messenger = messenger
+        self.clock = clock
+        self.policy = policy or SenderPolicy()
+        self.default_language = default_language
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    async def drain(self, *, deadline: float | None = None) -> DrainStats:
+        """Send what is pending until the outbox is empty or, if given, ``deadline`` (a
+        ``monotonic()`` instant) has passed; what is left waits for the next drain."""
+        run = _Drain(self, deadline)
+        await run.run()
+        return run.stats
+
+
+class _Drain:
+    """One drain: a producer reading the outbox and a pool of per-chat workers."""
+
+    def __init__(self, sender: OutboxSender, deadline: float | None) -> None:
+        self.sender = sender
+        self.policy = sender.policy
+        self.store = sender.store
+        self.clock = sender.clock
+        self.deadline = deadline
+        self.stats = DrainStats()
+        self.pacer = _Pacer(self.policy.messages_per_second, sender.monotonic, sender.sleep)
+        self.work: dict[int, deque[OutboxMessage]] = {}
+        self.halted: set[int] = set()  # chats done for this drain; their later rows wait
+        self.claimed: set[int] = set()  # messages this drain holds the claim of
+        self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self.policy.concurrency * 2)
+
+    def expired(self) -> bool:
+        return self.deadline is not None and self.sender.monotonic() >= self.deadline
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for _ in range(self.policy.concurrency):
+                    tasks.create_task(self.worker())
+                tasks.create_task(self.produce_then_stop())
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None  # the first failure, as if run inline
+
+    async def produce_then_stop(self) -> None:
+        await self.produce()
+        for _ in range(self.policy.concurrency):
+            await self.queue.put(None)
+
+    async def produce(self) -> None:
+        after = 0
+        while not self.expired():
+            batch = await self.store.pending(
+                now=self.clock.now(), after_id=after, limit=self.policy.fetch
+            )
+            if not batch:
+                return
+            after = batch[-1].id
+            for message in batch:
+                chat_id = message.chat_id
+                if chat_id in self.halted:
+                    continue
+                queued = self.work.get(chat_id)
+                if queued is not None:
+                    queued.append(message)  # its worker picks it up, in order
+                    continue
+                self.work[chat_id] = deque([message])
+                await self.queue.put(chat_id)
+
+    async def worker(self) -> None:
+        while (chat_id := await self.queue.get()) is not None:
+            await self.serve(chat_id, self.work[chat_id])
+            del self.work[chat_id]  # no await since serve's last look: the producer sees it
+
+    async def serve(self, chat_id: int, queued: deque[OutboxMessage]) -> None:
+        """Send one chat's messages in order."""
+        target = chat_id
+        group_window: deque[float] = deque()  # this chat's recent sends, for groups
+        while queued:
+            if self.expired():
+                break
+            message = queued.popleft()
+            if not message.rendered:
+                queued.extendleft(reversed(await self.render(message, target)))
+                continue
+            verdict, target = await self.deliver(message, target, group_window)
+            if verdict is _Verdict.HALT:
+                self.halted.add(chat_id)
+                break
+        # Stopped early: hand back the claims on what is left, for the next drain.
+        leftover = [message.id for message in queued if message.id in self.claimed]
+        if leftover:
+            await self.store.release(leftover)
+        queued.clear()
+
+    async def render(self, message: OutboxMessage, target: int) -> list[OutboxMessage]:
+        """Claim an unrendered digest, render it as things are now and store its messages."""
+        now = self.clock.now()
+        until = now + self.policy.claim
+        if not await self.store.claim(message.id, now=now, until=until):
+            self.stats.skipped += 1
+            return []
+        chat, due = await self.store.digest_cards(target, message.digest_date)
+        digest = make_digest(
+            chat,
+            message.digest_date,
+            due,
+            notes_from_json(message.renewed),
+            self.sender.default_language,
+        )
+        parts = render_digest(digest)
+        if not parts:
+            await self.store.drop(message.id, "nothing left to remind", at=now)
+            self.stats.dropped += 1
+            return []
+        messages = await self.store.expand(message, parts, chat_id=target, claimed_until=until)
+        self.claimed.update(m.id for m in messages)
+        return messages
+
+    async def deliver(
+        self, message: OutboxMessage, target: int, group_window: deque[float]
+    ) -> tuple[_Verdict, int]:
+        policy, store, clock = self.policy, self.store, self.clock
+        assert message.text is not None
+        if message.id not in self.claimed:
+            now = clock.now()
+            if not await store.claim(message.id, now=now, until=now + policy.claim):
+                self.stats.skipped += 1
+                return _Verdict.NEXT, target
+            self.claimed.add(message.id)
+        transient = rate_limited = migrations = 0
+        while True:
+            await self._pace(target, group_window)
+            outcome = await self.sender.messenger.send(target, message.text, message.buttons)
+            if isinstance(outcome, Sent):
+                await store.mark_sent(message.id, outcome.message_id, at=clock.now())
+                self.claimed.discard(message.id)
+                self.stats.sent += 1
+                return _Verdict.NEXT, target
+            if isinstance(outcome, Rejected):
+                log.warning("chat %s refused digest message %s: %s", target, message.id, outcome)
+                await store.mark_failed(message.id, outcome.error, at=clock.now())
+                self.claimed.discard(message.id)
+                self.stats.failed += 1
+                self.stats.errors.append((target, outcome.error))
+                return _Verdict.NEXT, target
+            if isinstance(outcome, Blocked):
+                log.info("chat %s is unreachable (%s): reminders paused", target, outcome.reason)
+                await store.deactivate_chat(target, outcome.reason, at=clock.now())
+                self.stats.blocked_chats += 1
+                return _Verdict.HALT, target
+            if isinstance(outcome, Migrated):
+                migrations += 1
+                if migrations > policy.max_migrations:
+                    return await self._later(message, target, "migrated too often")
+                log.info("chat %s moved to %s", target, outcome.new_chat_id)
+                await store.migrate_chat(target, outcome.new_chat_id)
+                self.stats.migrated_chats += 1
+                target = outcome.new_chat_id
+                continue
+            if isinstance(outcome, RateLimited):
+                rate_limited += 1
+                wait = outcome.retry_after
+                too_long = wait > policy.max_wait or rate_limited >= policy.rate_limited_attempts
+                ends_late = self.deadline is not None and (
+                    self.sender.monotonic() + wait > self.deadline
+                )
+                if too_long or ends_late:
+                    return await self._later(message, target, "rate limited", wait)
+                await self.sender.sleep(wait)
+                continue
+            transient += 1
+            if transient >= policy.transient_attempts:
+                return await self._later(message, target, outcome.error)
+            await self.sender.sleep(
+                min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
+            )
+
+    async def _pace(self, target: int, group_window: deque[float]) -> None:
+        await self.pacer.wait()
+        if target >= 0:
+            return
+        # Groups (negative ids) also have a per-minute budget; one worker sends all of a chat's
+        # messages, one after another, so its own window is the chat's.
+        monotonic = self.sender.monotonic
+        now = monotonic()
+        while group_window and now - group_window[0] >= 60.0:
+            group_window.popleft()
+        if len(group_window) >= self.policy.group_messages_per_minute:
+            await self.sender.sleep(60.0 - (now - group_window[0]))
+        group_window.append(monotonic())
+
+    async def _later(
+        self, message: OutboxMessage, target: int, error: str, wait: float = 0.0
+    ) -> tuple[_Verdict, int]:
+        """Give up for this drain: it (and the chat's later messages) stay pending, backing
+        off across drains."""
+        policy = self.policy
+        backoff = min(policy.later_base * 2**message.attempts, policy.later_max)
+        until = self.clock.now() + max(backoff, timedelta(seconds=wait))
+        log.warning("digest message %s to %s waits until %s: %s", message.id, target, until, error)
+        await self.store.defer(message.id, until=until, error=error)
+        self.claimed.discard(message.id)
+        self.stats.waiting += 1
+        self.stats.errors.append((target, error))
+        return _Verdict.HALT, target

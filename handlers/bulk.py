@@ -1,0 +1,267 @@
+"""/import, /export and /calendar: cards in bulk for agents (代理商).
+
+Which documents are imported, decided to be explicit so a stray file is never imported:
+
+* a document whose caption starts with ``/import``; or
+* the next document the same user sends in the same chat after ``/import`` (within the usual
+  10-minute conversation window; /cancel stops waiting). In a group with privacy mode on, the
+  bot only sees a document that is a reply to it or has a command caption: the prompt says so.
+
+Any other document gets a hint in a private chat and is ignored in groups. Importing (it can
+overwrite many cards) and exporting (the file has the full ICCIDs) are for administrators in
+groups; /calendar is for everyone and masks ICCIDs in groups, like the card list.
+
+Register ``conversation_handler()`` with the other conversations, ``HANDLERS`` with the
+one-shot handlers, and ``FALLBACK_HANDLERS`` before the catch-all fallbacks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+from typing import Any
+
+from telegram import Document, InputFile, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.bulk.reading import CHAT_LIMITS
+from bot.bulk.report import rejected_file, report_text
+from bot.bulk.service import BulkService
+from bot.bulk.writing import OutputFormat
+from bot.errors import InputError
+from bot.i18n import Html
+from handlers.common import Context, Here, answer, command_args, here, is_admin, reply, services
+from handlers.conversation import END, conversation
+from handlers.render import button, markup
+from storage.bulk import SqliteBulkStore
+from storage.reminders import SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+BULK_KEY = "simwatch.bulk"
+WAITING = 0
+NAME = "import"
+IMPORT_CAPTION = filters.CaptionRegex(r"^/import(@\w+)?(\s|$)")
+EXPORT_PREFIX = "bx:"
+_FORMATS: dict[str, OutputFormat] = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx", "xls": "xlsx"}
+_SAFE_STEM = re.compile(r"[^\w.\-]+")
+
+
+def bulk(context: Context) -> BulkService:
+    """The bulk service, made on first use over the bot's SQLite storage."""
+    service = context.application.bot_data.get(BULK_KEY)
+    if isinstance(service, BulkService):
+        return service
+    base = services(context)
+    storage = base.cards.storage
+    if not isinstance(storage, SqliteStorage):
+        raise RuntimeError("bulk import/export needs the SQLite storage")
+    service = BulkService(SqliteBulkStore(storage), base.clock, SqliteReminderStore(storage))
+    context.application.bot_data[BULK_KEY] = service
+    return service
+
+
+async def _refuse_non_admin(update: Update, context: Context, where: Here, key: str) -> bool:
+    """True (after saying so politely) when a group member who isn't an admin asked."""
+    if not where.is_group or await is_admin(update, context):
+        return False
+    query = update.callback_query
+    if query is not None:
+        await answer(query, where.t(key), alert=True)
+    else:
+        await reply(update, where.t(key), edit=False)
+    return True
+
+
+# --- /import ----------------------------------------------------------------------------------
+
+
+async def import_command(update: Update, context: Context) -> int:
+    where = await here(update, context)
+    if await _refuse_non_admin(update, context, where, "import.admins_only"):
+        return END
+    key = "import.ask_group" if where.is_group else "import.ask"
+    limits = CHAT_LIMITS
+    await reply(update, where.t(key, max_mb=limits.max_mb, max_rows=limits.max_rows), edit=False)
+    return WAITING
+
+
+def _stem(document: Document) -> str:
+    stem = _SAFE_STEM.sub("_", PurePath(document.file_name or "import").stem).strip("._")
+    return stem[:40] or "import"
+
+
+async def import_document(update: Update, context: Context) -> None:
+    """Import the document of this message (the caller decided that it is meant for import)."""
+    where = await here(update, context)
+    message = update.effective_message
+    assert message is not None and message.document is not None
+    document = message.document
+    if await _refuse_non_admin(update, context, where, "import.admins_only"):
+        return
+    limits = CHAT_LIMITS
+    if document.file_size is not None and document.file_size > limits.max_bytes:
+        await reply(update, where.t("import.file.too_big", max=limits.max_mb), edit=False)
+        return
+    telegram_file = await document.get_file()
+    content = bytes(await telegram_file.download_as_bytearray())
+    try:
+        result = await bulk(context).import_file(where.chat_id, content, today=where.today)
+    except InputError as exc:
+        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        return
+    await reply(update, report_text(where.lang, result.report), edit=False)
+    rejected = rejected_file(where.lang, result.sheet, result.report, _stem(document))
+    if rejected is not None:
+        await message.reply_document(
+            InputFile(rejected.content, filename=rejected.filename),
+            caption=where.t("import.rejected.caption", count=len(result.report.rejected)),
+            parse_mode=ParseMode.HTML,
+        )
+
+
+async def captioned_document(update: Update, context: Context) -> None:
+    """``/import`` in the caption; ``/import@other_bot`` is another bot's business."""
+    message = update.effective_message
+    caption = message.caption if message is not None and message.caption else ""
+    command = caption.split(maxsplit=1)[0] if caption.strip() else ""
+    _, _, mention = command.partition("@")
+    if mention and mention.lower() != (context.bot.username or "").lower():
+        return
+    await import_document(update, context)
+
+
+async def document_while_waiting(update: Update, context: Context) -> int:
+    await import_document(update, context)
+    return END
+
+
+async def not_a_document(update: Update, context: Context) -> int:
+    """Text or a photo (a screenshot of the sheet) while a file is awaited."""
+    where = await here(update, context)
+    message = update.effective_message
+    photo = message is not None and bool(message.photo)
+    await reply(update, where.t("import.photo" if photo else "import.not_a_file"), edit=False)
+    return WAITING
+
+
+async def stray_document(update: Update, context: Context) -> None:
+    """A document nobody asked for, in a private chat: say how to import instead of guessing."""
+    where = await here(update, context)
+    await reply(update, where.t("import.stray_document"), edit=False)
+
+
+def conversation_handler() -> ConversationHandler[Any]:
+    """/import, then the document: a fresh handler per Application (it holds the state)."""
+    typed_or_photo = (filters.TEXT & ~filters.COMMAND) | filters.PHOTO
+    return conversation(
+        NAME,
+        entry_points=[CommandHandler("import", import_command)],
+        states={
+            WAITING: [
+                MessageHandler(filters.Document.ALL, document_while_waiting),
+                # in groups staff talk among themselves: only nag in private chats
+                MessageHandler(typed_or_photo & filters.ChatType.PRIVATE, not_a_document),
+            ]
+        },
+    )
+
+
+# --- /export ----------------------------------------------------------------------------------
+
+
+async def _send_export(context: Context, where: Here, fmt: OutputFormat) -> None:
+    content, count = await bulk(context).export(
+        where.chat, lang=where.lang, today=where.today, fmt=fmt
+    )
+    filename = f"simwatch-cards-{where.today:%Y%m%d}.{fmt}"
+    key = "export.caption" if count else "export.empty_caption"
+    await context.bot.send_document(
+        where.chat_id,
+        InputFile(content, filename=filename),
+        caption=where.t(key, count=count),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def export_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    if await _refuse_non_admin(update, context, where, "export.admins_only"):
+        return
+    args = command_args(context)
+    fmt = _FORMATS.get(args[0].lower()) if args else None
+    if fmt is not None:
+        await _send_export(context, where, fmt)
+        return
+    keyboard = markup(
+        [
+            [
+                button(where.t("export.button_xlsx"), f"{EXPORT_PREFIX}xlsx"),
+                button(where.t("export.button_csv"), f"{EXPORT_PREFIX}csv"),
+            ]
+        ]
+    )
+    await reply(update, where.t("export.choose"), keyboard, edit=False)
+
+
+async def export_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    if await _refuse_non_admin(update, context, where, "export.admins_only"):
+        return
+    fmt = _FORMATS[query.data.removeprefix(EXPORT_PREFIX)]
+    await answer(query)
+    await reply(update, where.t("export.preparing", format=fmt.upper()))
+    await _send_export(context, where, fmt)
+
+
+# --- /calendar --------------------------------------------------------------------------------
+
+
+def _alarm_days(where: Here, days_before: tuple[int, ...]) -> Html:
+    before = where.t("calendar.days_separator").join(str(d) for d in days_before if d > 0)
+    if not before:
+        return where.t("calendar.days_today_only")
+    key = "calendar.days_list_and_today" if 0 in days_before else "calendar.days_list"
+    return where.t(key, list=before)
+
+
+async def calendar_command(update: Update, context: Context) -> None:
+    where = await here(update, context)
+    service = bulk(context)
+    content, count = await service.calendar(where.chat, lang=where.lang)
+    if count == 0:
+        await reply(update, where.t("calendar.empty"), edit=False)
+        return
+    settings = await service.reminder_settings(where.chat_id)
+    await context.bot.send_document(
+        where.chat_id,
+        InputFile(content, filename="simwatch-expiries.ics"),
+        caption=where.t(
+            "calendar.caption",
+            count=count,
+            when=_alarm_days(where, settings.days_before),
+            time=settings.send_time.strftime("%H:%M"),
+        ),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+HANDLERS = [
+    MessageHandler(filters.Document.ALL & IMPORT_CAPTION, captioned_document),
+    CommandHandler("export", export_command),
+    CallbackQueryHandler(export_button, pattern=rf"^{EXPORT_PREFIX}(csv|xlsx)$"),
+    CommandHandler("calendar", calendar_command),
+]
+
+# after every other handler, before the catch-alls: documents no one asked to import
+FALLBACK_HANDLERS = [
+    MessageHandler(filters.Document.ALL & filters.ChatType.PRIVATE, stray_document),
+]

@@ -1,0 +1,218 @@
+"""The digest's buttons (snooze 1 or 3 days, mute, unmute) and the chat-activity hook.
+
+"✅ Renewed" (``rn:<id>``) belongs to the renew conversation. Every button re-reads the card in
+the chat the pressed message is in: an old digest acts on the card as it is now.
+
+Register ``ACTIVITY_HANDLER`` in an early group of its own (e.g. -1): on any update from a chat
+it resumes reminders that a 403 had paused, pauses them when the bot is blocked or removed,
+and follows a group's move to a supergroup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import date
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, TypeHandler
+
+from bot.iccid import mask_iccid
+from bot.reminders.digest import (
+    MUTE_PREFIX,
+    RENEWED_PREFIX,
+    SNOOZE_DAYS,
+    SNOOZE_PREFIX,
+    UNMUTE_PREFIX,
+    date_text,
+    label_text,
+    shown_iccid,
+    unmute_data,
+)
+from bot.reminders.service import ActionStatus, CardAction, ReminderService
+from handlers.common import Context, Here, answer, here
+from handlers.reminder_schedule import reminders
+from handlers.render import button, markup
+
+_SNOOZE_RE = re.compile(rf"^{SNOOZE_PREFIX}(\d+):(\d+):(\d{{1,7}})$")
+_GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)  # BANNED is "kicked"
+
+
+def _service(context: Context) -> ReminderService:
+    service = reminders(context)
+    if service is None:
+        raise RuntimeError("install_reminders() was not called")
+    return service
+
+
+def _card_buttons(data: str, card_id: int) -> bool:
+    """Whether a digest button belongs to ``card_id``."""
+    if data == f"{RENEWED_PREFIX}{card_id}" or data == f"{MUTE_PREFIX}{card_id}":
+        return True
+    m = _SNOOZE_RE.match(data)
+    return m is not None and int(m[2]) == card_id
+
+
+async def _drop_card_buttons(update: Update, card_id: int) -> None:
+    """Take the card's buttons off the digest: it has been dealt with."""
+    query = update.callback_query
+    if query is None or not isinstance(query.message, Message):
+        return
+    current = query.message.reply_markup
+    if current is None:
+        return
+    rows = [
+        [
+            b
+            for b in row
+            if not (isinstance(b.callback_data, str) and _card_buttons(b.callback_data, card_id))
+        ]
+        for row in current.inline_keyboard
+    ]
+    kept = [row for row in rows if row]
+    if sum(map(len, kept)) == sum(map(len, current.inline_keyboard)):
+        return
+    # Too old to edit, or edited meanwhile: no matter, the buttons act on the current card.
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_reply_markup(InlineKeyboardMarkup(kept) if kept else None)
+
+
+async def _refused(update: Update, where: Here, result: CardAction, card_id: int) -> bool:
+    """Answer NOT_FOUND / CHANGED; True if the action did not happen."""
+    query = update.callback_query
+    if result.status is ActionStatus.NOT_FOUND:
+        await answer(query, where.t("digest.answer.not_found"), alert=True)
+    elif result.status is ActionStatus.CHANGED and result.card is not None:
+        await answer(
+            query,
+            where.t("digest.answer.changed", expiry=result.card.expiry.isoformat()),
+            alert=True,
+        )
+    else:
+        return False
+    await _drop_card_buttons(update, card_id)
+    return True
+
+
+async def snooze_pressed(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    m = _SNOOZE_RE.match(query.data)
+    if m is None or int(m[1]) not in SNOOZE_DAYS:
+        await answer(query)
+        return
+    days, card_id = int(m[1]), int(m[2])
+    try:
+        expiry = date.fromordinal(int(m[3]))
+    except ValueError:
+        await answer(query)
+        return
+    where = await here(update, context)
+    result = await _service(context).snooze(where.chat, card_id, days, digest_expiry=expiry)
+    if await _refused(update, where, result, card_id):
+        return
+    assert result.card is not None and result.until is not None
+    until = date_text(where.lang, result.until)
+    await answer(
+        query, where.t("digest.answer.snoozed", iccid=mask_iccid(result.card.iccid), until=until)
+    )
+    await _drop_card_buttons(update, card_id)
+
+
+async def _notice(update: Update, where: Here, key: str, result: CardAction, undo: bool) -> None:
+    """Tell the chat who changed what (in a group everybody relies on the reminders)."""
+    card = result.card
+    assert card is not None
+    message = update.effective_message
+    if message is None:
+        return
+    text = where.t(
+        key,
+        who=where.user_name or "—",
+        iccid=shown_iccid(card.iccid, where.is_group),
+        label=label_text(where.lang, card.label),
+    )
+    keyboard = (
+        markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]]) if undo else None
+    )
+    await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+
+
+async def mute_pressed(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    card_id = int(query.data.removeprefix(MUTE_PREFIX))
+    where = await here(update, context)
+    result = await _service(context).mute(where.chat_id, card_id)
+    if await _refused(update, where, result, card_id):
+        return
+    assert result.card is not None
+    iccid = mask_iccid(result.card.iccid)
+    if result.status is ActionStatus.ALREADY:
+        await answer(query, where.t("digest.answer.already_muted", iccid=iccid))
+    else:
+        await answer(query, where.t("digest.answer.muted", iccid=iccid))
+        await _notice(update, where, "digest.notice.muted", result, undo=True)
+    await _drop_card_buttons(update, card_id)
+
+
+async def unmute_pressed(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    card_id = int(query.data.removeprefix(UNMUTE_PREFIX))
+    where = await here(update, context)
+    result = await _service(context).unmute(where.chat_id, card_id)
+    if await _refused(update, where, result, card_id):
+        return
+    assert result.card is not None
+    iccid = mask_iccid(result.card.iccid)
+    if result.status is ActionStatus.ALREADY:
+        await answer(query, where.t("digest.answer.already_unmuted", iccid=iccid))
+        return
+    await answer(query, where.t("digest.answer.unmuted", iccid=iccid))
+    message = update.effective_message
+    if isinstance(message, Message):
+        text = where.t(
+            "digest.notice.unmuted",
+            who=where.user_name or "—",
+            iccid=shown_iccid(result.card.iccid, where.is_group),
+            label=label_text(where.lang, result.card.label),
+        )
+        try:
+            await message.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=None)
+        except BadRequest:
+            await message.reply_text(text, parse_mode=ParseMode.HTML)
+
+
+async def chat_activity(update: Update, context: Context) -> None:
+    """Keep the chat's delivery state in step with what Telegram tells us about it."""
+    chat = update.effective_chat
+    service = reminders(context)
+    if chat is None or service is None:
+        return
+    member = update.my_chat_member
+    if member is not None:
+        status = member.new_chat_member.status
+        if status in _GONE:
+            await service.chat_gone(chat.id, f"my_chat_member: {status}")
+        else:
+            await service.chat_seen(chat.id)
+        return
+    message = update.effective_message
+    if message is not None and message.migrate_to_chat_id:
+        await service.chat_migrated(chat.id, message.migrate_to_chat_id)
+        return
+    if message is not None and message.migrate_from_chat_id:
+        await service.chat_migrated(message.migrate_from_chat_id, chat.id)
+    await service.chat_seen(chat.id)
+
+
+HANDLERS = [
+    CallbackQueryHandler(snooze_pressed, pattern=rf"^{SNOOZE_PREFIX}"),
+    CallbackQueryHandler(mute_pressed, pattern=rf"^{MUTE_PREFIX}\d+$"),
+    CallbackQueryHandler(unmute_pressed, pattern=rf"^{UNMUTE_PREFIX}\d+$"),
+]
+ACTIVITY_HANDLER = TypeHandler(Update, chat_activity)
+ACTIVITY_GROUP = -1

@@ -1,0 +1,95 @@
+"""Wiring reminders into the Application: the service for the handlers, and the JobQueue tick.
+
+The lead's ``post_init`` calls ``install_reminders(application, storage, settings=…, clock=…)``
+once the storage is open. The tick keeps no state between runs that matters: what was composed
+and what is still to send live in the database, so a restart simply carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from telegram.ext import Application, ContextTypes, Job
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.reminders.compose import ReminderComposer
+from bot.reminders.runner import ReminderRunner
+from bot.reminders.sender import OutboxSender, SenderPolicy
+from bot.reminders.service import ReminderService
+from handlers.delivery import TelegramMessenger
+from storage.reminders import SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+log = logging.getLogger(__name__)
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+REMINDERS_KEY = "simwatch.reminders"
+RUNNER_KEY = "simwatch.reminders.runner"
+TICK_SECONDS = 60.0
+JOB_NAME = "simwatch-reminders"
+
+
+def reminders(context: ContextTypes.DEFAULT_TYPE) -> ReminderService | None:
+    """The reminder service, or None if ``install_reminders`` was not called."""
+    return cast(ReminderService | None, context.application.bot_data.get(REMINDERS_KEY))
+
+
+def install_reminders(
+    application: AnyApplication,
+    storage: SqliteStorage,
+    *,
+    settings: Settings,
+    clock: Clock,
+    tick_seconds: float = TICK_SECONDS,
+    first_tick: float = 5.0,
+    policy: SenderPolicy | None = None,
+    schedule: bool = True,
+) -> ReminderRunner:
+    """Make the reminder service available to the handlers and (unless told not to, as tests
+    that drive passes themselves do) schedule the tick."""
+    store = SqliteReminderStore(storage)
+    application.bot_data[REMINDERS_KEY] = ReminderService(storage, store, clock)
+    composer = ReminderComposer(store, clock, default_language=settings.language)
+    sender = OutboxSender(
+        store,
+        TelegramMessenger(application.bot),
+        clock,
+        policy,
+        default_language=settings.language,
+    )
+    runner = ReminderRunner(store, composer, sender, clock)
+    application.bot_data[RUNNER_KEY] = runner
+    if schedule:
+        schedule_reminders(application, runner, tick_seconds=tick_seconds, first_tick=first_tick)
+    return runner
+
+
+def schedule_reminders(
+    application: AnyApplication,
+    runner: ReminderRunner,
+    *,
+    tick_seconds: float = TICK_SECONDS,
+    first_tick: float = 5.0,
+) -> Job[Any]:
+    """Run ``runner.tick`` every ``tick_seconds`` (a tick drains for less than that)."""
+    job_queue = application.job_queue
+    if job_queue is None:
+        raise RuntimeError("reminders need python-telegram-bot[job-queue] (APScheduler)")
+    for old in job_queue.get_jobs_by_name(JOB_NAME):
+        old.schedule_removal()
+
+    async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await runner.tick()
+        except Exception:  # one bad tick must not stop the next ones
+            log.exception("reminder tick failed")
+
+    return job_queue.run_repeating(
+        tick,
+        interval=tick_seconds,
+        first=first_tick,
+        name=JOB_NAME,
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )

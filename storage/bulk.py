@@ -1,0 +1,184 @@
+"""Bulk card persistence: a whole import file in one transaction, export, search, statistics.
+
+A sibling of ``SqliteStorage`` on the same connection (same lock, same file), through its
+``transaction``/``fetchall``/``fetchone`` helpers. Set-based SQL throughout: an import is a
+handful of statements (``executemany``), not a round trip per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import aiosqlite
+
+from bot.bulk.models import CardWithRenewal, FindQuery
+from bot.models import Card, CardDraft, Carrier
+from storage.sqlite import _CARD_COLUMNS, SqliteStorage, _card
+
+_LIKE_ESCAPE = "\\"
+_WRITTEN = "expiry, carrier, label, plan_months, plan_days, plan_price_fen, auto_renew, note"
+
+
+class ImportSession(Protocol):
+    """One import file's changes to one chat, inside one transaction."""
+
+    async def existing(self, iccids: Sequence[str]) -> dict[str, Card]:
+        """The chat's cards with these ICCIDs, by ICCID."""
+        ...
+
+    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> None: ...
+    async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
+        """``(card id, new values)``: every field a file can set, muted/snooze untouched."""
+        ...
+
+
+class BulkStore(Protocol):
+    def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
+        """All changes made through the session are committed together when the block ends,
+        or none of them if it raises."""
+        ...
+
+    async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]: ...
+    async def find_cards(
+        self, chat_id: int, query: FindQuery, *, offset: int, limit: int
+    ) -> tuple[int, list[Card]]:
+        """The total number of matches and one page of them, by expiry."""
+        ...
+
+    async def expiry_counts(self, chat_id: int) -> dict[date, int]:
+        """How many of the chat's cards expire on each date."""
+        ...
+
+    async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]: ...
+    async def flag_counts(self, chat_id: int) -> tuple[int, int]:
+        """How many cards are muted, and how many renew automatically."""
+        ...
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE … ESCAPE '\\'``: a ``%`` or ``_`` the user typed matches itself."""
+    escaped = (
+        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
+        .replace("%", _LIKE_ESCAPE + "%")
+        .replace("_", _LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
+def _written_values(draft: CardDraft) -> tuple[Any, ...]:
+    plan = draft.plan_period
+    return (
+        draft.expiry.isoformat(),
+        draft.carrier.value,
+        draft.label,
+        plan.months if plan else None,
+        plan.days if plan else None,
+        draft.plan_price_fen,
+        int(draft.auto_renew),
+        draft.note,
+    )
+
+
+class _SqliteImportSession:
+    def __init__(self, db: aiosqlite.Connection, chat_id: int) -> None:
+        self._db = db
+        self._chat_id = chat_id
+
+    async def existing(self, iccids: Sequence[str]) -> dict[str, Card]:
+        # one statement for any number of ICCIDs: the list goes in as a JSON array
+        async with self._db.execute(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
+            "AND iccid IN (SELECT value FROM json_each(?))",
+            (self._chat_id, json.dumps(list(iccids))),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        cards = [_card(row) for row in rows]
+        return {card.iccid: card for card in cards}
+
+    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> None:
+        stamp = created_at.isoformat()
+        await self._db.executemany(
+            f"INSERT INTO cards (chat_id, iccid, created_at, {_WRITTEN}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self._chat_id, d.iccid, stamp, *_written_values(d)) for d in drafts],
+        )
+
+    async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
+        assignments = ", ".join(f"{name.strip()} = ?" for name in _WRITTEN.split(","))
+        await self._db.executemany(
+            f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ?",
+            [(*_written_values(d), self._chat_id, card_id) for card_id, d in changes],
+        )
+
+
+class SqliteBulkStore:
+    """``BulkStore`` on the bot's ``SqliteStorage``."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self.storage = storage
+
+    @asynccontextmanager
+    async def _session(self, chat_id: int) -> AsyncIterator[ImportSession]:
+        async with self.storage.transaction() as db:
+            yield _SqliteImportSession(db, chat_id)
+
+    def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
+        return self._session(chat_id)
+
+    async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
+        columns = ", ".join(f"c.{name.strip()}" for name in _CARD_COLUMNS.split(","))
+        rows = await self.storage.fetchall(
+            f"SELECT {columns}, (SELECT max(r.renewed_at) FROM renewals r "
+            "WHERE r.card_id = c.id) AS last_renewed_at "
+            "FROM cards c WHERE c.chat_id = ? ORDER BY c.expiry, c.id",
+            (chat_id,),
+        )
+        return [
+            CardWithRenewal(
+                _card(row),
+                datetime.fromisoformat(row["last_renewed_at"]) if row["last_renewed_at"] else None,
+            )
+            for row in rows
+        ]
+
+    async def find_cards(
+        self, chat_id: int, query: FindQuery, *, offset: int, limit: int
+    ) -> tuple[int, list[Card]]:
+        # fetchall/fetchone take positional parameters only
+        text = like_pattern(query.text)
+        where = "chat_id = ? AND (label LIKE ? ESCAPE '\\' OR note LIKE ? ESCAPE '\\'"
+        params: list[Any] = [chat_id, text, text]
+        if query.iccid:
+            where += " OR iccid LIKE ? ESCAPE '\\'"
+            params.append(like_pattern(query.iccid))
+        where += ")"
+        count = await self.storage.fetchone(f"SELECT count(*) FROM cards WHERE {where}", params)
+        rows = await self.storage.fetchall(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE {where} ORDER BY expiry, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return (int(count[0]) if count else 0), [_card(row) for row in rows]
+
+    async def expiry_counts(self, chat_id: int) -> dict[date, int]:
+        rows = await self.storage.fetchall(
+            "SELECT expiry, count(*) FROM cards WHERE chat_id = ? GROUP BY expiry", (chat_id,)
+        )
+        return {date.fromisoformat(row[0]): int(row[1]) for row in rows}
+
+    async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]:
+        rows = await self.storage.fetchall(
+            "SELECT carrier, count(*) FROM cards WHERE chat_id = ? GROUP BY carrier", (chat_id,)
+        )
+        return {Carrier(row[0]): int(row[1]) for row in rows}
+
+    async def flag_counts(self, chat_id: int) -> tuple[int, int]:
+        row = await self.storage.fetchone(
+            "SELECT coalesce(sum(muted), 0), coalesce(sum(auto_renew), 0) FROM cards "
+            "WHERE chat_id = ?",
+            (chat_id,),
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)

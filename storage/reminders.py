@@ -1,0 +1,676 @@
+"""Reminder persistence: settings, the sent-log, the outbox; the interface and its SQLite form.
+
+A reminder pass works in batches of chats, each batch one transaction (``ReminderStore.batch``):
+it rolls auto-renewing cards forward, then picks the due cards, records them in the sent-log
+and enqueues the chats' digests in a few set-based statements. A crash leaves either all of a
+batch or none of it, and a million cards take seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, date, datetime, time
+from typing import Any, Protocol
+
+import aiosqlite
+
+from bot.models import Period, RenewalRule
+from bot.reminders.models import (
+    DEFAULT_SEND_TIME,
+    AutoRenewal,
+    AutoRenewCandidate,
+    ChatToRemind,
+    DigestChat,
+    DigestPart,
+    DueCard,
+    OutboxMessage,
+    ReminderSettings,
+    keyboard_from_json,
+    settings_from_columns,
+    settings_to_columns,
+)
+from bot.reminders.thresholds import LevelBands
+from storage.sqlite import SqliteStorage
+
+
+class ReminderBatch(Protocol):
+    """One transaction of a reminder pass."""
+
+    async def due_chats(
+        self,
+        *,
+        timezone: str | None,
+        today: date,
+        local_time: time | None,
+        after_chat_id: int | None,
+        limit: int,
+    ) -> list[ChatToRemind]:
+        """Active chats with cards whose digest for ``today`` is not composed yet, by chat id;
+        only those in ``timezone`` (None: every zone) whose send time is at or before
+        ``local_time`` (None: ignore send times)."""
+        ...
+
+    async def auto_renew_candidates(
+        self, chat_ids: Sequence[int], today: date
+    ) -> list[AutoRenewCandidate]:
+        """Cards of these chats with auto-renew and a plan whose expiry is today or earlier."""
+        ...
+
+    async def apply_auto_renewals(
+        self, renewals: Sequence[AutoRenewal], *, renewed_at: datetime
+    ) -> None: ...
+
+    async def remind(
+        self,
+        groups: Iterable[tuple[LevelBands, Sequence[int]]],
+        *,
+        today: date,
+        now: datetime,
+        renewed: Mapping[int, str],
+    ) -> tuple[int, int]:
+        """Record in the sent-log every due card of the chats (each group: the chats sharing
+        one settings' bands), and enqueue a digest for each chat with a due card or an entry in
+        ``renewed`` (chat id -> JSON notes). Returns (cards, digests)."""
+        ...
+
+    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None: ...
+
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
+        """The chat and the cards its digest for ``day`` reminds about, as they are now."""
+        ...
+
+
+class ReminderStore(Protocol):
+    def batch(self, *, commit: bool = True) -> AbstractAsyncContextManager[ReminderBatch]:
+        """A transaction for one batch; with ``commit=False`` it is rolled back (dry runs)."""
+        ...
+
+    async def timezones(self) -> list[str]: ...
+
+    # per-chat settings and state
+    async def get_settings(self, chat_id: int) -> ReminderSettings: ...
+    async def save_settings(self, chat_id: int, settings: ReminderSettings) -> None: ...
+    async def is_active(self, chat_id: int) -> bool: ...
+    async def deactivate_chat(self, chat_id: int, reason: str, *, at: datetime) -> None:
+        """Stop composing for the chat and drop its pending messages."""
+        ...
+
+    async def reactivate_chat(self, chat_id: int) -> bool:
+        """True if the chat was inactive."""
+        ...
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: its cards, settings and outbox follow the new id."""
+        ...
+
+    # cards
+    async def snooze(self, chat_id: int, card_id: int, until: date) -> bool:
+        """Quiet until ``until``, then remind again (the sent-log is cleared)."""
+        ...
+
+    async def set_muted(self, chat_id: int, card_id: int, muted: bool) -> bool: ...
+
+    # outbox
+    async def pending(self, *, now: datetime, after_id: int, limit: int) -> list[OutboxMessage]:
+        """Pending messages not backing off and not claimed, by id."""
+        ...
+
+    async def count_pending(self) -> int: ...
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]: ...
+    async def expand(
+        self,
+        message: OutboxMessage,
+        parts: Sequence[DigestPart],
+        *,
+        chat_id: int,
+        claimed_until: datetime,
+    ) -> list[OutboxMessage]:
+        """Turn a claimed, unrendered digest into its messages (claimed too), in order.
+        ``chat_id``: the chat's id now (it may have moved since the digest was enqueued)."""
+        ...
+
+    async def release(self, message_ids: Sequence[int]) -> None:
+        """Give up claims without sending (the next drain takes them)."""
+        ...
+
+    async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
+        """Nothing to send after all (say, every card was renewed meanwhile)."""
+        ...
+
+    async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
+        """Take a pending message for sending until ``until``; False if another sender has it
+        or it is no longer pending."""
+        ...
+
+    async def mark_sent(
+        self, message_id: int, telegram_message_id: int, *, at: datetime
+    ) -> None: ...
+    async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None: ...
+    async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
+        """Leave it pending, not before ``until``, and the chat's later messages with it (their
+        order holds); counts an attempt."""
+        ...
+
+    async def prune(self, *, sent_before: datetime) -> None:
+        """Forget finished messages created before ``sent_before`` and stale sent-log rows."""
+        ...
+
+
+def _instant(moment: datetime) -> str:
+    # One fixed format, so instants compare correctly as text in SQL.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+_OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"
+
+
+def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row[0],
+        chat_id=row[1],
+        digest_date=date.fromisoformat(row[2]),
+        part=row[3],
+        parts=row[4],
+        text=row[5],
+        buttons=keyboard_from_json(row[6]),
+        renewed=row[7],
+        attempts=row[8],
+    )
+
+
+_DUE_CHATS_SQL = """
+SELECT ch.chat_id, ch.is_group, ch.language, ch.timezone,
+       s.send_time, s.days_before, s.overdue_daily_days
+FROM chats ch
+LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
+WHERE ch.chat_id > :after {zone}
+  AND s.inactive_since IS NULL
+  AND (s.composed_on IS NULL OR s.composed_on < :today) {send_time}
+  AND EXISTS (SELECT 1 FROM cards c WHERE c.chat_id = ch.chat_id)
+ORDER BY ch.chat_id
+LIMIT :limit
+"""
+
+_AUTO_RENEW_SQL = """
+SELECT id, chat_id, iccid, label, expiry, muted, plan_months, plan_days, plan_price_fen
+FROM cards
+WHERE chat_id IN ({marks}) AND auto_renew = 1 AND expiry <= :today
+  AND (coalesce(plan_months, 0) > 0 OR coalesce(plan_days, 0) > 0)
+"""
+
+# The due cards of chats sharing one settings: the level from the expiry (see LevelBands), due
+# if the sent-log has no level as urgent for this expiry. A card that will auto-renew gets no
+# reminder before its expiry day (on that day it is renewed before this runs).
+_DUE_SQL = """
+INSERT INTO temp.due_now (card_id, chat_id, expiry, level)
+SELECT x.id, x.chat_id, x.expiry, x.level
+FROM (
+    SELECT c.id, c.chat_id, c.expiry,
+           CASE WHEN c.expiry < :today
+                THEN CAST(julianday(c.expiry) - julianday(:today) AS INTEGER)
+                {bands} END AS level
+    FROM cards c
+    WHERE c.chat_id IN ({marks})
+      AND c.expiry BETWEEN :earliest AND :latest
+      AND c.muted = 0
+      AND (c.snoozed_until IS NULL OR c.snoozed_until <= :today)
+      AND NOT (c.auto_renew = 1 AND c.expiry > :today
+               AND (coalesce(c.plan_months, 0) > 0 OR coalesce(c.plan_days, 0) > 0))
+) x
+LEFT JOIN reminder_log r ON r.card_id = x.id AND r.expiry = x.expiry
+WHERE r.level IS NULL OR x.level < r.level
+"""
+
+_DIGEST_CARDS_SQL = """
+SELECT c.id, c.iccid, c.label, c.expiry, CAST(julianday(c.expiry) - julianday(:day) AS INTEGER),
+       c.plan_price_fen
+FROM cards c
+JOIN reminder_log r ON r.card_id = c.id AND r.expiry = c.expiry
+WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
+  AND (c.snoozed_until IS NULL OR c.snoozed_until <= :day)
+"""
+
+_MIN_CHAT_ID = -(2**63)
+
+
+def _marks(values: Sequence[int], params: dict[str, Any]) -> str:
+    for i, value in enumerate(values):
+        params[f"c{i}"] = value
+    return ", ".join(f":c{i}" for i in range(len(values)))
+
+
+async def _digest_cards(
+    db: aiosqlite.Connection, chat_id: int, day: date
+) -> tuple[DigestChat, list[DueCard]]:
+    async with db.execute(
+        "SELECT is_group, language FROM chats WHERE chat_id = ?", (chat_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    chat = DigestChat(chat_id, bool(row[0]) if row else chat_id < 0, row[1] if row else None)
+    async with db.execute(_DIGEST_CARDS_SQL, {"chat": chat_id, "day": day.isoformat()}) as cursor:
+        rows = await cursor.fetchall()
+    fromiso = date.fromisoformat
+    return chat, [DueCard(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5]) for r in rows]
+
+
+class _SqliteBatch:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def due_chats(
+        self,
+        *,
+        timezone: str | None,
+        today: date,
+        local_time: time | None,
+        after_chat_id: int | None,
+        limit: int,
+    ) -> list[ChatToRemind]:
+        params: dict[str, Any] = {
+            "after": _MIN_CHAT_ID if after_chat_id is None else after_chat_id,
+            "today": today.isoformat(),
+            "limit": limit,
+        }
+        zone = send_time = ""
+        if timezone is not None:
+            zone = "AND ch.timezone = :zone"
+            params["zone"] = timezone
+        if local_time is not None:
+            send_time = "AND coalesce(s.send_time, :default_time) <= :local_time"
+            params["default_time"] = DEFAULT_SEND_TIME.strftime("%H:%M")
+            params["local_time"] = local_time.strftime("%H:%M")
+        sql = _DUE_CHATS_SQL.format(zone=zone, send_time=send_time)
+        async with self._db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            ChatToRemind(
+                chat_id=row[0],
+                is_group=bool(row[1]),
+                language=row[2],
+                timezone=row[3],
+                settings=settings_from_columns(row[4], row[5], row[6]),
+            )
+            for row in rows
+        ]
+
+    async def auto_renew_candidates(
+        self, chat_ids: Sequence[int], today: date
+    ) -> list[AutoRenewCandidate]:
+        params: dict[str, Any] = {"today": today.isoformat()}
+        sql = _AUTO_RENEW_SQL.format(marks=_marks(chat_ids, params))
+        async with self._db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AutoRenewCandidate(
+                id=row[0],
+                chat_id=row[1],
+                iccid=row[2],
+                label=row[3],
+                expiry=date.fromisoformat(row[4]),
+                muted=bool(row[5]),
+                plan=Period(months=row[6] or 0, days=row[7] or 0),
+                plan_price_fen=row[8],
+            )
+            for row in rows
+        ]
+
+    async def apply_auto_renewals(
+        self, renewals: Sequence[AutoRenewal], *, renewed_at: datetime
+    ) -> None:
+        if not renewals:
+            return
+        # This transaction read these expiries, so the guarded update cannot miss.
+        await self._db.executemany(
+            "UPDATE cards SET expiry = ?, snoozed_until = NULL "
+            "WHERE id = ? AND chat_id = ? AND expiry = ?",
+            [
+                (r.new_expiry.isoformat(), r.card.id, r.card.chat_id, r.old_expiry.isoformat())
+                for r in renewals
+            ],
+        )
+        when = renewed_at.isoformat()
+        await self._db.executemany(
+            "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, "
+            "new_expiry, period_months, period_days, rule, amount_fen, automatic) "
+            "VALUES (?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, 1)",
+            [
+                (
+                    r.card.id,
+                    when,
+                    old.isoformat(),
+                    new.isoformat(),
+                    r.card.plan.months,
+                    r.card.plan.days,
+                    RenewalRule.EXTEND.value,
+                    r.card.plan_price_fen,
+                )
+                for r in renewals
+                for old, new in r.steps
+            ],
+        )
+
+    async def remind(
+        self,
+        groups: Iterable[tuple[LevelBands, Sequence[int]]],
+        *,
+        today: date,
+        now: datetime,
+        renewed: Mapping[int, str],
+    ) -> tuple[int, int]:
+        db = self._db
+        await db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS due_now (card_id INTEGER PRIMARY KEY, "
+            "chat_id INTEGER NOT NULL, expiry TEXT NOT NULL, level INTEGER NOT NULL)"
+        )
+        await db.execute("DELETE FROM temp.due_now")
+        for bands, chat_ids in groups:
+            params: dict[str, Any] = {
+                "today": bands.today.isoformat(),
+                "earliest": bands.earliest.isoformat(),
+                "latest": bands.latest.isoformat(),
+            }
+            whens = []
+            for i, (last, level) in enumerate(bands.bands):
+                params[f"b{i}"], params[f"l{i}"] = last.isoformat(), level
+                whens.append(f"WHEN c.expiry <= :b{i} THEN :l{i}")
+            sql = _DUE_SQL.format(bands=" ".join(whens), marks=_marks(chat_ids, params))
+            await db.execute(sql, params)
+        day, created = today.isoformat(), _instant(now)
+        await db.execute(
+            "INSERT INTO reminder_log (card_id, expiry, level, reminded_on) "
+            "SELECT card_id, expiry, level, ? FROM temp.due_now WHERE true "
+            "ON CONFLICT (card_id, expiry) DO UPDATE "
+            "SET level = excluded.level, reminded_on = excluded.reminded_on",
+            (day,),
+        )
+        async with db.execute("SELECT count(*) FROM temp.due_now") as cursor:
+            row = await cursor.fetchone()
+        cards = int(row[0]) if row else 0
+        await db.executemany(
+            "INSERT INTO outbox (chat_id, digest_date, renewed, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(chat_id, day, notes, created) for chat_id, notes in renewed.items()],
+        )
+        cursor = await db.execute(
+            "INSERT INTO outbox (chat_id, digest_date, created_at) "
+            "SELECT DISTINCT chat_id, ?, ? FROM temp.due_now WHERE true ON CONFLICT DO NOTHING",
+            (day, created),
+        )
+        return cards, len(renewed) + max(cursor.rowcount, 0)
+
+    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None:
+        day = today.isoformat()
+        await self._db.executemany(
+            "INSERT INTO chat_reminders (chat_id, composed_on) VALUES (?, ?) "
+            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on",
+            [(chat_id, day) for chat_id in chat_ids],
+        )
+
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
+        return await _digest_cards(self._db, chat_id, day)
+
+
+class _Rollback(Exception):
+    """Raised to roll a dry run's batch back."""
+
+
+class SqliteReminderStore:
+    """``ReminderStore`` on the bot's ``SqliteStorage`` connection (same lock, same file)."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+
+    @asynccontextmanager
+    async def _batch(self, commit: bool) -> AsyncIterator[ReminderBatch]:
+        try:
+            async with self._storage.transaction() as db:
+                yield _SqliteBatch(db)
+                if not commit:
+                    raise _Rollback
+        except _Rollback:
+            pass
+
+    def batch(self, *, commit: bool = True) -> AbstractAsyncContextManager[ReminderBatch]:
+        return self._batch(commit)
+
+    async def timezones(self) -> list[str]:
+        rows = await self._storage.fetchall("SELECT DISTINCT timezone FROM chats")
+        return [row[0] for row in rows]
+
+    # per-chat settings and state
+
+    async def get_settings(self, chat_id: int) -> ReminderSettings:
+        row = await self._storage.fetchone(
+            "SELECT send_time, days_before, overdue_daily_days FROM chat_reminders "
+            "WHERE chat_id = ?",
+            (chat_id,),
+        )
+        if row is None:
+            return settings_from_columns(None, None, None)
+        return settings_from_columns(row[0], row[1], row[2])
+
+    async def save_settings(self, chat_id: int, settings: ReminderSettings) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "INSERT INTO chat_reminders (chat_id, send_time, days_before, overdue_daily_days) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+                "send_time = excluded.send_time, days_before = excluded.days_before, "
+                "overdue_daily_days = excluded.overdue_daily_days",
+                (chat_id, *settings_to_columns(settings)),
+            )
+
+    async def is_active(self, chat_id: int) -> bool:
+        row = await self._storage.fetchone(
+            "SELECT inactive_since FROM chat_reminders WHERE chat_id = ?", (chat_id,)
+        )
+        return row is None or row[0] is None
+
+    async def deactivate_chat(self, chat_id: int, reason: str, *, at: datetime) -> None:
+        async with self._storage.transaction() as db:
+            exists = await db.execute_fetchall("SELECT 1 FROM chats WHERE chat_id = ?", (chat_id,))
+            if not exists:
+                return
+            await db.execute(
+                "INSERT INTO chat_reminders (chat_id, inactive_since, inactive_reason) "
+                "VALUES (?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+                "inactive_since = excluded.inactive_since, "
+                "inactive_reason = excluded.inactive_reason",
+                (chat_id, _instant(at), reason),
+            )
+            await db.execute(
+                "UPDATE outbox SET status = 'dropped', error = ?, claimed_until = NULL "
+                "WHERE chat_id = ? AND status = 'pending'",
+                (reason, chat_id),
+            )
+
+    async def reactivate_chat(self, chat_id: int) -> bool:
+        # Called on every update: a read first, a write only when something changes.
+        if await self.is_active(chat_id):
+            return False
+        async with self._storage.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE chat_reminders SET inactive_since = NULL, inactive_reason = NULL "
+                "WHERE chat_id = ? AND inactive_since IS NOT NULL",
+                (chat_id,),
+            )
+            return cursor.rowcount > 0
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        if old_chat_id == new_chat_id:
+            return
+        async with self._storage.transaction() as db:
+            old = await db.execute_fetchall("SELECT 1 FROM chats WHERE chat_id = ?", (old_chat_id,))
+            if not old:
+                return  # already moved (the migration message and a send both report it)
+            new = await db.execute_fetchall("SELECT 1 FROM chats WHERE chat_id = ?", (new_chat_id,))
+            if not new:
+                # ON UPDATE CASCADE moves cards, settings and the outbox with the chat.
+                await db.execute(
+                    "UPDATE chats SET chat_id = ?, is_group = 1 WHERE chat_id = ?",
+                    (new_chat_id, old_chat_id),
+                )
+                return
+            # The supergroup wrote first and has a row already: move everything into it. A
+            # card whose ICCID the new chat also has stays behind and goes with the old chat.
+            await db.execute(
+                "UPDATE OR IGNORE cards SET chat_id = ? WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            await db.execute(
+                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            await db.execute(
+                "INSERT OR IGNORE INTO chat_reminders (chat_id, send_time, days_before, "
+                "overdue_daily_days, composed_on) SELECT ?, send_time, days_before, "
+                "overdue_daily_days, composed_on FROM chat_reminders WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            await db.execute("DELETE FROM chats WHERE chat_id = ?", (old_chat_id,))
+
+    # cards
+
+    async def snooze(self, chat_id: int, card_id: int, until: date) -> bool:
+        async with self._storage.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE cards SET snoozed_until = ? WHERE chat_id = ? AND id = ?",
+                (until.isoformat(), chat_id, card_id),
+            )
+            if cursor.rowcount == 0:
+                return False
+            await db.execute("DELETE FROM reminder_log WHERE card_id = ?", (card_id,))
+            return True
+
+    async def set_muted(self, chat_id: int, card_id: int, muted: bool) -> bool:
+        async with self._storage.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE cards SET muted = ? WHERE chat_id = ? AND id = ?",
+                (int(muted), chat_id, card_id),
+            )
+            return cursor.rowcount > 0
+
+    # outbox
+
+    async def pending(self, *, now: datetime, after_id: int, limit: int) -> list[OutboxMessage]:
+        moment = _instant(now)
+        rows = await self._storage.fetchall(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? "
+            "AND (not_before IS NULL OR not_before <= ?) "
+            "AND (claimed_until IS NULL OR claimed_until <= ?) "
+            "ORDER BY id LIMIT ?",
+            (after_id, moment, moment, limit),
+        )
+        return [_outbox_message(row) for row in rows]
+
+    async def count_pending(self) -> int:
+        row = await self._storage.fetchone("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(row[0]) if row else 0
+
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
+        async with self._storage.transaction() as db:  # one consistent read
+            return await _digest_cards(db, chat_id, day)
+
+    async def expand(
+        self,
+        message: OutboxMessage,
+        parts: Sequence[DigestPart],
+        *,
+        chat_id: int,
+        claimed_until: datetime,
+    ) -> list[OutboxMessage]:
+        count, until = len(parts), _instant(claimed_until)
+        ids = [message.id]
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
+                (count, parts[0].text, parts[0].buttons_json, message.id),
+            )
+            for number, part in enumerate(parts[1:], start=2):
+                async with db.execute(
+                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
+                    "created_at, claimed_until) SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
+                    "FROM outbox WHERE id = ? RETURNING id",
+                    (chat_id, number, count, part.text, part.buttons_json, until, message.id),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+        return [
+            OutboxMessage(
+                id=message_id,
+                chat_id=chat_id,
+                digest_date=message.digest_date,
+                part=number,
+                parts=count,
+                text=part.text,
+                buttons=part.buttons,
+                renewed=None,
+                attempts=message.attempts,
+            )
+            for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
+        ]
+
+    async def release(self, message_ids: Sequence[int]) -> None:
+        async with self._storage.transaction() as db:
+            await db.executemany(
+                "UPDATE outbox SET claimed_until = NULL WHERE id = ? AND status = 'pending'",
+                [(message_id,) for message_id in message_ids],
+            )
+
+    async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'dropped', sent_at = ?, error = ?, "
+                "claimed_until = NULL WHERE id = ?",
+                (_instant(at), reason, message_id),
+            )
+
+    async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
+        async with self._storage.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = 'pending' "
+                "AND (claimed_until IS NULL OR claimed_until <= ?)",
+                (_instant(until), message_id, _instant(now)),
+            )
+            return cursor.rowcount > 0
+
+    async def mark_sent(self, message_id: int, telegram_message_id: int, *, at: datetime) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
+                "claimed_until = NULL, error = NULL WHERE id = ?",
+                (_instant(at), telegram_message_id, message_id),
+            )
+
+    async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'failed', sent_at = ?, error = ?, "
+                "claimed_until = NULL WHERE id = ?",
+                (_instant(at), error, message_id),
+            )
+
+    async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET error = ?, attempts = attempts + 1 WHERE id = ?",
+                (error, message_id),
+            )
+            await db.execute(
+                "UPDATE outbox SET not_before = ?, claimed_until = NULL "
+                "WHERE status = 'pending' AND id >= ? "
+                "AND chat_id = (SELECT chat_id FROM outbox WHERE id = ?)",
+                (_instant(until), message_id, message_id),
+            )
+
+    async def prune(self, *, sent_before: datetime) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?",
+                (_instant(sent_before),),
+            )
+            await db.execute(
+                "DELETE FROM reminder_log WHERE NOT EXISTS (SELECT 1 FROM cards c "
+                "WHERE c.id = reminder_log.card_id AND c.expiry = reminder_log.expiry)"
+            )

@@ -1,0 +1,371 @@
+"""End to end through the real Application and the Bot API emulator: /import, /export,
+/calendar, /find and /stats."""
+
+from __future__ import annotations
+
+import codecs
+from datetime import UTC, date, datetime, time, timedelta
+
+from cards_util import iccid
+from fixtures.bulk_files import csv_bytes, xlsx_bytes
+from icalendar import Calendar
+
+from bot.bulk.reading import CHAT_LIMITS, read_sheet
+from bot.chatdriver import ChatDriver, texts
+from bot.emulator.records import ChatEvent
+from bot.models import CardDraft, Carrier, RenewalRule
+from bot.reminders.models import ReminderSettings
+from storage.base import RenewalDraft
+from storage.reminders import SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+TODAY = date(2026, 11, 25)  # conftest's NOW in Shanghai
+CREATED = datetime(2026, 11, 1, tzinfo=UTC)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def documents(events: list[ChatEvent]) -> list[ChatEvent]:
+    return [event for event in events if event.kind == "document"]
+
+
+async def add(storage: SqliteStorage, chat_id: int, n: int, **fields: object) -> None:
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    values: dict[str, object] = {"iccid": iccid(n), "expiry": TODAY + timedelta(days=n)}
+    values.update(fields)
+    await storage.add_card(chat_id, CardDraft.model_validate(values), CREATED)
+
+
+# --- /import ------------------------------------------------------------------------------------
+
+
+async def test_import_after_the_command_reports_and_returns_the_rejected_rows(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1)
+    await add(storage, alice.chat_id, 2, label="收银台")
+    prompt = texts(await alice.send("/import"))
+    assert "ICCID" in prompt
+    assert "到期日" in prompt
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日", "运营商", "终端号", "商户"],
+            [iccid(1), "2027-06-30", "联通", "", ""],
+            [iccid(2), (TODAY + timedelta(days=2)).isoformat(), "", "", ""],
+            [iccid(3), "2027-03-03", "电信", "T3", "新店"],
+            ["8986", "2027-01-01", "", "", ""],
+            [iccid(5), "2027-02-30", "", "", ""],
+        ],
+        encoding="gbk",
+    )
+    events = await alice.send_document("代理商.csv", content)
+    said = texts(events)
+    for expected in ("新增：1", "更新：1", "无变化：1", "未导入：2", "第 5 行", "第 6 行"):
+        assert expected in said
+    (rejected,) = documents(events)
+    assert rejected.filename is not None
+    assert rejected.filename.endswith(".csv")
+    assert rejected.content is not None
+    assert rejected.content.startswith(codecs.BOM_UTF8)
+    sheet = read_sheet(rejected.content, CHAT_LIMITS)
+    assert sheet.headers[-1] == "错误原因"
+    assert [str(row.cells[0]).strip() for row in sheet.rows] == [
+        "8986",
+        iccid(5),
+    ]  # tab: Excel text
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(3))
+    assert card is not None
+    assert card.label == "新店 · T3"
+    assert card.carrier is Carrier.CHINA_TELECOM
+    # the conversation ended: another document is not imported
+    assert "/import" in texts(await alice.send_document("again.csv", content))
+
+
+async def test_xlsx_with_the_caption_is_imported_directly(
+    alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    content = xlsx_bytes(
+        [
+            ["expiry", "ICCID", "plan", "auto_renew", "note"],
+            [datetime(2027, 1, 31), iccid(1), "3m 30", "yes", "back office"],
+            [datetime(2027, 2, 28), iccid(2), "", "", ""],
+        ]
+    )
+    events = await alice_en.send_document("cards.xlsx", content, caption="/import")
+    said = texts(events)
+    assert "Added: 2" in said
+    assert "Not imported: 0" in said
+    assert documents(events) == []  # nothing rejected, no file
+    assert await storage.count_cards(alice_en.chat_id) == 2
+
+
+async def test_xlsx_rejected_rows_come_back_as_xlsx(alice_en: ChatDriver) -> None:
+    content = xlsx_bytes([["ICCID", "expiry"], [iccid(1), "2027-01-01"], [iccid(2), "someday"]])
+    events = await alice_en.send_document("cards.xlsx", content, caption="/import")
+    assert "Row 3" in texts(events)
+    (rejected,) = documents(events)
+    assert rejected.filename == "cards-not-imported.xlsx"
+    assert rejected.content is not None
+    assert read_sheet(rejected.content, CHAT_LIMITS).rows[0].cells[1] == "someday"
+
+
+async def test_a_file_that_is_not_a_spreadsheet_is_refused_politely(alice: ChatDriver) -> None:
+    png = PNG_SIGNATURE + b"\0" * 64
+    said = texts(await alice.send_document("cards.xlsx", png, caption="/import"))
+    assert "不是表格文件" in said
+
+
+async def test_too_big_a_file_is_refused_before_downloading(alice: ChatDriver) -> None:
+    huge = b"ICCID\n" + b"8" * (CHAT_LIMITS.max_bytes + 1)
+    assert "文件太大" in texts(await alice.send_document("big.csv", huge, caption="/import"))
+
+
+async def test_waiting_for_a_file_nags_on_text_and_cancels(alice: ChatDriver) -> None:
+    await alice.send("/import")
+    assert "作为文件" in texts(await alice.send("where do I send it?"))
+    assert "取消" in texts(await alice.send("/cancel"))
+    assert "/import" in texts(await alice.send_document("x.csv", b"ICCID\n"))  # not imported
+
+
+async def test_stray_documents_hint_in_private_and_stay_quiet_in_groups(
+    alice: ChatDriver, group: dict[str, ChatDriver]
+) -> None:
+    content = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    assert "/import" in texts(await alice.send_document("cards.csv", content))
+    assert await group["boss"].send_document("cards.csv", content) == []
+
+
+async def test_group_import_is_for_admins(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    content = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    bob, boss = group["bob"], group["boss"]
+    assert "管理员" in texts(await bob.send("/import"))
+    assert "管理员" in texts(await bob.send_document("c.csv", content, caption="/import"))
+    assert await storage.count_cards(bob.chat_id) == 0
+    prompt = texts(await boss.send("/import"))
+    assert "回复" in prompt
+    assert "新增：1" in texts(await boss.send_document("c.csv", content))
+
+
+# --- /export ------------------------------------------------------------------------------------
+
+
+async def test_export_then_reimport_changes_nothing(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日", "运营商", "终端号", "商户", "套餐", "自动续费", "备注"],
+            [iccid(1), "2027-01-31", "移动", "T1", "面馆", "3个月 30.5元", "是", "=1+1 不是公式"],
+            [iccid(2), "2026-11-01", "", "", "", "1年", "", ""],
+            [iccid(3), "2027-05-05", "其他", "", "@home", "30天", "否", ""],
+        ]
+    )
+    await alice.send_document("in.csv", content, caption="/import")
+    for fmt_label in ("Excel", "CSV"):
+        chooser = texts(await alice.send("/export"))
+        assert "格式" in chooser
+        (exported,) = documents(await alice.press(fmt_label))
+        assert exported.content is not None
+        if fmt_label == "CSV":
+            assert exported.content.startswith(codecs.BOM_UTF8)
+        back = texts(
+            await alice.send_document(exported.filename or "", exported.content, "/import")
+        )
+        assert "无变化：3" in back
+        assert "新增：0" in back
+        assert "更新：0" in back
+
+
+async def test_export_shows_status_and_last_renewal(
+    alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice_en.chat_id, 10, label="Till")
+    card = await storage.get_card_by_iccid(alice_en.chat_id, iccid(10))
+    assert card is not None
+    renewed_at = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)  # Nov 21 in Shanghai
+    renewal = RenewalDraft(
+        renewed_at=renewed_at,
+        by_user_id=None,
+        by_name="Alice",
+        old_expiry=card.expiry,
+        new_expiry=card.expiry + timedelta(days=30),
+        period=None,
+        rule=RenewalRule.SET_DATE,
+    )
+    assert await storage.renew_card(alice_en.chat_id, card.id, renewal) is not None
+    (exported,) = documents(await alice_en.send("/export xlsx"))
+    assert exported.content is not None
+    sheet = read_sheet(exported.content, CHAT_LIMITS)
+    assert sheet.headers[-3:] == ("status", "days_left", "last_renewal")
+    row = sheet.rows[0].cells
+    assert row[0] == iccid(10)
+    assert row[3] == "Till"
+    assert "OK" in str(row[-3])
+    assert row[-2] == 40
+    assert row[-1] == datetime(2026, 11, 21)  # a date cell, in the chat's time zone
+
+
+async def test_empty_export_is_a_template(alice: ChatDriver) -> None:
+    (exported,) = documents(await alice.send("/export csv"))
+    assert "模板" in (exported.text or "")
+
+
+async def test_group_export_is_for_admins(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    await add(storage, group["boss"].chat_id, 1)
+    assert "管理员" in texts(await group["bob"].send("/export"))
+    await group["boss"].send("/export")
+    answered = await group["bob"].press("Excel")  # bob presses the boss's button
+    assert documents(answered) == []
+    assert any(e.kind == "callback_answer" and e.show_alert for e in answered)
+
+
+# --- /calendar ----------------------------------------------------------------------------------
+
+
+async def test_calendar_has_an_all_day_event_per_card_with_alarms(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 3, label="收银台1")
+    await add(storage, alice.chat_id, 45)
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(45))
+    assert card is not None
+    await storage.update_card(alice.chat_id, card.model_copy(update={"muted": True}))
+    (ics,) = documents(await alice.send("/calendar"))
+    assert ics.filename == "simwatch-expiries.ics"
+    assert ics.content is not None
+    assert "到期前 30、7、3、1 天和到期当天的 09:00" in (ics.text or "")
+    calendar = Calendar.from_ical(ics.content)
+    events = calendar.walk("VEVENT")
+    assert len(events) == 2
+    first, muted = events
+    assert first.decoded("dtstart") == TODAY + timedelta(days=3)
+    assert type(first.decoded("dtstart")) is date  # all-day: a DATE, not a DATE-TIME
+    alarms = first.walk("VALARM")
+    triggers = sorted(alarm.decoded("trigger") for alarm in alarms)
+    assert triggers == [timedelta(days=-d, hours=9) for d in (30, 7, 3, 1, 0)]
+    assert "收银台1" in str(first["summary"])
+    assert muted.walk("VALARM") == []
+    again = Calendar.from_ical(documents(await alice.send("/calendar"))[0].content or b"")
+    assert [e["uid"] for e in again.walk("VEVENT")] == [e["uid"] for e in events]
+
+
+async def test_calendar_follows_the_chats_reminder_settings(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    chat_id = group["bob"].chat_id
+    await add(storage, chat_id, 10)
+    settings = ReminderSettings(send_time=time(20, 30), days_before=(15, 2))
+    await SqliteReminderStore(storage).save_settings(chat_id, settings)
+    (ics,) = documents(await group["bob"].send("/calendar"))
+    (event,) = Calendar.from_ical(ics.content or b"").walk("VEVENT")
+    triggers = sorted(alarm.decoded("trigger") for alarm in event.walk("VALARM"))
+    assert triggers == [
+        timedelta(days=-15, hours=20, minutes=30),
+        timedelta(days=-2, hours=20, minutes=30),
+    ]
+    assert iccid(10) not in ics.content.decode()  # groups see masked ICCIDs
+
+
+async def test_calendar_without_cards_says_so(alice: ChatDriver) -> None:
+    assert "日历是空的" in texts(await alice.send("/calendar"))
+
+
+# --- /find --------------------------------------------------------------------------------------
+
+
+async def test_find_by_digits_label_terminal_and_note(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1, label="张记面馆 · T550012")
+    await add(storage, alice.chat_id, 2, note="放在二楼 100% 满意")
+    await add(storage, alice.chat_id, 3, label="a_b")
+    await add(storage, alice.chat_id, 4, label="axb")
+    assert "张记面馆" in texts(await alice.send("/find T550"))
+    assert "（1 张" in texts(await alice.send("/find 面馆"))
+    found = texts(await alice.send(f"/find {iccid(2)[-8:-2]}"))
+    assert iccid(2) in found
+    assert iccid(2) in texts(await alice.send("/find 100%"))
+    underscore = texts(await alice.send("/find a_b"))
+    assert "a_b" in underscore
+    assert "axb" not in underscore
+    assert "没有找到" in texts(await alice.send("/find 1%0"))
+    assert "用法" in texts(await alice.send("/find"))
+
+
+async def test_find_pages_like_cards_and_opens_a_card(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    for n in range(1, 24):
+        await add(storage, alice.chat_id, n, label=f"连锁店 {n}号")
+    first = texts(await alice.send("/find 连锁店"))
+    assert "23 张" in first
+    assert "第 1/3 页" in first
+    second = texts(await alice.press("▶"))
+    assert "第 2/3 页" in second
+    _message, data = alice.find_button("连锁店")
+    assert data.startswith("cd:")
+    assert len(data.encode()) <= 64
+
+
+async def test_find_with_a_long_query_pages_through_the_chat_data(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    long_label = "非常长的连锁店名称用来测试回调数据的长度限制"
+    for n in range(1, 13):
+        await add(storage, alice.chat_id, n, label=f"{long_label}{n}")
+    await alice.send(f"/find {long_label}")
+    _, data = alice.find_button("▶")
+    assert data.startswith("fh:")
+    assert len(data.encode()) <= 64
+    assert "第 2/2 页" in texts(await alice.press("▶"))
+    assert "过期" in texts(await alice.press_data("fh:unknownkey:1"))
+
+
+async def test_find_in_a_group_masks_iccids(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    await add(storage, group["bob"].chat_id, 7)
+    said = texts(await group["bob"].send(f"/find {iccid(7)[-6:]}"))
+    assert iccid(7)[-6:] in said
+    assert iccid(7) not in said
+
+
+# --- /stats -------------------------------------------------------------------------------------
+
+
+async def test_stats_counts_and_a_weekly_chart(alice: ChatDriver, storage: SqliteStorage) -> None:
+    for n, days in enumerate((-120, -5, 0, 3, 10, 11, 12, 60, 200), start=1):
+        await add(storage, alice.chat_id, n, expiry=TODAY + timedelta(days=days))
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    await storage.update_card(
+        alice.chat_id, card.model_copy(update={"carrier": Carrier.CHINA_UNICOM})
+    )
+    events = await alice.send("/stats")
+    said = texts([e for e in events if e.kind == "message"])
+    assert "共 9 张" in said
+    for line in ("正常：2", "即将到期（30 天内）：5", "已停机：1", "已过期 90 天以上：1"):
+        assert line in said
+    assert "中国联通：1" in said
+    assert "其他：8" in said
+    assert "未来 12 周内到期 6 张，最忙的一周从 2026-12-02 开始（3 张）" in said
+    (photo,) = [e for e in events if e.kind == "photo"]
+    assert photo.content is not None
+    assert photo.content.startswith(PNG_SIGNATURE)
+
+
+async def test_stats_without_cards(alice: ChatDriver) -> None:
+    events = await alice.send("/stats")
+    assert "还没有卡" in texts(events)
+    assert [e for e in events if e.kind == "photo"] == []
+
+
+async def test_a_caption_for_another_bot_is_not_ours(alice: ChatDriver) -> None:
+    content = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    events = await alice.send_document("c.csv", content, caption="/import@some_other_bot")
+    assert "新增" not in texts(events)
+    ours = await alice.send_document("c.csv", content, caption="/import@simwatch_test_bot now")
+    assert "新增：1" in texts(ours)

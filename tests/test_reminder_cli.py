@@ -1,0 +1,113 @@
+"""``python -m bot remind``: the parser, a dry run that changes nothing, a real run through the
+emulator with its summary and exit status."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.emulator import BotApiEmulator
+from bot.models import CardDraft
+from bot.reminders.cli import add_remind_parser, run_remind
+from storage.sqlite import SqliteStorage
+
+TOKEN = "123456:TEST-TOKEN"
+DAY = date(2026, 11, 25)
+GROUP = -100500
+ALICE = 1001
+
+
+def test_parser() -> None:
+    root = argparse.ArgumentParser()
+    add_remind_parser(root.add_subparsers(dest="command"))
+    args = root.parse_args(["remind", "--date", "2026-11-25", "--dry-run"])
+    assert (args.command, args.date, args.dry_run) == ("remind", DAY, True)
+    args = root.parse_args(["remind"])
+    assert (args.date, args.dry_run) == (None, False)
+    with pytest.raises(SystemExit):
+        root.parse_args(["remind", "--date", "25/11/2026"])
+
+
+@pytest.fixture
+async def settings(tmp_path: Path, emulator: BotApiEmulator) -> Settings:
+    path = tmp_path / "simwatch.sqlite3"
+    storage = await SqliteStorage.open(path)
+    now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    for chat_id, n, days_left, label in (
+        (GROUP, 1, 3, "收银台1"),
+        (GROUP, 2, -4, None),
+        (ALICE, 3, 0, "家里"),
+    ):
+        await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+        draft = CardDraft(
+            iccid=f"89860012345678{n:06d}", expiry=DAY + timedelta(days=days_left), label=label
+        )
+        await storage.add_card(chat_id, draft, now)
+    await storage.close()
+    emulator.group_chat(GROUP, "门店群", supergroup=True)
+    emulator.private_chat(emulator.user(ALICE, "Alice"))
+    return Settings(
+        bot_token=TOKEN,  # type: ignore[arg-type]
+        telegram_base_url=emulator.base_url,
+        telegram_base_file_url=emulator.base_file_url,
+        database_path=path,
+    )
+
+
+def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as db:
+        return {
+            name: db.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall()
+            for name in ("cards", "renewals", "reminder_log", "outbox", "chat_reminders")
+        }
+
+
+async def test_dry_run_prints_what_would_be_sent_and_changes_nothing(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    before = _tables(settings.database_path)
+    out = io.StringIO()
+    settings_without_token = settings.model_copy(update={"bot_token": None})
+    code = await run_remind(settings_without_token, on_date=DAY, dry_run=True, out=out)
+    assert code == 0
+    printed = out.getvalue()
+    assert "试运行" in printed
+    assert "流量卡到期提醒" in printed
+    assert "收银台1" in printed
+    assert "家里" in printed
+    assert "<b>" not in printed  # terminal text, not HTML
+    assert "[🔕 不再提醒]" in printed
+    assert "2 个聊天将收到提醒，3 张卡需要提醒" in printed
+    assert _tables(settings.database_path) == before
+    assert emulator.calls_to("sendMessage") == []
+
+
+async def test_a_real_run_sends_and_summarises(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    out = io.StringIO()
+    assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 0
+    assert "发送成功 2 条，失败 0 条" in out.getvalue()
+    assert len(emulator.chat_messages(GROUP)) == 1
+    assert len(emulator.chat_messages(ALICE)) == 1
+    again = io.StringIO()
+    assert await run_remind(settings, on_date=DAY, dry_run=False, out=again) == 0
+    assert "发送成功 0 条" in again.getvalue()
+    assert len(emulator.chat_messages(GROUP)) == 1
+
+
+async def test_a_failed_delivery_fails_the_run(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    emulator.inject_fault("sendMessage", kind="400", chat_id=ALICE)
+    out = io.StringIO()
+    assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 1
+    printed = out.getvalue()
+    assert f"发送失败：聊天 {ALICE}" in printed
+    assert "发送成功 1 条，失败 1 条" in printed

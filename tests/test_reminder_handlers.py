@@ -1,0 +1,254 @@
+"""The Telegram side, through the real Application and the Bot API emulator: the JobQueue tick,
+the digest's buttons, the reminder settings menu, and the chat-activity hook."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+from cards_util import iccid
+from telegram import Update
+
+from bot.app import AnyApplication
+from bot.chatdriver import ChatDriver, texts
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.emulator import BotApiEmulator
+from bot.emulator.records import BotMessage
+from bot.models import Card, CardDraft, RenewalRule
+from bot.reminders.digest import mute_data, snooze_data
+from bot.reminders.models import ReminderSettings
+from bot.reminders.runner import ReminderRunner
+from handlers.reminder_schedule import RUNNER_KEY, install_reminders
+from storage.base import RenewalDraft
+from storage.reminders import SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
+DAY_NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def runner(
+    app: AnyApplication,
+    storage: SqliteStorage,
+    clock: FixedClock,
+    emulator: BotApiEmulator,
+    tmp_path: Path,
+) -> ReminderRunner:
+    """The runner the app installed (its tick is off in tests: each test runs passes itself)."""
+    return cast(ReminderRunner, app.bot_data[RUNNER_KEY])
+
+
+async def add_card(
+    storage: SqliteStorage, chat_id: int, n: int, days_left: int, **extra: object
+) -> Card:
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    draft = CardDraft(iccid=iccid(n), expiry=DAY + timedelta(days=days_left), **extra)  # type: ignore[arg-type]
+    return await storage.add_card(chat_id, draft, FixedClock(DAY_NOON).now())
+
+
+def digest_message(emulator: BotApiEmulator, chat_id: int) -> BotMessage:
+    [message] = [
+        m for m in emulator.chat_messages(chat_id) if m.text and "流量卡到期提醒" in m.text
+    ]
+    return message
+
+
+def card_buttons(message: BotMessage, card: Card) -> list[str]:
+    """The digest's buttons for one card."""
+    mine = {f"rn:{card.id}", mute_data(card.id)} | {
+        snooze_data(days, card.id, card.expiry) for days in (1, 3)
+    }
+    return [str(data) for row in message.buttons for _, data in row if data in mine]
+
+
+async def test_the_scheduled_tick_sends_the_digest(
+    app: AnyApplication,
+    storage: SqliteStorage,
+    clock: FixedClock,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    tmp_path: Path,
+) -> None:
+    await add_card(storage, alice.chat_id, 1, 3, label="收银台1")
+    settings = Settings(database_path=tmp_path / "simwatch.sqlite3")
+    install_reminders(
+        app, storage, settings=settings, clock=clock, first_tick=0.01, tick_seconds=3600
+    )
+    [event] = await emulator.wait_for_events(alice.chat_id, timeout=5)
+    assert event.text is not None
+    assert "收银台1" in event.text
+    assert "3 天后到期" in event.text
+
+
+async def test_snooze_button(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+) -> None:
+    bob = group["bob"]
+    first = await add_card(storage, bob.chat_id, 1, -2)
+    second = await add_card(storage, bob.chat_id, 2, 3)
+    await runner.tick()
+    message = digest_message(emulator, bob.chat_id)
+    events = await bob.press_data(snooze_data(1, first.id, first.expiry), message.message_id)
+    answers = [e for e in events if e.kind == "callback_answer"]
+    assert answers[0].text == f"💤 好的，…{first.iccid[-6:]} 到 11月26日 再提醒。"
+    card = await storage.get_card(bob.chat_id, first.id)
+    assert card is not None
+    assert card.snoozed_until == DAY + timedelta(days=1)
+    edited = emulator.chat_messages(bob.chat_id)[0]
+    assert card_buttons(edited, first) == []  # dealt with: its buttons are gone
+    assert len(card_buttons(edited, second)) == 4
+
+
+async def test_mute_and_unmute_buttons(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+) -> None:
+    bob = group["bob"]
+    card = await add_card(storage, bob.chat_id, 1, 0, label="前台")
+    await runner.tick()
+    message = digest_message(emulator, bob.chat_id)
+    events = await bob.press_data(mute_data(card.id), message.message_id)
+    said = texts(events)
+    assert f"🔕 已静音 …{card.iccid[-6:]}，不再提醒。" in said
+    assert "Bob 静音了流量卡" in said
+    assert "前台" in said
+    muted = await storage.get_card(bob.chat_id, card.id)
+    assert muted is not None
+    assert muted.muted
+    undo = await bob.press("🔔 恢复提醒")
+    assert "Bob 恢复了流量卡" in texts(undo)
+    unmuted = await storage.get_card(bob.chat_id, card.id)
+    assert unmuted is not None
+    assert not unmuted.muted
+
+
+async def test_old_digest_buttons_act_on_the_card_as_it_is_now(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+    alice: ChatDriver,
+) -> None:
+    bob = group["bob"]
+    card = await add_card(storage, bob.chat_id, 1, 3)
+    gone = await add_card(storage, bob.chat_id, 2, 3)
+    theirs = await add_card(storage, alice.chat_id, 3, 3)
+    await runner.tick()
+    message = digest_message(emulator, bob.chat_id)
+    await storage.renew_card(
+        bob.chat_id,
+        card.id,
+        RenewalDraft(
+            renewed_at=DAY_NOON,
+            by_user_id=None,
+            by_name="Boss",
+            old_expiry=card.expiry,
+            new_expiry=date(2027, 11, 28),
+            period=None,
+            rule=RenewalRule.SET_DATE,
+        ),
+    )
+    events = await bob.press_data(snooze_data(3, card.id, card.expiry), message.message_id)
+    assert "现在 2027-11-28 到期，无需操作" in texts(events)
+    await storage.delete_card(bob.chat_id, gone.id)
+    events = await bob.press_data(mute_data(gone.id), message.message_id)
+    assert "找不到这张卡" in texts(events)
+    # a forged button with a card of another chat: not found, and nothing changes
+    events = await bob.press_data(mute_data(theirs.id), message.message_id)
+    assert "找不到这张卡" in texts(events)
+    still = await storage.get_card(alice.chat_id, theirs.id)
+    assert still is not None
+    assert not still.muted
+
+
+async def test_renewed_button_opens_the_renew_flow(
+    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+) -> None:
+    card = await add_card(storage, alice.chat_id, 1, 3)
+    await runner.tick()
+    message = digest_message(emulator, alice.chat_id)
+    events = await alice.press_data(f"rn:{card.id}", message.message_id)
+    assert card.iccid in texts(events)
+
+
+async def test_reminder_settings_menu(
+    runner: ReminderRunner, storage: SqliteStorage, alice: ChatDriver
+) -> None:
+    await alice.send("/settings")
+    menu = texts(await alice.press_data("rs:menu"))
+    assert "到期提醒设置" in menu
+    assert "09:00" in menu
+    assert "提前 30、7、3、1 天和到期当天提醒" in menu
+    assert "每天提醒，最多 90 天" in menu
+    await alice.press_data("rs:time")
+    assert "没看懂" in texts(await alice.send("25点"))
+    saved = texts(await alice.send("晚上9点"))
+    assert "✅ 已保存" in saved
+    assert "21:00" in saved
+    await alice.press_data("rs:days")
+    saved = texts(await alice.press_data("rs:set:d:7.3.1.0"))
+    assert "提前 7、3、1 天和到期当天提醒" in saved
+    await alice.press_data("rs:overdue")
+    saved = texts(await alice.send("30"))
+    assert "每天提醒，最多 30 天" in saved
+    store = SqliteReminderStore(storage)
+    assert await store.get_settings(alice.chat_id) == ReminderSettings(
+        send_time=time(21, 0), days_before=(7, 3, 1, 0), overdue_daily_days=30
+    )
+    forged = await alice.press_data("rs:set:d:999")  # out of range: ignored
+    assert [e.kind for e in forged] == ["callback_answer"]
+    done = texts(await alice.press_data("rs:done"))
+    assert "每天 21:00（Asia/Shanghai）发送" in done
+
+
+async def test_only_group_admins_change_reminder_settings(
+    runner: ReminderRunner, storage: SqliteStorage, group: dict[str, ChatDriver]
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    await bob.send("/settings")
+    assert "到期提醒设置" in texts(await bob.press_data("rs:menu"))  # looking is fine
+    refused = await bob.press_data("rs:set:t:0700")
+    assert any(e.show_alert and e.text == "只有群管理员可以修改提醒设置。" for e in refused)
+    refused = await bob.press_data("rs:time")
+    assert any(e.show_alert for e in refused)
+    await boss.press_data("rs:time")
+    assert "07:00" in texts(await boss.press_data("rs:set:t:0700"))
+    store = SqliteReminderStore(storage)
+    assert (await store.get_settings(boss.chat_id)).send_time == time(7, 0)
+
+
+async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    app: AnyApplication,
+) -> None:
+    await add_card(storage, alice.chat_id, 1, -1)
+    emulator.set_blocked(alice.chat_id)
+    await runner.tick()
+    store = SqliteReminderStore(storage)
+    assert not await store.is_active(alice.chat_id)
+    emulator.set_blocked(alice.chat_id, False)
+    await alice.send("/start")
+    assert await store.is_active(alice.chat_id)
+    # blocking shows up as an update too: paused at once, back when unblocked
+    kicked = emulator.my_chat_member_update(
+        alice.chat, alice.user, new_status="kicked", enqueue=False
+    )
+    await app.process_update(Update.de_json(kicked, app.bot))
+    assert not await store.is_active(alice.chat_id)
+    back = emulator.my_chat_member_update(
+        alice.chat, alice.user, new_status="member", enqueue=False
+    )
+    await app.process_update(Update.de_json(back, app.bot))
+    assert await store.is_active(alice.chat_id)
