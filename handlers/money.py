@@ -85,7 +85,9 @@ async def cost_command(update: Update, context: Context) -> None:
             )
     advice = [a for card in cards if (a := advise(card, svc.catalogue, where.today))]
     lines += ["", where.t("cost.advice_title")]
-    if advice:
+    if not report.priciest:
+        lines.append(where.t("cost.no_plans"))
+    elif advice:
         for group in summarize(advice):
             lines.append(
                 where.t(

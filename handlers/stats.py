@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import CommandHandler
 
@@ -53,7 +53,7 @@ async def stats_command(update: Update, context: Context) -> None:
     chart = await service.chart(stats)
     await context.bot.send_photo(
         where.chat_id,
-        chart,
+        InputFile(chart, filename=f"simwatch-expiries-{where.today.isoformat()}.png"),
         caption=where.t("stats.chart_caption", weeks=len(stats.weeks)),
         parse_mode=ParseMode.HTML,
     )

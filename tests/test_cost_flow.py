@@ -46,7 +46,8 @@ async def test_cost_with_nothing_to_advise(alice: ChatDriver, storage: SqliteSto
     await storage.add_card(alice.chat_id, draft, CREATED)
     said = texts(await alice.send("/cost"))
     assert "1 张卡没有设置套餐价格" in said
-    assert "已经是套餐目录里最划算的了" in said
+    assert "设置套餐（周期和价格）后" in said
+    assert "最划算" not in said  # nothing to compare is not "already the cheapest"
 
 
 async def test_addcard_offers_the_carriers_catalogue_plans(
@@ -80,3 +81,18 @@ async def test_renew_suggests_the_cheapest_plan(alice: ChatDriver, storage: Sqli
     await alice.press("确认续费")
     (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
     assert renewal.amount_fen == 4800
+
+
+async def test_cost_when_every_plan_is_already_the_cheapest(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    draft = CardDraft(
+        iccid=iccid(6),
+        expiry=date(2027, 1, 1),
+        carrier=Carrier.CHINA_MOBILE,
+        plan_period=Period(months=12),
+        plan_price_fen=4800,  # the example catalogue's cheapest China Mobile plan
+    )
+    await storage.add_card(alice.chat_id, draft, CREATED)
+    assert "已经是套餐目录里最划算的了" in texts(await alice.send("/cost"))
