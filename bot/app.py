@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    PersistenceInput,
+    PicklePersistence,
+)
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -48,6 +55,26 @@ MENU_COMMANDS = (
     "cancel",
 )
 STORAGE_KEY = "simwatch.storage"
+CONVERSATION_FLUSH_SECONDS = 5
+
+
+def conversations_path(database_path: Path) -> Path:
+    """Where conversations in progress are kept: next to the database, e.g.
+    ``data/simwatch.conversations.pickle``."""
+    return database_path.with_name(f"{database_path.stem}.conversations.pickle")
+
+
+def conversation_store(database_path: Path) -> PicklePersistence[Any, Any, Any]:
+    """Conversation steps and their drafts (``user_data``) survive a restart.
+
+    Cards, settings and reminders are in the database; what is kept here is only where each
+    person is in a conversation, written every few seconds and on shutdown.
+    """
+    return PicklePersistence(
+        filepath=conversations_path(database_path),
+        store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
+        update_interval=CONVERSATION_FLUSH_SECONDS,
+    )
 
 
 def menu(lang: str) -> list[BotCommand]:
@@ -112,6 +139,7 @@ def build_application(
         .token(token)
         .base_url(config.telegram_base_url)
         .base_file_url(config.telegram_base_file_url)
+        .persistence(conversation_store(config.database_path))
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter())

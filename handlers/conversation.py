@@ -48,7 +48,8 @@ def conversation(
     entry_points: Sequence[BaseHandler[Update, Any, Any]],
     states: dict[object, list[BaseHandler[Update, Any, Any]]],
 ) -> ConversationHandler[Any]:
-    """A ConversationHandler with /cancel at every step and a polite idle timeout."""
+    """A ConversationHandler with /cancel at every step, a polite idle timeout, and its state
+    kept by the application's persistence (drafts live in ``user_data``, persisted too)."""
     states = {**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)]}
     with warnings.catch_warnings():
         # Mixing message and button steps needs per_message=False; PTB warns that buttons are
@@ -60,5 +61,6 @@ def conversation(
             fallbacks=[CommandHandler("cancel", cancel)],
             conversation_timeout=IDLE_TIMEOUT_SECONDS,
             name=name,
+            persistent=True,  # a half-finished /addcard survives a restart of the bot
             allow_reentry=True,
         )
