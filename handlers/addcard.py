@@ -29,6 +29,7 @@ from handlers.render import (
     iccid_shown,
     markup,
     period_text,
+    plan_buttons,
     status_text,
 )
 from storage.base import DuplicateCardError
@@ -158,18 +159,10 @@ async def carrier_typed(update: Update, context: Context) -> int:
     return await _ask_label(update, where)
 
 
-CATALOGUE_BUTTONS = 4
-
-
 async def _ask_plan(update: Update, context: Context, where: Here) -> int:
     """Plans from the catalogue for the card's carrier (cheapest first), or any period."""
-    catalogue = services(context).catalogue
     carrier = _draft(context, where).get("carrier", Carrier.OTHER)
-    offers = catalogue.on_sale(carrier, where.today)[:CATALOGUE_BUTTONS]
-    rows = [
-        [button(f"{plan.name} {format_fen(plan.price_fen)}", f"ac:cat:{catalogue.index_of(plan)}")]
-        for plan in offers
-    ]
+    rows = plan_buttons(services(context).catalogue, carrier, where.today, "ac:cat")
     rows += [
         [button(period_text(where.lang, Period(months=m)), f"ac:plan:{m}") for m in (1, 3, 6, 12)],
         [button(where.t("button.skip"), "ac:skip")],

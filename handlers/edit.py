@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
@@ -40,7 +41,7 @@ from handlers.common import (
     services,
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
-from handlers.render import Keyboard, button, carrier_name, iccid_shown, markup
+from handlers.render import Keyboard, button, carrier_name, iccid_shown, markup, plan_buttons
 from storage.base import DuplicateCardError
 
 VALUE = 0
@@ -157,6 +158,8 @@ async def field_button(update: Update, context: Context) -> int:
     rows: Keyboard = []
     if field == "carrier":
         rows = [[button(carrier_name(where.lang, c), f"ecar:{c.value}")] for c in Carrier]
+    if field == "plan":
+        rows = plan_buttons(services(context).catalogue, card.carrier, where.today, "ecat")
     await reply(update, where.t(f"edit.ask.{field}"), markup(rows) if rows else None, edit=False)
     return VALUE
 
@@ -187,7 +190,10 @@ def _apply(card: Card, field: str, text: str, where: Here) -> Card:
     return card.model_copy(update={"iccid": checked.iccid})
 
 
-async def _save(update: Update, context: Context, where: Here, value: str) -> int:
+async def _save(
+    update: Update, context: Context, where: Here, value: str | Callable[[Card], Card]
+) -> int:
+    """Save the field being edited: ``value`` as typed, or a change to apply to the card."""
     data = scratch(context, NAME, where.chat_id)
     svc = services(context)
     card = await svc.cards.get(where.chat_id, int(data.get("card_id", 0)))
@@ -196,7 +202,10 @@ async def _save(update: Update, context: Context, where: Here, value: str) -> in
         await reply(update, where.t("card.not_found"), edit=False)
         return END
     try:
-        changed = _apply(card, str(data.get("field")), value, where)
+        if isinstance(value, str):
+            changed = _apply(card, str(data.get("field")), value, where)
+        else:
+            changed = value(card)
         await svc.cards.update(changed)
     except InputError as exc:
         await reply(update, where.t(exc.key, **exc.params), edit=False)
@@ -216,10 +225,26 @@ async def value_typed(update: Update, context: Context) -> int:
 
 
 async def carrier_button(update: Update, context: Context) -> int:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    await answer(query)
-    return await _save(update, context, await here(update, context), query.data.split(":")[1])
+    button_data, where = await pressed(update, context)
+    return await _save(update, context, where, button_data.split(":")[1])
+
+
+async def catalogue_plan_button(update: Update, context: Context) -> int:
+    """A plan picked from the catalogue: its period and price, in one tap."""
+    button_data, where = await pressed(update, context)
+    plans = services(context).catalogue.plans
+    index = int(button_data.split(":")[1])
+    if index >= len(plans):
+        return VALUE  # a button from a catalogue that has changed since
+    plan = plans[index]
+    return await _save(
+        update,
+        context,
+        where,
+        lambda card: card.model_copy(
+            update={"plan_period": plan.period, "plan_price_fen": plan.price_fen}
+        ),
+    )
 
 
 async def delete_command(update: Update, context: Context) -> None:
@@ -250,6 +275,7 @@ def conversation_handler() -> ConversationHandler[Any]:
         states={
             VALUE: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
+                CallbackQueryHandler(catalogue_plan_button, pattern=r"^ecat:\d+$"),
                 MessageHandler(TEXT, value_typed),
             ],
         },

@@ -10,6 +10,7 @@ from bot.i18n import Html, t
 from bot.iccid import mask_iccid
 from bot.models import Card, CardStatus, Carrier, Period, Renewal
 from bot.money import format_fen
+from bot.plans.catalogue import Catalogue
 from bot.services.cards import PAGE_SIZE, CardPage
 
 Keyboard = list[list[InlineKeyboardButton]]
@@ -128,6 +129,21 @@ def card_list(
             nav.append(button("▶", f"{nav_data}:{page.page + 1}"))
         rows.append(nav)
     return text, markup(rows)
+
+
+CATALOGUE_BUTTONS = 4  # the cheapest few; any other period can still be typed
+
+
+def plan_buttons(catalogue: Catalogue, carrier: Carrier, today: date, prefix: str) -> Keyboard:
+    """One button per catalogue plan of ``carrier`` on sale today, cheapest per month first."""
+    return [
+        [
+            button(
+                f"{plan.name} {format_fen(plan.price_fen)}", f"{prefix}:{catalogue.index_of(plan)}"
+            )
+        ]
+        for plan in catalogue.on_sale(carrier, today)[:CATALOGUE_BUTTONS]
+    ]
 
 
 def renewal_line(lang: str, renewal: Renewal) -> Html:

@@ -96,3 +96,19 @@ async def test_cost_when_every_plan_is_already_the_cheapest(
     )
     await storage.add_card(alice.chat_id, draft, CREATED)
     assert "已经是套餐目录里最划算的了" in texts(await alice.send("/cost"))
+
+
+async def test_edit_picks_a_plan_from_the_catalogue(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await monthly_card(storage, alice.chat_id, 7, date(2027, 1, 1))
+    await alice.send("/cards")
+    await alice.press_data(f"ed:{card.id}")
+    await alice.press("套餐")
+    _, data = alice.find_button("移动物联网 年包 30MB ¥48.00")
+    assert data.startswith("ecat:")
+    assert "已保存" in texts(await alice.press("移动物联网 年包 30MB"))
+    edited = await storage.get_card(alice.chat_id, card.id)
+    assert edited is not None
+    assert edited.plan_period == Period(months=12)
+    assert edited.plan_price_fen == 4800
