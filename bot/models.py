@@ -87,9 +87,9 @@ class Card(CardDraft):
         return status_for(self.days_left(today))
 
 
-class Renewal(BaseModel):
-    id: int
-    card_id: int
+class RenewalDraft(BaseModel):
+    """A renewal to record; ``old_expiry`` must still be the card's expiry when it is applied."""
+
     renewed_at: datetime  # UTC
     by_user_id: int | None
     by_name: str | None
@@ -99,6 +99,11 @@ class Renewal(BaseModel):
     rule: RenewalRule
     amount_fen: int | None = None
     automatic: bool = False
+
+
+class Renewal(RenewalDraft):
+    id: int
+    card_id: int
 
 
 class ChatSettings(BaseModel):

@@ -65,6 +65,14 @@ async def _card_or_gone(update: Update, context: Context, where: Here, card_id: 
     return card
 
 
+async def _scratch_card(
+    update: Update, context: Context, where: Here
+) -> tuple[dict[str, Any], Card | None]:
+    """The renewal's draft and its card as it is now (None, said so, if it is gone)."""
+    data = _scratch(context, where)
+    return data, await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+
+
 # --- step 1: which card ------------------------------------------------------------------------
 
 
@@ -139,8 +147,7 @@ async def _ask_period(update: Update, context: Context, where: Here, card: Card)
 
 async def period_button(update: Update, context: Context) -> int:
     button_data, where = await pressed(update, context)
-    data = _scratch(context, where)
-    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    data, card = await _scratch_card(update, context, where)
     if card is None:
         return END
     value = button_data.split(":", 1)[1]
@@ -163,8 +170,7 @@ async def period_button(update: Update, context: Context) -> int:
 async def period_typed(update: Update, context: Context) -> int:
     where = await here(update, context)
     assert update.message is not None and update.message.text is not None
-    data = _scratch(context, where)
-    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    data, card = await _scratch_card(update, context, where)
     if card is None:
         return END
     try:
@@ -193,8 +199,7 @@ async def _ask_amount(update: Update, where: Here, expected_fen: int | None) -> 
 
 async def amount_button(update: Update, context: Context) -> int:
     button_data, where = await pressed(update, context)
-    data = _scratch(context, where)
-    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    data, card = await _scratch_card(update, context, where)
     if card is None:
         return END
     data["amount_fen"] = data.get("expected_fen") if button_data == "ramt:plan" else None
@@ -204,8 +209,7 @@ async def amount_button(update: Update, context: Context) -> int:
 async def amount_typed(update: Update, context: Context) -> int:
     where = await here(update, context)
     assert update.message is not None and update.message.text is not None
-    data = _scratch(context, where)
-    card = await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
+    data, card = await _scratch_card(update, context, where)
     if card is None:
         return END
     try:

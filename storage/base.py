@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
+from bot.models import Card, CardDraft, Carrier, ChatSettings, Renewal, RenewalDraft
 
 
 class DuplicateCardError(Exception):
@@ -25,20 +25,6 @@ class DuplicateCardError(Exception):
 
 class SchemaTooNewError(Exception):
     """The database was written by a newer SimWatch than this one."""
-
-
-class RenewalDraft(BaseModel):
-    """A renewal to record; ``old_expiry`` must still be the card's expiry when it is applied."""
-
-    renewed_at: datetime
-    by_user_id: int | None
-    by_name: str | None
-    old_expiry: date
-    new_expiry: date
-    period: Period | None
-    rule: RenewalRule
-    amount_fen: int | None = None
-    automatic: bool = False
 
 
 class CardFilter(BaseModel):

@@ -9,8 +9,17 @@ from datetime import date, datetime, timedelta
 from bot.clock import Clock, local_today
 from bot.dates import renewal_expiry
 from bot.iccid import matches_suffix, normalize_iccid
-from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
-from storage.base import CardFilter, RenewalDraft, Storage
+from bot.models import (
+    Card,
+    CardDraft,
+    Carrier,
+    ChatSettings,
+    Period,
+    Renewal,
+    RenewalDraft,
+    RenewalRule,
+)
+from storage.base import CardFilter, Storage
 
 PAGE_SIZE = 10
 MIN_SUFFIX = 4  # "/renew 1234 3m": the last 4+ characters pick a card
