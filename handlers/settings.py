@@ -14,7 +14,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, t
 from handlers.common import Context, Here, answer, here, is_admin, reply, services
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
@@ -43,7 +43,11 @@ def parse_timezone(text: str) -> str | None:
 
 async def _show(update: Update, where: Here) -> None:
     rows = [
-        [button("中文", "st:lang:zh_CN"), button("English", "st:lang:en")],
+        # each language named in itself, so a user who can't read the current one finds theirs
+        [
+            button(t(lang, f"settings.language_name.{lang}"), f"st:lang:{lang}")
+            for lang in LANGUAGES
+        ],
         [button(where.t("settings.change_timezone"), "st:tz")],
         [button(where.t("settings.reminders"), "rs:menu")],
     ]
