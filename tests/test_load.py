@@ -73,7 +73,7 @@ async def polling_app(tmp_path: Path, emulator: BotApiEmulator) -> AsyncIterator
         for _ in range(rng.randint(11, 30)):
             expiry = today + timedelta(days=rng.randint(-30, 200))
             rows.append((chat_of(n), iccid(len(rows) + 1), expiry.isoformat(), f"收银台{n % 9}"))
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.executemany(
             "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, '2026-01-01')",
             [(chat_of(n), int(chat_of(n) < 0)) for n in range(USERS)],
