@@ -73,6 +73,15 @@ async def _scratch_card(
     return data, await _card_or_gone(update, context, where, int(data.get("card_id", 0)))
 
 
+async def _pressed_card(update: Update, context: Context) -> tuple[Here, Card | None]:
+    """The card whose id a pressed button carries, as it is now (None, said so, if gone)."""
+    await answer(update.callback_query)
+    where = await here(update, context)
+    card_id = callback_arg(update, 1)
+    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
+    return where, card
+
+
 # --- step 1: which card ------------------------------------------------------------------------
 
 
@@ -108,10 +117,7 @@ async def pick_page(update: Update, context: Context) -> int:
 
 async def picked(update: Update, context: Context) -> int:
     """rp:<id> from the list, rn:<id> from a card's detail or a reminder digest."""
-    await answer(update.callback_query)
-    where = await here(update, context)
-    card_id = callback_arg(update, 1)
-    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
+    where, card = await _pressed_card(update, context)
     if card is None:
         return END
     drop_scratch(context, NAME, where.chat_id)
@@ -323,10 +329,7 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
 
 async def which_button(update: Update, context: Context) -> int:
     """The user named several cards by their last digits and picked one."""
-    await answer(update.callback_query)
-    where = await here(update, context)
-    card_id = callback_arg(update, 1)
-    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
+    where, card = await _pressed_card(update, context)
     if card is None:
         return END
     data = _scratch(context, where)

@@ -618,13 +618,17 @@ class SqliteReminderStore:
                 [(message_id,) for message_id in message_ids],
             )
 
-    async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
+    async def _give_up(self, message_id: int, status: str, error: str, at: datetime) -> None:
+        """End a message without sending it: ``dropped`` (no longer wanted) or ``failed``."""
         async with self._storage.transaction() as db:
             await db.execute(
-                "UPDATE outbox SET status = 'dropped', sent_at = ?, error = ?, "
+                "UPDATE outbox SET status = ?, sent_at = ?, error = ?, "
                 "claimed_until = NULL WHERE id = ?",
-                (_instant(at), reason, message_id),
+                (status, _instant(at), error, message_id),
             )
+
+    async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
+        await self._give_up(message_id, "dropped", reason, at)
 
     async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
         async with self._storage.transaction() as db:
@@ -644,12 +648,7 @@ class SqliteReminderStore:
             )
 
     async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'failed', sent_at = ?, error = ?, "
-                "claimed_until = NULL WHERE id = ?",
-                (_instant(at), error, message_id),
-            )
+        await self._give_up(message_id, "failed", error, at)
 
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
         async with self._storage.transaction() as db:
