@@ -19,7 +19,9 @@ from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, TypeHandler
 
+from bot.i18n import Html
 from bot.iccid import mask_iccid
+from bot.models import Card
 from bot.reminders.digest import (
     MUTE_PREFIX,
     RENEWED_PREFIX,
@@ -121,6 +123,16 @@ async def snooze_pressed(update: Update, context: Context) -> None:
     await _drop_card_buttons(update, card_id)
 
 
+def _notice_text(where: Here, key: str, card: Card) -> Html:
+    """Who changed which card, for everybody in the chat."""
+    return where.t(
+        key,
+        who=where.user_name or "—",
+        iccid=shown_iccid(card.iccid, where.is_group),
+        label=label_text(where.lang, card.label),
+    )
+
+
 async def _notice(update: Update, where: Here, key: str, result: CardAction, undo: bool) -> None:
     """Tell the chat who changed what (in a group everybody relies on the reminders)."""
     card = result.card
@@ -128,58 +140,59 @@ async def _notice(update: Update, where: Here, key: str, result: CardAction, und
     message = update.effective_message
     if message is None:
         return
-    text = where.t(
-        key,
-        who=where.user_name or "—",
-        iccid=shown_iccid(card.iccid, where.is_group),
-        label=label_text(where.lang, card.label),
-    )
     keyboard = (
         markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]]) if undo else None
     )
-    await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    await message.reply_text(
+        _notice_text(where, key, card), parse_mode=ParseMode.HTML, reply_markup=keyboard
+    )
+
+
+async def _set_muted(
+    update: Update, context: Context, *, muted: bool
+) -> tuple[Here, CardAction, int] | None:
+    """Mute (🔕) or unmute (🔔) the pressed card and answer the press.
+
+    None if the card is gone or changed (answered, its buttons dropped); else where, the result
+    (``DONE`` or ``ALREADY``) and the card's id."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    card_id = int(query.data.removeprefix(MUTE_PREFIX if muted else UNMUTE_PREFIX))
+    where = await here(update, context)
+    service = _service(context)
+    set_muted = service.mute if muted else service.unmute
+    result = await set_muted(where.chat_id, card_id)
+    if await _refused(update, where, result, card_id):
+        return None
+    assert result.card is not None
+    if muted:
+        done, already = "digest.answer.muted", "digest.answer.already_muted"
+    else:
+        done, already = "digest.answer.unmuted", "digest.answer.already_unmuted"
+    key = already if result.status is ActionStatus.ALREADY else done
+    await answer(query, where.t(key, iccid=mask_iccid(result.card.iccid)))
+    return where, result, card_id
 
 
 async def mute_pressed(update: Update, context: Context) -> None:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    card_id = int(query.data.removeprefix(MUTE_PREFIX))
-    where = await here(update, context)
-    result = await _service(context).mute(where.chat_id, card_id)
-    if await _refused(update, where, result, card_id):
+    pressed = await _set_muted(update, context, muted=True)
+    if pressed is None:
         return
-    assert result.card is not None
-    iccid = mask_iccid(result.card.iccid)
-    if result.status is ActionStatus.ALREADY:
-        await answer(query, where.t("digest.answer.already_muted", iccid=iccid))
-    else:
-        await answer(query, where.t("digest.answer.muted", iccid=iccid))
+    where, result, card_id = pressed
+    if result.status is not ActionStatus.ALREADY:
         await _notice(update, where, "digest.notice.muted", result, undo=True)
     await _drop_card_buttons(update, card_id)
 
 
 async def unmute_pressed(update: Update, context: Context) -> None:
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    card_id = int(query.data.removeprefix(UNMUTE_PREFIX))
-    where = await here(update, context)
-    result = await _service(context).unmute(where.chat_id, card_id)
-    if await _refused(update, where, result, card_id):
+    pressed = await _set_muted(update, context, muted=False)
+    if pressed is None or pressed[1].status is ActionStatus.ALREADY:
         return
+    where, result, _ = pressed
     assert result.card is not None
-    iccid = mask_iccid(result.card.iccid)
-    if result.status is ActionStatus.ALREADY:
-        await answer(query, where.t("digest.answer.already_unmuted", iccid=iccid))
-        return
-    await answer(query, where.t("digest.answer.unmuted", iccid=iccid))
     message = update.effective_message
     if isinstance(message, Message):
-        text = where.t(
-            "digest.notice.unmuted",
-            who=where.user_name or "—",
-            iccid=shown_iccid(result.card.iccid, where.is_group),
-            label=label_text(where.lang, result.card.label),
-        )
+        text = _notice_text(where, "digest.notice.unmuted", result.card)
         try:
             await message.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=None)
         except BadRequest:
