@@ -412,28 +412,27 @@ class BotApiMethods:
 
     async def edit_message_text(self, params: RequestParams) -> JsonDict:
         """editMessageText; a missing reply_markup removes the keyboard, as on Telegram."""
-        chat, message = self._editable(params)
-        if message.kind != "text":
-            raise bad_request("there is no text in the message to edit")
-        text, entities, raw = self._formatted(params, caption=False)
-        markup = validate_reply_markup(params.get_json("reply_markup"))
-        if (text, entities, markup) == (message.text, message.entities, message.reply_markup):
-            raise bad_request(NOT_MODIFIED)
-        message.text, message.entities, message.raw_text = text, entities, raw
-        message.parse_mode = params.get_str("parse_mode")
-        message.reply_markup = markup
-        return self._edited(chat, message)
+        return self._edit_content(params, caption=False)
 
     async def edit_message_caption(self, params: RequestParams) -> JsonDict:
         """editMessageCaption."""
+        return self._edit_content(params, caption=True)
+
+    def _edit_content(self, params: RequestParams, *, caption: bool) -> JsonDict:
+        """The text of a text message or the caption of a media one, and its keyboard."""
         chat, message = self._editable(params)
-        if message.kind == "text":
-            raise bad_request("there is no caption in the message to edit")
-        caption, entities, raw = self._formatted(params, caption=True)
+        if (message.kind == "text") == caption:
+            field = "caption" if caption else "text"
+            raise bad_request(f"there is no {field} in the message to edit")
+        content, entities, raw = self._formatted(params, caption=caption)
         markup = validate_reply_markup(params.get_json("reply_markup"))
-        if (caption, entities, markup) == (message.caption, message.entities, message.reply_markup):
+        if (content, entities, markup) == (message.content, message.entities, message.reply_markup):
             raise bad_request(NOT_MODIFIED)
-        message.caption, message.entities, message.raw_text = caption, entities, raw
+        if caption:
+            message.caption = content
+        else:
+            message.text = content
+        message.entities, message.raw_text = entities, raw
         message.parse_mode = params.get_str("parse_mode")
         message.reply_markup = markup
         return self._edited(chat, message)
