@@ -155,19 +155,22 @@ def _day(text: str) -> date:
         raise ShellInputError("error.date", text=text) from None
 
 
-def _int(text: str, error: str) -> int:
+def _id(text: str, *, group: bool) -> int:
+    """A user's id (positive) or a group's (negative, as Telegram's group ids are)."""
+    error = "error.group_id" if group else "error.user_id"
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ShellInputError(error) from None
+    if value == 0 or (value < 0) != group:
+        raise ShellInputError(error)
+    return value
 
 
 def _user(args: list[str]) -> SwitchUser:
     if not args:
         raise UsageError("user")
-    user_id = _int(args[0], "error.user_id")
-    if user_id <= 0:
-        raise ShellInputError("error.user_id")
+    user_id = _id(args[0], group=False)
     rest = args[1:]
     code = None
     if len(rest) >= 1 and rest[-1].lower() in LANGUAGE_CODES:
@@ -178,12 +181,7 @@ def _user(args: list[str]) -> SwitchUser:
 def _group(args: list[str]) -> SwitchGroup:
     if len(args) > 1:
         raise UsageError("group")
-    if not args:
-        return SwitchGroup()
-    chat_id = _int(args[0], "error.group_id")
-    if chat_id >= 0:
-        raise ShellInputError("error.group_id")
-    return SwitchGroup(chat_id)
+    return SwitchGroup(_id(args[0], group=True) if args else None)
 
 
 def parse_command(line: str) -> Command:
