@@ -103,6 +103,15 @@ class Setup:
         )
         return await self.storage.add_card(chat_id, draft, self.clock.now())
 
+    async def due(self, *chat_ids: int, days_left: int = 3) -> list[Card]:
+        """One due card in each chat, and the digests composed: the outbox holds one each."""
+        cards = []
+        for chat_id in chat_ids:
+            await self.chat(chat_id)
+            cards.append(await self.card(chat_id, days_left))
+        await self.compose()
+        return cards
+
     def texts(self, chat_id: int) -> list[str]:
         return [m.text or "" for m in self.emulator.chat_messages(chat_id)]
 
@@ -158,9 +167,7 @@ async def test_digests_reach_their_chats_once(setup: Setup) -> None:
 
 
 async def test_flood_control_waits_as_told_then_delivers_once(setup: Setup) -> None:
-    await setup.chat(GROUP)
-    await setup.card(GROUP)
-    await setup.compose()
+    await setup.due(GROUP)
     setup.emulator.inject_fault("sendMessage", kind="429", chat_id=GROUP, retry_after=2)
     stats = await setup.drain()
     assert stats.sent == 1
@@ -172,10 +179,7 @@ async def test_flood_control_waits_as_told_then_delivers_once(setup: Setup) -> N
 async def test_a_long_retry_after_waits_in_the_outbox_without_holding_others(
     setup: Setup,
 ) -> None:
-    for chat_id in (GROUP, ALICE):
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(GROUP, ALICE)
     setup.emulator.inject_fault("sendMessage", kind="429", chat_id=GROUP, retry_after=120)
     stats = await setup.drain()
     assert (stats.sent, stats.waiting) == (1, 1)
@@ -188,10 +192,7 @@ async def test_a_long_retry_after_waits_in_the_outbox_without_holding_others(
 
 
 async def test_blocked_chat_goes_quiet(setup: Setup) -> None:
-    for chat_id in (ALICE, BOB):
-        await setup.chat(chat_id)
-        await setup.card(chat_id, -1)
-    await setup.compose()
+    await setup.due(ALICE, BOB, days_left=-1)
     setup.emulator.set_blocked(ALICE)
     stats = await setup.drain()
     assert (stats.sent, stats.blocked_chats) == (1, 1)
@@ -213,10 +214,7 @@ async def test_blocked_chat_goes_quiet(setup: Setup) -> None:
 
 
 async def test_a_bad_request_is_recorded_and_the_pass_goes_on(setup: Setup) -> None:
-    for chat_id in (ALICE, BOB):
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(ALICE, BOB)
     setup.emulator.inject_fault(
         "sendMessage", kind="400", chat_id=ALICE, description="Bad Request: message is too long"
     )
@@ -229,9 +227,7 @@ async def test_a_bad_request_is_recorded_and_the_pass_goes_on(setup: Setup) -> N
 
 
 async def test_server_errors_are_retried_with_backoff(setup: Setup) -> None:
-    await setup.chat(GROUP)
-    await setup.card(GROUP)
-    await setup.compose()
+    await setup.due(GROUP)
     setup.emulator.inject_fault("sendMessage", kind="500", chat_id=GROUP, times=2)
     stats = await setup.drain()
     assert stats.sent == 1
@@ -240,9 +236,7 @@ async def test_server_errors_are_retried_with_backoff(setup: Setup) -> None:
 
 
 async def test_retries_are_bounded_then_the_message_waits_for_a_later_drain(setup: Setup) -> None:
-    await setup.chat(GROUP)
-    await setup.card(GROUP)
-    await setup.compose()
+    await setup.due(GROUP)
     setup.emulator.inject_fault("sendMessage", kind="502", chat_id=GROUP, times=100)
     stats = await setup.drain()
     assert (stats.sent, stats.waiting) == (0, 1)
@@ -255,9 +249,7 @@ async def test_retries_are_bounded_then_the_message_waits_for_a_later_drain(setu
 
 
 async def test_timeouts_are_retried(setup: Setup) -> None:
-    await setup.chat(ALICE)
-    await setup.card(ALICE)
-    await setup.compose()
+    await setup.due(ALICE)
     setup.emulator.inject_fault("sendMessage", kind="timeout", chat_id=ALICE)
     stats = await setup.drain()
     assert stats.sent == 1
@@ -265,9 +257,7 @@ async def test_timeouts_are_retried(setup: Setup) -> None:
 
 
 async def test_group_upgraded_to_supergroup_gets_its_digest_at_the_new_id(setup: Setup) -> None:
-    await setup.chat(BASIC_GROUP)
-    card = await setup.card(BASIC_GROUP)
-    await setup.compose()
+    [card] = await setup.due(BASIC_GROUP)
     new_id = setup.emulator.upgrade_to_supergroup(BASIC_GROUP)["id"]
     stats = await setup.drain()
     assert (stats.sent, stats.migrated_chats) == (1, 1)
@@ -278,10 +268,7 @@ async def test_group_upgraded_to_supergroup_gets_its_digest_at_the_new_id(setup:
 
 
 async def test_crash_between_enqueue_and_send_delivers_exactly_once(setup: Setup) -> None:
-    for chat_id in (GROUP, ALICE):
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(GROUP, ALICE)
     await setup.storage.close()  # the process dies; nothing in memory survives
     await setup.open()
     await setup.compose()  # the restarted bot's first tick
@@ -304,10 +291,7 @@ class CrashAfterSend:
 async def test_crash_between_send_and_acknowledgement_repeats_only_that_message(
     setup: Setup,
 ) -> None:
-    for chat_id in (GROUP, ALICE):
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(GROUP, ALICE)
     one_at_a_time = SenderPolicy(concurrency=1, messages_per_second=1000)
     crashing = setup.sender(one_at_a_time, CrashAfterSend(TelegramMessenger(setup.bot)))
     with pytest.raises(Crash):
@@ -322,9 +306,7 @@ async def test_crash_between_send_and_acknowledgement_repeats_only_that_message(
 
 
 async def test_a_lost_answer_is_the_only_way_to_a_duplicate(setup: Setup) -> None:
-    await setup.chat(ALICE)
-    await setup.card(ALICE)
-    await setup.compose()
+    await setup.due(ALICE)
     setup.emulator.inject_fault("sendMessage", kind="lost_response", chat_id=ALICE)
     assert (await setup.drain()).sent == 1
     assert len(setup.texts(ALICE)) == 2  # Telegram had it; we could not know
@@ -352,9 +334,7 @@ async def test_a_long_digest_arrives_in_several_valid_messages(setup: Setup) -> 
 async def test_renewed_meanwhile_is_left_out_and_an_empty_digest_is_not_sent(
     setup: Setup,
 ) -> None:
-    await setup.chat(ALICE)
-    card = await setup.card(ALICE)
-    await setup.compose()
+    [card] = await setup.due(ALICE)
     await setup.store.set_muted(ALICE, card.id, True)
     stats = await setup.drain()
     assert (stats.sent, stats.dropped) == (0, 1)
@@ -364,10 +344,7 @@ async def test_renewed_meanwhile_is_left_out_and_an_empty_digest_is_not_sent(
 async def test_telegram_limits_are_respected(setup: Setup) -> None:
     setup.emulator.enable_rate_limits(global_per_second=30, group_per_minute=20)
     chats = [ALICE + n for n in range(35)]
-    for chat_id in chats:
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(*chats)
     paced = OutboxSender(  # real sleeps: the pacer spaces sends under 30/s
         setup.store,
         TelegramMessenger(setup.bot),
@@ -382,10 +359,7 @@ async def test_telegram_limits_are_respected(setup: Setup) -> None:
 
 async def test_one_slow_chat_does_not_hold_back_the_others(setup: Setup) -> None:
     chats = [ALICE + n for n in range(4)]
-    for chat_id in chats:
-        await setup.chat(chat_id)
-        await setup.card(chat_id)
-    await setup.compose()
+    await setup.due(*chats)
     setup.emulator.inject_fault("sendMessage", kind="slow", chat_id=chats[0], delay=0.25)
     await setup.drain()
     events = {e.chat_id: e.time for e in setup.emulator.take_events() if e.kind == "message"}
