@@ -118,6 +118,14 @@ class ReminderStore(Protocol):
 
     async def count_pending(self) -> int: ...
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]: ...
+    async def claim_digest(
+        self, message: OutboxMessage, *, chat_id: int, now: datetime, until: datetime
+    ) -> tuple[DigestChat, list[DueCard]] | None:
+        """Claim an unrendered digest (as ``claim``) and read the chat and the cards it is to
+        remind about, as they are now; None if another sender has it or it is not pending.
+        ``chat_id``: the chat's id now (it may have moved since the digest was enqueued)."""
+        ...
+
     async def expand(
         self,
         message: OutboxMessage,
@@ -233,6 +241,11 @@ WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
 
 _MIN_CHAT_ID = -(2**63)
 
+_CLAIM_SQL = (
+    "UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = 'pending' "
+    "AND (claimed_until IS NULL OR claimed_until <= ?)"
+)
+
 
 def _marks(values: Sequence[int], params: dict[str, Any]) -> str:
     for i, value in enumerate(values):
@@ -243,13 +256,14 @@ def _marks(values: Sequence[int], params: dict[str, Any]) -> str:
 async def _digest_cards(
     db: aiosqlite.Connection, chat_id: int, day: date
 ) -> tuple[DigestChat, list[DueCard]]:
-    async with db.execute(
+    # execute_fetchall: one round trip to aiosqlite's thread, where execute + fetch + close
+    # would take three (this runs once per digest sent).
+    chats = await db.execute_fetchall(
         "SELECT is_group, language FROM chats WHERE chat_id = ?", (chat_id,)
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
+    row = next(iter(chats), None)
     chat = DigestChat(chat_id, bool(row[0]) if row else chat_id < 0, row[1] if row else None)
-    async with db.execute(_DIGEST_CARDS_SQL, {"chat": chat_id, "day": day.isoformat()}) as cursor:
-        rows = await cursor.fetchall()
+    rows = await db.execute_fetchall(_DIGEST_CARDS_SQL, {"chat": chat_id, "day": day.isoformat()})
     fromiso = date.fromisoformat
     return chat, [DueCard(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5]) for r in rows]
 
@@ -571,6 +585,17 @@ class SqliteReminderStore:
         async with self._storage.transaction() as db:  # one consistent read
             return await _digest_cards(db, chat_id, day)
 
+    async def claim_digest(
+        self, message: OutboxMessage, *, chat_id: int, now: datetime, until: datetime
+    ) -> tuple[DigestChat, list[DueCard]] | None:
+        # No transaction around the three statements: the claim keeps other senders off, and
+        # each read is consistent by itself (a card renewed in between is simply left out).
+        async with self._storage.statements() as db:
+            claimed = await db.execute(_CLAIM_SQL, (_instant(until), message.id, _instant(now)))
+            if claimed.rowcount == 0:
+                return None
+            return await _digest_cards(db, chat_id, message.digest_date)
+
     async def expand(
         self,
         message: OutboxMessage,
@@ -580,22 +605,27 @@ class SqliteReminderStore:
         claimed_until: datetime,
     ) -> list[OutboxMessage]:
         count, until = len(parts), _instant(claimed_until)
+        first = (
+            "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
+            (count, parts[0].text, parts[0].buttons_json, message.id),
+        )
         ids = [message.id]
-        async with self._storage.transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
-                (count, parts[0].text, parts[0].buttons_json, message.id),
-            )
-            for number, part in enumerate(parts[1:], start=2):
-                async with db.execute(
-                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
-                    "created_at, claimed_until) SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
-                    "FROM outbox WHERE id = ? RETURNING id",
-                    (chat_id, number, count, part.text, part.buttons_json, until, message.id),
-                ) as cursor:
-                    row = await cursor.fetchone()
-                assert row is not None
-                ids.append(int(row[0]))
+        if count == 1:  # most digests: a single statement needs no transaction
+            await self._storage.execute(*first)
+        else:
+            async with self._storage.transaction() as db:
+                await db.execute(*first)
+                for number, part in enumerate(parts[1:], start=2):
+                    async with db.execute(
+                        "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
+                        "created_at, claimed_until) "
+                        "SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
+                        "FROM outbox WHERE id = ? RETURNING id",
+                        (chat_id, number, count, part.text, part.buttons_json, until, message.id),
+                    ) as cursor:
+                        row = await cursor.fetchone()
+                    assert row is not None
+                    ids.append(int(row[0]))
         return [
             OutboxMessage(
                 id=message_id,
@@ -620,32 +650,27 @@ class SqliteReminderStore:
 
     async def _give_up(self, message_id: int, status: str, error: str, at: datetime) -> None:
         """End a message without sending it: ``dropped`` (no longer wanted) or ``failed``."""
-        async with self._storage.transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET status = ?, sent_at = ?, error = ?, "
-                "claimed_until = NULL WHERE id = ?",
-                (status, _instant(at), error, message_id),
-            )
+        await self._storage.execute(
+            "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL "
+            "WHERE id = ?",
+            (status, _instant(at), error, message_id),
+        )
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
         await self._give_up(message_id, "dropped", reason, at)
 
     async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
-        async with self._storage.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = 'pending' "
-                "AND (claimed_until IS NULL OR claimed_until <= ?)",
-                (_instant(until), message_id, _instant(now)),
-            )
-            return cursor.rowcount > 0
+        changed = await self._storage.execute(
+            _CLAIM_SQL, (_instant(until), message_id, _instant(now))
+        )
+        return changed > 0
 
     async def mark_sent(self, message_id: int, telegram_message_id: int, *, at: datetime) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
-                "claimed_until = NULL, error = NULL WHERE id = ?",
-                (_instant(at), telegram_message_id, message_id),
-            )
+        await self._storage.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
+            "claimed_until = NULL, error = NULL WHERE id = ?",
+            (_instant(at), telegram_message_id, message_id),
+        )
 
     async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None:
         await self._give_up(message_id, "failed", error, at)

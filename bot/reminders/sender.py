@@ -244,10 +244,11 @@ class _Drain:
         """Claim an unrendered digest, render it as things are now and store its messages."""
         now = self.clock.now()
         until = now + self.policy.claim
-        if not await self.store.claim(message.id, now=now, until=until):
+        found = await self.store.claim_digest(message, chat_id=target, now=now, until=until)
+        if found is None:
             self.stats.skipped += 1
             return []
-        chat, due = await self.store.digest_cards(target, message.digest_date)
+        chat, due = found
         digest = make_digest(
             chat,
             message.digest_date,
