@@ -24,11 +24,12 @@ async def preflight(settings: Settings, token: str) -> None:
     """
     from telegram import Bot
 
+    from handlers.transport import AiohttpRequest
     from storage.sqlite import SqliteStorage
 
     storage = await SqliteStorage.open(settings.database_path)
     await storage.close()
-    bot = Bot(token, base_url=settings.telegram_base_url)
+    bot = Bot(token, base_url=settings.telegram_base_url, request=AiohttpRequest())
     async with bot:  # initialize() calls getMe
         pass
 

@@ -35,6 +35,7 @@ from handlers import (
 )
 from handlers.common import SERVICES_KEY, Services, install_services
 from handlers.reminder_schedule import install_reminders
+from handlers.transport import AiohttpRequest
 from storage.sqlite import SqliteStorage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -56,6 +57,7 @@ MENU_COMMANDS = (
 )
 STORAGE_KEY = "simwatch.storage"
 CONVERSATION_FLUSH_SECONDS = 5
+BOT_CONNECTIONS = 256  # as python-telegram-bot's own default pool for Bot API calls
 
 
 def conversations_path(database_path: Path) -> Path:
@@ -139,6 +141,8 @@ def build_application(
         .token(token)
         .base_url(config.telegram_base_url)
         .base_file_url(config.telegram_base_file_url)
+        .request(AiohttpRequest(BOT_CONNECTIONS))
+        .get_updates_request(AiohttpRequest())
         .persistence(conversation_store(config.database_path))
     )
     if rate_limit:

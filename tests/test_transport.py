@@ -1,0 +1,123 @@
+"""The bot's HTTP transport (``handlers.transport.AiohttpRequest``) against the emulator: what
+python-telegram-bot above it sees for answers, uploads, timeouts and a dead server."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from telegram import Bot, InputFile
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+
+from bot.emulator import BotApiEmulator
+from handlers.transport import AiohttpRequest
+
+ALICE = 1001
+
+
+@pytest.fixture
+async def emu() -> BotApiEmulator:
+    async with BotApiEmulator("123456:TRANSPORT") as emulator:
+        emulator.private_chat(emulator.user(ALICE, "Alice"))
+        yield emulator
+
+
+def client(emu: BotApiEmulator, request: AiohttpRequest | None = None) -> Bot:
+    return Bot(
+        emu.token,
+        base_url=emu.base_url,
+        base_file_url=emu.base_file_url,
+        request=request or AiohttpRequest(),
+    )
+
+
+async def test_messages_arrive_as_sent_and_answers_become_ptb_objects(emu: BotApiEmulator) -> None:
+    async with client(emu) as bot:
+        text = "续费提醒 <b>3 张卡</b> &amp; 1 &lt; 2"
+        sent = await bot.send_message(ALICE, text, parse_mode="HTML")
+    (stored,) = emu.chat_messages(ALICE)
+    assert stored.text == "续费提醒 3 张卡 & 1 < 2"
+    assert sent.message_id == stored.message_id
+    assert sent.text == stored.text
+    assert [e.type for e in sent.entities] == ["bold"]
+
+
+async def test_an_upload_keeps_its_bytes_name_and_caption(emu: BotApiEmulator) -> None:
+    content = "ICCID,到期日\n89860000000000000001,2026-12-01\n".encode("utf-8-sig")
+    async with client(emu) as bot:
+        sent = await bot.send_document(
+            ALICE, InputFile(content, filename="导出.csv"), caption="3 张卡"
+        )
+    (stored,) = emu.chat_messages(ALICE)
+    assert stored.caption == "3 张卡"
+    assert stored.file is not None
+    assert emu.file(stored.file.file_id).content == content
+    assert sent.document is not None
+    assert sent.document.file_name == "导出.csv"
+
+
+async def test_telegram_errors_come_through_as_ptb_errors(emu: BotApiEmulator) -> None:
+    async with client(emu) as bot:
+        emu.inject_fault("sendMessage", kind="429")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(ALICE, "too fast")
+        with pytest.raises(BadRequest, match="Can't parse entities"):
+            await bot.send_message(ALICE, "<b>unclosed", parse_mode="HTML")
+        emu.inject_fault("sendMessage", kind="502")
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.send_message(ALICE, "gateway down")
+        await bot.send_message(ALICE, "recovered")
+    assert [m.text for m in emu.chat_messages(ALICE)] == ["recovered"]
+
+
+async def test_read_timeout_and_a_lost_answer_are_timeouts(emu: BotApiEmulator) -> None:
+    async with client(emu, AiohttpRequest(read_timeout=0.3)) as bot:
+        emu.inject_fault("sendMessage", kind="timeout")
+        started = time.monotonic()
+        with pytest.raises(TimedOut):
+            await bot.send_message(ALICE, "never arrives")
+        assert time.monotonic() - started < 3  # the read timeout, not the emulator's hang
+        emu.inject_fault("sendMessage", kind="lost_response")
+        with pytest.raises(TimedOut):
+            await bot.send_message(ALICE, "arrives unseen")
+        emu.inject_fault("sendMessage", kind="slow", delay=0.1)
+        await bot.send_message(ALICE, "slow but in time")
+        # A call's own timeout wins over the default.
+        emu.inject_fault("sendMessage", kind="slow", delay=0.5)
+        await bot.send_message(ALICE, "given longer", read_timeout=2)
+    texts = [m.text for m in emu.chat_messages(ALICE)]
+    assert texts == ["arrives unseen", "slow but in time", "given longer"]
+
+
+async def test_long_polling_waits_longer_than_the_read_timeout(emu: BotApiEmulator) -> None:
+    # PTB adds getUpdates' own ``timeout`` to the transport's read timeout.
+    async with client(emu, AiohttpRequest(read_timeout=0.2)) as bot:
+        started = time.monotonic()
+        assert await bot.get_updates(timeout=1) == ()
+        assert time.monotonic() - started >= 0.9
+
+
+async def test_an_unreachable_server_is_a_network_error_without_the_token() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "123456:SECRET-TOKEN"
+    bot = Bot(token, base_url=f"http://127.0.0.1:{port}/bot", request=AiohttpRequest())
+    with pytest.raises(NetworkError) as raised:
+        await bot.initialize()
+    assert "aiohttp.ClientConnectorError" in str(raised.value)
+    assert "SECRET" not in str(raised.value)
+    await bot.shutdown()
+
+
+async def test_a_request_needs_initialize_and_survives_a_restart(emu: BotApiEmulator) -> None:
+    request = AiohttpRequest()
+    with pytest.raises(NetworkError, match="not initialized"):
+        await request.post(f"{emu.base_url}/getMe")
+    bot = client(emu, request)
+    async with bot:
+        await bot.send_message(ALICE, "first run")
+    async with bot:  # shut down, then initialized again: a fresh session
+        await bot.send_message(ALICE, "second run")
+    assert len(emu.chat_messages(ALICE)) == 2
