@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import signal
@@ -43,7 +42,7 @@ import simdata
 from stdnum import luhn
 
 from bot.emulator import BotApiEmulator
-from bot.emulator.records import ChatEvent
+from bot.emulator.queues import ChatQueues
 from storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,39 +121,15 @@ class Results:
     replies: int = 0
 
 
-class Dispatcher:
-    """Takes every event from the emulator and hands it to its chat's queue."""
-
-    def __init__(self, emulator: BotApiEmulator) -> None:
-        self.emulator = emulator
-        self.queues: dict[int, asyncio.Queue[ChatEvent]] = defaultdict(asyncio.Queue)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                events = await self.emulator.wait_for_events(None, timeout=1.0)
-            except TimeoutError:
-                continue
-            for event in events:
-                self.queues[event.chat_id].put_nowait(event)
-
-    async def replies(self, chat_id: int, count: int) -> list[ChatEvent]:
-        queue = self.queues[chat_id]
-        return [await queue.get() for _ in range(count)]
-
-
 async def act(
-    emulator: BotApiEmulator, dispatcher: Dispatcher, user: User, action: Action, out: Results
+    emulator: BotApiEmulator, queues: ChatQueues, user: User, action: Action, out: Results
 ) -> None:
     sent = time.time()
     action.update(emulator, user)
     try:
-        events = await asyncio.wait_for(
-            dispatcher.replies(user.chat_id, action.replies), REPLY_TIMEOUT
-        )
-    except TimeoutError:
+        events = await queues.take(user.chat_id, action.replies, timeout=REPLY_TIMEOUT)
+    except TimeoutError:  # the chat's late replies are dropped, not misread as the next ones
         out.timeouts[action.name] += 1
-        dispatcher.queues[user.chat_id] = asyncio.Queue()  # late replies must not be misread
         return
     out.replies += len(events)
     out.latencies[action.name].append(min(event.time for event in events) - sent)
@@ -164,7 +139,7 @@ async def act(
 
 async def simulate(
     emulator: BotApiEmulator,
-    dispatcher: Dispatcher,
+    queues: ChatQueues,
     user: User,
     deadline: float,
     think: tuple[float, float],
@@ -177,9 +152,9 @@ async def simulate(
         (action,) = rng.choices([action for _, action in ACTIONS], weights)
         if not action.ready(user):
             action = ACTIONS[0][1]
-        await act(emulator, dispatcher, user, action, out)
+        await act(emulator, queues, user, action, out)
         if action.name == "/renew":
-            await act(emulator, dispatcher, user, CANCEL, out)
+            await act(emulator, queues, user, CANCEL, out)
         await asyncio.sleep(rng.uniform(*think))
 
 
@@ -282,19 +257,15 @@ async def main(options: argparse.Namespace) -> int:
             )
             calls_before = len(emulator.calls)
             cpu_before = process_cpu(bot.pid)
-            dispatcher = Dispatcher(emulator)
-            dispatching = asyncio.create_task(dispatcher.run())
             out = Results()
             started = time.monotonic()
             deadline = started + options.seconds
-            await asyncio.gather(
-                *(simulate(emulator, dispatcher, user, deadline, think, rng, out) for user in users)
-            )
+            async with ChatQueues(emulator) as queues:
+                await asyncio.gather(
+                    *(simulate(emulator, queues, user, deadline, think, rng, out) for user in users)
+                )
             elapsed = time.monotonic() - started
             cpu = process_cpu(bot.pid) - cpu_before
-            dispatching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatching
             bot.send_signal(signal.SIGINT)
             code = await asyncio.wait_for(bot.wait(), timeout=30)
             output = (await log).decode() if log else ""

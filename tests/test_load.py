@@ -16,7 +16,6 @@ import logging
 import random
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from cards_util import iccid
 from bot.app import AnyApplication, build_application
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
-from bot.emulator.records import ChatEvent
+from bot.emulator.queues import ChatQueues
 from storage.sqlite import SqliteStorage
 
 TOKEN = "123456:TEST-TOKEN"  # the conftest emulator's
@@ -115,21 +114,11 @@ async def test_200_users_for_5_seconds_without_an_error(
     polling_app: AnyApplication, emulator: BotApiEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR)
-    queues: dict[int, asyncio.Queue[ChatEvent]] = defaultdict(asyncio.Queue)
     missing: list[tuple[int, str]] = []
     done = 0
     calls_before = len(emulator.calls)
 
-    async def dispatch() -> None:
-        while True:
-            try:
-                events = await emulator.wait_for_events(None, timeout=1.0)
-            except TimeoutError:
-                continue
-            for event in events:
-                queues[event.chat_id].put_nowait(event)
-
-    async def user(n: int, deadline: float) -> None:
+    async def user(n: int, deadline: float, queues: ChatQueues) -> None:
         nonlocal done
         rng = random.Random(n)
         chat_id, user_id = chat_of(n), user_of(n)
@@ -153,10 +142,7 @@ async def test_200_users_for_5_seconds_without_an_error(
                     text = f"/addcard {iccid(n * 1000 + 500_000 + added)} 2027-03-31 移动 新店"
                 emulator.message_update(chat_id, user_id, text)
             try:
-                events = [
-                    await asyncio.wait_for(queues[chat_id].get(), REPLY_TIMEOUT)
-                    for _ in range(replies)
-                ]
+                events = await queues.take(chat_id, replies, timeout=REPLY_TIMEOUT)
             except TimeoutError:
                 missing.append((chat_id, str(text)))
                 return
@@ -164,16 +150,10 @@ async def test_200_users_for_5_seconds_without_an_error(
             if text == "/cards":
                 cards_message, page = events[0].message_id, 0
 
-    dispatcher = asyncio.create_task(dispatch())
     deadline = time.monotonic() + SECONDS
-    try:
-        async with asyncio.TaskGroup() as users:  # one failing user stops them all
-            for n in range(USERS):
-                users.create_task(user(n, deadline))
-    finally:
-        dispatcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await dispatcher
+    async with ChatQueues(emulator) as queues, asyncio.TaskGroup() as users:
+        for n in range(USERS):  # one failing user stops them all
+            users.create_task(user(n, deadline, queues))
 
     refused = [
         (call.method, call.status, (call.response or {}).get("description"))
