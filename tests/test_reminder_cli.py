@@ -8,13 +8,17 @@ import io
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
 from bot.reminders.cli import add_remind_parser, run_remind
+from bot.reminders.compose import ReminderComposer
+from storage.reminders import SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
 TOKEN = "123456:TEST-TOKEN"
@@ -111,3 +115,35 @@ async def test_a_failed_delivery_fails_the_run(
     printed = out.getvalue()
     assert f"发送失败：聊天 {ALICE}" in printed
     assert "发送成功 1 条，失败 1 条" in printed
+
+
+async def test_messages_a_dead_sender_still_holds_are_counted_with_when_they_free_up(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    # A sender killed mid-delivery left Alice's digest claimed for 10 more minutes.
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        store = SqliteReminderStore(storage)
+        now = datetime.now(UTC)
+        composer = ReminderComposer(store, FixedClock(now), default_language="zh_CN")
+        await composer.compose_for_date(DAY)
+        pending = await store.pending(now=now, after_id=0, limit=10)
+        [alices] = [message for message in pending if message.chat_id == ALICE]
+        until = now + timedelta(minutes=10)
+        assert await store.claim(alices.id, now=now, until=until)
+    finally:
+        await storage.close()
+
+    out = io.StringIO()
+    assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 0
+    printed = out.getvalue()
+    assert "发送成功 1 条，失败 0 条" in printed
+    local = until.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"有 1 条消息被另一个（或已崩溃的）发送进程占用到 {local:%Y-%m-%d %H:%M:%S}" in printed
+    assert emulator.chat_messages(ALICE) == []
+    assert len(emulator.chat_messages(GROUP)) == 1
+
+    english = io.StringIO()
+    settings_en = settings.model_copy(update={"language": "en"})
+    assert await run_remind(settings_en, on_date=DAY, dry_run=True, out=english) == 0
+    assert "1 messages are held by another (or a crashed) sender until" in english.getvalue()

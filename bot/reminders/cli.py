@@ -7,6 +7,10 @@ summary; the exit status is 1 if any message failed or had to be left for later.
 
 ``--dry-run`` composes inside transactions that are rolled back and sends nothing (no bot token
 needed): it prints the messages a real run would send.
+
+Messages another sender has claimed are not sent by this run, and a sender that was killed
+leaves its claims for 10 minutes: the summary then says how many messages are held, and until
+when (the first run after that sends them).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.i18n import t
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
+from storage.claims import held_messages
 from storage.reminders import ReminderStore, SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -122,6 +128,15 @@ def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats
     )
 
 
+async def _say_held(out: TextIO, lang: str, storage: SqliteStorage, zone: str) -> None:
+    """How many messages another (or a crashed) sender still holds, and until when."""
+    held = await held_messages(storage, now=SystemClock().now())
+    if held.count and held.until is not None:
+        local = held.until.astimezone(ZoneInfo(zone))
+        until = f"{local:%Y-%m-%d %H:%M:%S} ({zone})"
+        _say(out, lang, "remind_cli.held", count=held.count, until=until)
+
+
 async def run_pass(
     store: ReminderStore,
     messenger: Messenger,
@@ -160,12 +175,17 @@ async def run_remind(
         store = SqliteReminderStore(storage)
         if dry_run:
             composer = ReminderComposer(store, SystemClock(), default_language=lang)
-            return await _dry_run(store, composer, on_date, lang, out)
-        if messenger_factory is None:
-            from handlers.delivery import open_messenger  # the Telegram side, only when needed
+            code = await _dry_run(store, composer, on_date, lang, out)
+        else:
+            if messenger_factory is None:
+                from handlers.delivery import open_messenger  # the Telegram side, when needed
 
-            messenger_factory = open_messenger
-        async with messenger_factory(settings) as messenger:
-            return await run_pass(store, messenger, default_language=lang, on_date=on_date, out=out)
+                messenger_factory = open_messenger
+            async with messenger_factory(settings) as messenger:
+                code = await run_pass(
+                    store, messenger, default_language=lang, on_date=on_date, out=out
+                )
+        await _say_held(out, lang, storage, settings.timezone)
+        return code
     finally:
         await storage.close()
