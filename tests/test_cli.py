@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from cards_util import iccid
 
 from bot.logs import RedactToken
 
@@ -72,3 +76,32 @@ def test_token_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
         logger.warning('HTTP Request: POST https://api.telegram.org/bot%s/getMe "200"', token)
     assert token not in caplog.text
     assert "<BOT_TOKEN>" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("language", "says"),
+    [("zh_CN", "在这个文件里改好这些行"), ("en", "Fix those rows in that file")],
+)
+def test_import_tells_the_operator_to_fix_the_rejected_rows_and_run_it_again(
+    tmp_path: Path, language: str, says: str
+) -> None:
+    bad = "8986001234"
+    sheet = tmp_path / "cards.csv"
+    sheet.write_text(f"ICCID,到期日\n{iccid(1)},2027-01-31\n{bad},2027-02-28\n", encoding="utf-8")
+    env = {"DATABASE_PATH": str(tmp_path / "db.sqlite3"), "LANGUAGE": language}
+    first = run(["import", str(sheet), "--chat", "42", "--no-progress"], tmp_path, **env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "/import" not in first.stdout  # the chat's wording: nothing is attached here
+    assert says in first.stdout
+    [rejected] = tmp_path.glob("cards-*.csv")
+    [command] = [line for line in first.stdout.splitlines() if "python -m bot import" in line]
+    argv = shlex.split(command[command.index("python -m bot import") :])
+    assert argv == ["python", "-m", "bot", "import", str(rejected), "--chat", "42"]
+    # Done as told: the fixed file imports; the card imported the first time is not added twice.
+    rejected.write_text(
+        rejected.read_text(encoding="utf-8").replace(bad, iccid(2)), encoding="utf-8"
+    )
+    again = run([*argv[3:], "--no-progress"], tmp_path, **env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM cards WHERE chat_id = 42").fetchone() == (2,)

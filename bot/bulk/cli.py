@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -129,13 +130,15 @@ async def run_import(settings: Settings, args: argparse.Namespace, out: TextIO) 
             )
     finally:
         await storage.close()
-    print(plain(report_text(lang, report)), file=out)
+    print(plain(report_text(lang, report, in_chat=False)), file=out)
     rejected = rejected_file(lang, sheet, report, path.stem)
     if rejected is None:
         return 0
     target: Path = args.rejected or path.with_name(rejected.filename)
     await asyncio.to_thread(target.write_bytes, rejected.content)
     _say(out, lang, "bulk.cli.rejected_written", path=target)
+    again = shlex.join(["python", "-m", "bot", "import", str(target), "--chat", str(args.chat)])
+    _say(out, lang, "bulk.cli.rejected_fix", command=again)
     return 1
 
 

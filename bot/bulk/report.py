@@ -45,7 +45,9 @@ def _numbers(numbers: list[int]) -> str:
     return shown + ("…" if len(numbers) > MAX_ROW_NUMBERS_SHOWN else "")
 
 
-def report_text(lang: str, report: ImportReport) -> Html:
+def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Html:
+    """The import's summary. ``in_chat``: end with how to send the fixed rows back (the file of
+    rejected rows goes with the message); the command line says that in its own words."""
     lines = [
         t(
             lang,
@@ -78,7 +80,8 @@ def report_text(lang: str, report: ImportReport) -> Html:
         more = len(report.rejected) - shown
         if more > 0:
             lines.append(t(lang, "import.report.rejected_more", count=more))
-        lines.append(t(lang, "import.report.rejected_file"))
+        if in_chat:
+            lines.append(t(lang, "import.report.rejected_file"))
     elif report.imported == 0 and report.rows == 0:
         lines.append(t(lang, "import.report.nothing"))
     return Html("\n".join(lines))
