@@ -12,8 +12,9 @@ repeated exactly once: the victim's (in practice alone; with 8 workers another s
 the same few milliseconds could share its fate, which the sender's contract allows).
 
 Import: ``python -m bot import`` is stopped inside its transaction, after every row has been
-written but before COMMIT (a driver wraps the import session's last write to say so and wait),
-then killed. The chat's cards are exactly as before, and a rerun imports the whole file.
+written but before COMMIT (a driver runs the command with the import's public ``before_commit``
+hook, which says so and waits), then killed. The chat's cards are exactly as before, and a
+rerun imports the whole file.
 """
 
 from __future__ import annotations
@@ -48,22 +49,20 @@ IMPORT_CHAT = 4242
 EXISTING = 300  # the chat's cards before the import
 IMPORTED = 20_000  # rows in the file: the EXISTING cards changed, the rest new
 
-# ``python -m bot`` with the import session's last write wrapped: once the rows are written,
-# say so on stdout and wait inside the open transaction to be killed.
+# ``python -m bot import …`` through public names only, with the import's ``before_commit``
+# hook: once every row is written, say so on stdout and wait inside the open transaction.
 PAUSE_BEFORE_COMMIT = """
 import asyncio, sys
-from storage import bulk
+from bot.__main__ import parser
+from bot.bulk.cli import run_import
+from bot.config import load_settings
 
-written = bulk._SqliteImportSession.insert
-
-async def insert(self, drafts, created_at):
-    await written(self, drafts, created_at)
+async def pause():
     print("WRITTEN, NOT COMMITTED", flush=True)
     await asyncio.sleep(3600)
 
-bulk._SqliteImportSession.insert = insert
-from bot.__main__ import main
-sys.exit(main(sys.argv[1:]))
+args = parser().parse_args(sys.argv[1:])
+sys.exit(asyncio.run(run_import(load_settings(), args, sys.stdout, before_commit=pause)))
 """
 
 
@@ -73,6 +72,7 @@ def environment(emulator: BotApiEmulator | None, database: Path) -> dict[str, st
         "PYTHONPATH": str(ROOT),
         "BOT_TOKEN": TOKEN,
         "DATABASE_PATH": str(database),
+        "LANGUAGE": "zh_CN",  # the summaries checked below are the Chinese ones
         "LOG_LEVEL": "ERROR",
     }
     if emulator is not None:
@@ -175,7 +175,9 @@ async def test_kill_during_delivery_loses_nothing_and_repeats_only_the_unconfirm
     # sending waits; everything else goes out, and nothing is sent twice.
     code, output = await finish(await start(env, tmp_path, *remind))
     assert code == 0, output
-    claimed = {chat_id for chat_id, status, _ in outbox(reminders_db) if status == "pending"}
+    held = [chat_id for chat_id, status, _ in outbox(reminders_db) if status == "pending"]
+    assert f"有 {len(held)} 条消息被另一个（或已崩溃的）发送进程占用到" in output, output
+    claimed = set(held)
     assert VICTIM in claimed
     assert set(CHATS) - {chat_id for chat_id, _ in delivered(emulator)} <= claimed
     assert max(delivered(emulator).values()) == 1, "no repeat while the claims hold"

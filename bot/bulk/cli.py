@@ -20,7 +20,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from bot.bulk.export import plain
-from bot.bulk.importer import import_sheet
+from bot.bulk.importer import BeforeCommit, import_sheet
 from bot.bulk.reading import CLI_LIMITS, read_sheet
 from bot.bulk.report import rejected_file, report_text
 from bot.bulk.service import BulkService
@@ -96,7 +96,14 @@ def _progress_bar(
         yield update
 
 
-async def run_import(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+async def run_import(
+    settings: Settings,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    before_commit: BeforeCommit | None = None,
+) -> int:
+    """The ``import`` command; ``before_commit``: see ``import_sheet``."""
     lang = settings.language
     path: Path = args.file
     try:
@@ -127,6 +134,7 @@ async def run_import(settings: Settings, args: argparse.Namespace, out: TextIO) 
                 today=today,
                 now=SystemClock().now(),
                 progress=p,
+                before_commit=before_commit,
             )
     finally:
         await storage.close()

@@ -3,13 +3,14 @@
 Rows are parsed before the transaction (that needs no database); inside it, the chat's cards
 with the file's ICCIDs are read in one statement, each row is merged with its card (or becomes a
 new one), and the changes are written with two ``executemany`` calls. A failure anywhere inside
-rolls all of it back: the chat is as it was.
+rolls all of it back: the chat is as it was. ``import_sheet(before_commit=…)`` is the moment in
+between, every change written and nothing committed (the crash tests kill the process there).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from bot.models import Card, CardDraft
 from storage.bulk import BulkStore
 
 Progress = Callable[[int], None]  # rows validated so far
+BeforeCommit = Callable[[], Awaitable[None]]
 PROGRESS_EVERY = 1000
 _MERGED_FIELDS = (
     "expiry",
@@ -135,8 +137,14 @@ async def import_sheet(
     today: date,
     now: datetime,
     progress: Progress | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportReport:
-    """Validate and apply a whole sheet to the chat's cards, atomically."""
+    """Validate and apply a whole sheet to the chat's cards, atomically.
+
+    ``progress`` is called with the number of rows validated so far. ``before_commit`` is
+    awaited inside the transaction once every change is written, just before it commits: what
+    happens to the process until it returns (an exception, a kill) leaves the chat as it was.
+    """
     report = ImportReport(rows=len(sheet.rows))
     # CPU work (Unicode, regexes): off the event loop, so the bot keeps answering meanwhile
     candidates = await asyncio.to_thread(validate_rows, sheet, today, report, progress)
@@ -163,6 +171,8 @@ async def import_sheet(
                 report.unchanged += 1
         await session.update(updates)
         await session.insert(inserts, now)
+        if before_commit is not None:
+            await before_commit()
     report.added, report.updated = len(inserts), len(updates)
     report.rejected.sort(key=lambda rejected: rejected.row.number)
     report.luhn_rows.sort()
