@@ -112,8 +112,11 @@ class ReminderStore(Protocol):
     async def set_muted(self, chat_id: int, card_id: int, muted: bool) -> bool: ...
 
     # outbox
-    async def pending(self, *, now: datetime, after_id: int, limit: int) -> list[OutboxMessage]:
-        """Pending messages not backing off and not claimed, by id."""
+    async def pending(
+        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+    ) -> list[OutboxMessage]:
+        """Pending messages not backing off and not claimed, by id; ``groups``: only those to
+        groups (True) or to private chats (False)."""
         ...
 
     async def count_pending(self) -> int: ...
@@ -566,10 +569,13 @@ class SqliteReminderStore:
 
     # outbox
 
-    async def pending(self, *, now: datetime, after_id: int, limit: int) -> list[OutboxMessage]:
+    async def pending(
+        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+    ) -> list[OutboxMessage]:
         moment = _instant(now)
+        kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
         rows = await self._storage.fetchall(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? "
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? {kind}"
             "AND (not_before IS NULL OR not_before <= ?) "
             "AND (claimed_until IS NULL OR claimed_until <= ?) "
             "ORDER BY id LIMIT ?",

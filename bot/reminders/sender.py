@@ -2,7 +2,9 @@
 
 Chats are served by a fixed pool of workers: one chat's messages go out in order, one at a time,
 while other chats proceed, so a slow or rate-limited chat holds back no one. A global pacer keeps
-the bot under Telegram's overall limit and each group under its per-group limit.
+the bot under Telegram's overall limit and each group under its per-group limit; a group that
+has used its minute's budget is set aside (its worker goes on with other chats) until it may
+send again.
 
 A digest is enqueued unrendered; its worker claims it, renders it from the sent-log as the cards
 are now (a card renewed meanwhile is left out) and stores its messages, then sends them. Each
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time as time_module
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -80,8 +83,14 @@ class Messenger(Protocol):
 @dataclass(frozen=True)
 class SenderPolicy:
     concurrency: int = 8  # chats served at once
-    messages_per_second: float = 25.0  # Telegram: about 30/s overall
-    group_messages_per_minute: int = 18  # Telegram: 20/min in one group
+    # Telegram: about 30/s overall. 29/s leaves room for replies to people using the bot during
+    # a drain (python-telegram-bot's AIORateLimiter holds everything to 30/s); a burst as
+    # Telegram's and AIORateLimiter's buckets allow one.
+    messages_per_second: float = 29.0
+    burst: int = 20
+    # Telegram: 20/min in one group. Kept as a bucket (this many at once, then one every
+    # 60/N s), as AIORateLimiter and the emulator model it; a 429 beyond is still handled.
+    group_messages_per_minute: int = 18
     transient_attempts: int = 4  # sends per message per drain on network errors
     backoff_base: float = 1.0  # seconds: 1, 2, 4, ... between those attempts
     backoff_max: float = 30.0
@@ -111,26 +120,29 @@ class _Verdict(Enum):
     HALT = auto()  # stop the chat for this drain; its remaining messages stay pending
 
 
-class _Pacer:
-    """Spaces sends evenly at ``rate`` per second across all workers."""
+class _Bucket:
+    """A token bucket, ``rate`` a second and up to ``burst`` at once, kept as one instant:
+    when it would be empty (GCRA). The shape of Telegram's limits and of PTB's
+    ``AIORateLimiter``."""
 
-    def __init__(
-        self,
-        rate: float,
-        monotonic: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
+    def __init__(self, rate: float, burst: int) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._monotonic = monotonic
-        self._sleep = sleep
+        self._tolerance = self._interval * (max(burst, 1) - 1)
+        self._due = -math.inf
 
-    async def wait(self) -> None:
-        now = self._monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await self._sleep(slot - now)
+    def delay(self, now: float) -> float:
+        """Seconds until a send would fit."""
+        return max(max(self._due, now) - now - self._tolerance, 0.0)
+
+    def take(self, now: float) -> float:
+        """Reserve the next send; the seconds to wait before making it."""
+        delay = self.delay(now)
+        self._due = max(self._due, now) + self._interval
+        return delay
+
+    def full(self, now: float) -> bool:
+        """Refilled entirely: as good as a new bucket."""
+        return self._due <= now
 
 
 class OutboxSender:
@@ -152,10 +164,16 @@ class OutboxSender:
         self.default_language = default_language
         self.sleep = sleep
         self.monotonic = monotonic
+        # Budgets outlive a drain: the next tick's drain must not start a group's minute anew.
+        self.pace = _Bucket(self.policy.messages_per_second, self.policy.burst)
+        self.group_budgets: dict[int, _Bucket] = {}
 
     async def drain(self, *, deadline: float | None = None) -> DrainStats:
         """Send what is pending until the outbox is empty or, if given, ``deadline`` (a
         ``monotonic()`` instant) has passed; what is left waits for the next drain."""
+        now = self.monotonic()
+        for chat_id in [c for c, b in self.group_budgets.items() if b.full(now)]:
+            del self.group_budgets[chat_id]
         run = _Drain(self, deadline)
         await run.run()
         return run.stats
@@ -171,11 +189,15 @@ class _Drain:
         self.clock = sender.clock
         self.deadline = deadline
         self.stats = DrainStats()
-        self.pacer = _Pacer(self.policy.messages_per_second, sender.monotonic, sender.sleep)
-        self.work: dict[int, deque[OutboxMessage]] = {}
+        policy = self.policy
+        self.work: dict[int, deque[OutboxMessage]] = {}  # chats in this drain, until served
+        self.targets: dict[int, int] = {}  # a chat's id now, if it moved during this drain
         self.halted: set[int] = set()  # chats done for this drain; their later rows wait
         self.claimed: set[int] = set()  # messages this drain holds the claim of
-        self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self.policy.concurrency * 2)
+        self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=policy.concurrency * 2)
+        self.produced = False
+        self.all_served = asyncio.Event()  # set once produced and nothing is left in work
+        self.tasks: asyncio.TaskGroup | None = None
 
     def expired(self) -> bool:
         return self.deadline is not None and self.sender.monotonic() >= self.deadline
@@ -183,6 +205,7 @@ class _Drain:
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as tasks:
+                self.tasks = tasks
                 for _ in range(self.policy.concurrency):
                     tasks.create_task(self.worker())
                 tasks.create_task(self.produce_then_stop())
@@ -191,14 +214,24 @@ class _Drain:
 
     async def produce_then_stop(self) -> None:
         await self.produce()
+        self.produced = True
+        if not self.work:
+            self.all_served.set()
+        await self.all_served.wait()  # set-aside groups come back to the queue until then
         for _ in range(self.policy.concurrency):
             await self.queue.put(None)
 
     async def produce(self) -> None:
+        # Groups first: their per-minute budget makes a long group digest the slowest part
+        # of a drain, so their minutes should start early; private chats fill the gaps.
+        for groups in (True, False):
+            await self.produce_some(groups=groups)
+
+    async def produce_some(self, *, groups: bool) -> None:
         after = 0
         while not self.expired():
             batch = await self.store.pending(
-                now=self.clock.now(), after_id=after, limit=self.policy.fetch
+                now=self.clock.now(), after_id=after, limit=self.policy.fetch, groups=groups
             )
             if not batch:
                 return
@@ -216,13 +249,19 @@ class _Drain:
 
     async def worker(self) -> None:
         while (chat_id := await self.queue.get()) is not None:
-            await self.serve(chat_id, self.work[chat_id])
-            del self.work[chat_id]  # no await since serve's last look: the producer sees it
+            if await self.serve(chat_id, self.work[chat_id]):
+                continue  # set aside: it comes back to the queue when it may send again
+            # No await since serve's last look at the chat's queue: the producer sees it gone.
+            del self.work[chat_id]
+            self.targets.pop(chat_id, None)
+            if self.produced and not self.work:
+                self.all_served.set()
 
-    async def serve(self, chat_id: int, queued: deque[OutboxMessage]) -> None:
-        """Send one chat's messages in order."""
-        target = chat_id
-        group_window: deque[float] = deque()  # this chat's recent sends, for groups
+    async def serve(self, chat_id: int, queued: deque[OutboxMessage]) -> bool:
+        """Send one chat's messages in order; True if the chat was set aside to wait for its
+        group budget (its messages stay queued)."""
+        target = self.targets.get(chat_id, chat_id)
+        budget = self._group_budget(chat_id)
         while queued:
             if self.expired():
                 break
@@ -230,7 +269,14 @@ class _Drain:
             if not message.rendered:
                 queued.extendleft(reversed(await self.render(message, target)))
                 continue
-            verdict, target = await self.deliver(message, target, group_window)
+            wait = budget.delay(self.sender.monotonic()) if budget else 0.0
+            if wait > 0:
+                queued.appendleft(message)
+                if self._set_aside(chat_id, wait):
+                    self.targets[chat_id] = target
+                    return True
+                break  # the drain ends first: the rest waits for the next one
+            verdict, target = await self.deliver(message, target, budget)
             if verdict is _Verdict.HALT:
                 self.halted.add(chat_id)
                 break
@@ -239,6 +285,19 @@ class _Drain:
         if leftover:
             await self.store.release(leftover)
         queued.clear()
+        return False
+
+    def _set_aside(self, chat_id: int, wait: float) -> bool:
+        """Put the chat back in the queue after ``wait`` seconds, unless the drain ends first."""
+        if self.deadline is not None and self.sender.monotonic() + wait >= self.deadline:
+            return False
+        assert self.tasks is not None
+        self.tasks.create_task(self._requeue(chat_id, wait))
+        return True
+
+    async def _requeue(self, chat_id: int, wait: float) -> None:
+        await self.sender.sleep(wait)
+        await self.queue.put(chat_id)
 
     async def render(self, message: OutboxMessage, target: int) -> list[OutboxMessage]:
         """Claim an unrendered digest, render it as things are now and store its messages."""
@@ -266,7 +325,7 @@ class _Drain:
         return messages
 
     async def deliver(
-        self, message: OutboxMessage, target: int, group_window: deque[float]
+        self, message: OutboxMessage, target: int, budget: _Bucket | None
     ) -> tuple[_Verdict, int]:
         policy, store, clock = self.policy, self.store, self.clock
         assert message.text is not None
@@ -278,7 +337,7 @@ class _Drain:
             self.claimed.add(message.id)
         transient = rate_limited = migrations = 0
         while True:
-            await self._pace(target, group_window)
+            await self._pace(budget)
             outcome = await self.sender.messenger.send(target, message.text, message.buttons)
             if isinstance(outcome, Sent):
                 await store.mark_sent(message.id, outcome.message_id, at=clock.now())
@@ -324,19 +383,30 @@ class _Drain:
                 min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
             )
 
-    async def _pace(self, target: int, group_window: deque[float]) -> None:
-        await self.pacer.wait()
-        if target >= 0:
-            return
-        # Groups (negative ids) also have a per-minute budget; one worker sends all of a chat's
-        # messages, one after another, so its own window is the chat's.
-        monotonic = self.sender.monotonic
-        now = monotonic()
-        while group_window and now - group_window[0] >= 60.0:
-            group_window.popleft()
-        if len(group_window) >= self.policy.group_messages_per_minute:
-            await self.sender.sleep(60.0 - (now - group_window[0]))
-        group_window.append(monotonic())
+    def _group_budget(self, chat_id: int) -> _Bucket | None:
+        """A group's (negative id) own budget. Only one worker at a time serves a chat, so
+        nothing else spends it meanwhile."""
+        if chat_id >= 0:
+            return None
+        budgets = self.sender.group_budgets
+        budget = budgets.get(chat_id)
+        if budget is None:
+            per_minute = self.policy.group_messages_per_minute
+            budget = budgets[chat_id] = _Bucket(per_minute / 60.0, per_minute)
+        return budget
+
+    async def _pace(self, budget: _Bucket | None) -> None:
+        # serve() sets a group aside rather than wait for its budget; retries (after a
+        # timeout, say) wait here, keeping the chat's order.
+        if budget is not None:
+            wait = budget.delay(self.sender.monotonic())
+            if wait > 0:
+                await self.sender.sleep(wait)
+        delay = self.sender.pace.take(self.sender.monotonic())
+        if delay > 0:
+            await self.sender.sleep(delay)
+        if budget is not None:
+            budget.take(self.sender.monotonic())
 
     async def _later(
         self, message: OutboxMessage, target: int, error: str, wait: float = 0.0

@@ -1,0 +1,165 @@
+"""How the outbox sender spends Telegram's limits: the overall pace with its burst, and a group
+that has used its minute's budget stepping aside so private chats are not held up behind it.
+
+The sender's clock and sleeps are virtual here (``VirtualTime``), so a minute's wait takes no
+time; messages still go through python-telegram-bot to the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from telegram import Bot
+
+from bot.clock import FixedClock
+from bot.emulator import BotApiEmulator
+from bot.models import CardDraft
+from bot.reminders.compose import ReminderComposer
+from bot.reminders.models import Keyboard
+from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy
+from handlers.delivery import TelegramMessenger
+from handlers.transport import AiohttpRequest
+from storage.reminders import SqliteReminderStore
+from storage.sqlite import SqliteStorage
+
+TOKEN = "123456:TEST-TOKEN"
+DAY = date(2026, 11, 25)
+NOW = datetime.combine(DAY, time(10, 0), ZoneInfo("Asia/Shanghai"))
+GROUP = -100500
+ALICE = 1001
+
+
+class VirtualTime:
+    """``monotonic``/``sleep`` for the sender: a sleep moves the clock on at once (for every
+    task: only sequences within one task are exact)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """The real messenger, noting the (virtual) time of each message it sends."""
+
+    def __init__(self, inner: TelegramMessenger, clock: VirtualTime) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.sent: list[tuple[int, float]] = []
+
+    async def send(self, chat_id: int, text: str, buttons: Keyboard) -> Delivery:
+        self.sent.append((chat_id, self.clock.now))
+        return await self.inner.send(chat_id, text, buttons)
+
+
+class World:
+    def __init__(self, storage: SqliteStorage, emulator: BotApiEmulator, bot: Bot) -> None:
+        self.storage = storage
+        self.store = SqliteReminderStore(storage)
+        self.emulator = emulator
+        self.clock = FixedClock(NOW)
+        self.time = VirtualTime()
+        self.recorder = Recorder(TelegramMessenger(bot), self.time)
+        self._n = 0
+
+    async def due(self, chat_id: int, cards: int) -> None:
+        if chat_id > 0:
+            self.emulator.private_chat(self.emulator.user(chat_id, f"User{chat_id}"))
+        else:
+            self.emulator.group_chat(chat_id, "门店群", supergroup=True)
+        await self.storage.ensure_chat(chat_id, is_group=chat_id < 0)
+        for _ in range(cards):
+            self._n += 1
+            draft = CardDraft(iccid=f"89860012345678{self._n:06d}", expiry=DAY + timedelta(3))
+            await self.storage.add_card(chat_id, draft, self.clock.now())
+
+    def sender(self, policy: SenderPolicy) -> OutboxSender:
+        return OutboxSender(
+            self.store,
+            self.recorder,
+            self.clock,
+            policy,
+            default_language="zh_CN",
+            sleep=self.time.sleep,
+            monotonic=self.time.monotonic,
+        )
+
+    async def drain(
+        self, policy: SenderPolicy | OutboxSender, deadline: float | None = None
+    ) -> DrainStats:
+        """Compose what is due and drain the outbox (with a new sender, unless given one)."""
+        await ReminderComposer(self.store, self.clock, default_language="zh_CN").compose_due()
+        sender = policy if isinstance(policy, OutboxSender) else self.sender(policy)
+        return await sender.drain(deadline=deadline)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text or "" for m in self.emulator.chat_messages(chat_id)]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    storage = await SqliteStorage.open(tmp_path / "db.sqlite3")
+    async with BotApiEmulator(TOKEN) as emulator:
+        bot = Bot(TOKEN, base_url=emulator.base_url, request=AiohttpRequest(8))
+        async with bot:
+            yield World(storage, emulator, bot)
+    await storage.close()
+
+
+async def test_pace_allows_a_burst_then_holds_the_rate(world: World) -> None:
+    chats = [ALICE + n for n in range(12)]
+    for chat_id in chats:
+        await world.due(chat_id, 1)
+    policy = SenderPolicy(concurrency=1, messages_per_second=10, burst=4)
+    assert (await world.drain(policy)).sent == 12
+    times = [at for _, at in world.recorder.sent]
+    assert times[:4] == [0.0] * 4  # the burst goes out at once
+    gaps = [later - earlier for earlier, later in pairwise(times[3:])]
+    assert gaps == pytest.approx([0.1] * 8)  # then 10 a second
+    assert all(len(world.texts(chat_id)) == 1 for chat_id in chats)
+
+
+async def test_a_group_out_of_budget_steps_aside_for_private_chats(world: World) -> None:
+    await world.due(GROUP, 45)  # three messages of up to 20 cards
+    await world.due(ALICE, 1)
+    # One worker, and a group budget of 2 a minute: the group's third message must wait.
+    policy = SenderPolicy(concurrency=1, messages_per_second=1000, group_messages_per_minute=2)
+    stats = await world.drain(policy)
+    assert stats.sent == 4
+    order = [chat_id for chat_id, _ in world.recorder.sent]
+    assert order == [GROUP, GROUP, ALICE, GROUP]  # Alice is not kept waiting a minute
+    group_times = [at for chat_id, at in world.recorder.sent if chat_id == GROUP]
+    # The group's budget was kept: 2 at once, then one every 30 s (2 a minute).
+    assert group_times[2] - group_times[1] >= 30
+    texts = world.texts(GROUP)
+    assert [text.splitlines()[0].count(f"{n}/3") for n, text in enumerate(texts, 1)] == [1, 1, 1]
+
+
+async def test_a_group_wait_past_the_deadline_is_left_for_a_later_drain(world: World) -> None:
+    await world.due(GROUP, 45)
+    policy = SenderPolicy(concurrency=2, messages_per_second=1000, group_messages_per_minute=2)
+    sender = world.sender(policy)  # one sender across ticks, as the runner has
+    first = await world.drain(sender, deadline=20.0)
+    assert first.sent == 2
+    assert len(world.texts(GROUP)) == 2
+    assert await world.store.count_pending() == 1  # claim handed back, not lost
+    # The next tick, 10 s on: the group's budget did not start afresh with the new drain.
+    world.time.now = 10.0
+    assert (await world.drain(sender, deadline=25.0)).sent == 0
+    world.time.now = 60.0
+    assert (await world.drain(sender, deadline=105.0)).sent == 1
+    assert len(world.texts(GROUP)) == 3
+    assert "3/3" in world.texts(GROUP)[2].splitlines()[0]
