@@ -9,7 +9,8 @@ The emulator runs in its own process (this script with ``--serve``), as Telegram
 a database whose chats each have a digest due (``--private`` chats with ``--cards`` due cards
 each, ``--groups`` groups with ``--group-cards`` each; a message holds up to 20 cards, each with
 4 buttons), a reminder pass to fill the outbox (not timed), then one ``OutboxSender.drain()``
-through ``TelegramMessenger`` over python-telegram-bot's HTTP stack to the emulator, timed.
+through ``TelegramMessenger``, python-telegram-bot's ``Bot`` and the bot's HTTP transport
+(``handlers.transport.AiohttpRequest``) to the emulator, timed.
 
 Scenarios (``--scenario``, default both):
 
@@ -17,14 +18,15 @@ Scenarios (``--scenario``, default both):
   ``AIORateLimiter``: how fast the machinery itself goes (``--unlimited-chats`` private chats).
 * ``breakdown`` (not in ``both``): where an unlimited drain's time goes: the same drain with a
   messenger that sends nothing (the outbox's database work and rendering alone), and
-  ``TelegramMessenger.send`` alone in 8 concurrent loops (python-telegram-bot and HTTP alone).
+  ``TelegramMessenger.send`` alone in 8 concurrent loops (python-telegram-bot and HTTP alone),
+  over the bot's transport (aiohttp) and over PTB's default ``HTTPXRequest`` for comparison.
 * ``limited``: the emulator enforcing the limits; the bot exactly as production wires it:
   ``build_application`` (with its ``AIORateLimiter``) and the runner's ``OutboxSender`` with the
   default ``SenderPolicy``. ``--rate R`` replaces the policy's ``messages_per_second`` (to see
   what a different pacing would give); ``--concurrency`` likewise.
 
     .venv/bin/python bench/bench_delivery.py                          # both, ~1 min
-    .venv/bin/python bench/bench_delivery.py --scenario limited --rate 29
+    .venv/bin/python bench/bench_delivery.py --scenario limited --rate 25
     .venv/bin/python bench/bench_delivery.py --scenario limited --groups 20 --group-cards 600
 
 The ceiling of a mix is computed from the emulator's own token buckets (30 at once then 30/s
@@ -51,6 +53,7 @@ from typing import Any
 import simdata
 from simdata import TODAY
 from telegram import Bot
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import build_application
 from bot.clock import FixedClock
@@ -62,6 +65,7 @@ from bot.reminders.models import DigestChat, DueCard, Keyboard
 from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy, Sent
 from handlers.delivery import TelegramMessenger
 from handlers.reminder_schedule import RUNNER_KEY
+from handlers.transport import AiohttpRequest
 from storage.reminders import SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -387,15 +391,30 @@ async def breakdown(options: argparse.Namespace, folder: Path) -> None:
         f"  the sender with a messenger that sends nothing: {stats.sent / seconds:,.0f} "
         f"messages/s, {cpu / stats.sent * 1000:.1f} ms CPU a message (database and rendering)"
     )
+    for name, request in (
+        ("the bot's AiohttpRequest", AiohttpRequest(SenderPolicy().concurrency)),
+        ("PTB's default HTTPXRequest", HTTPXRequest(SenderPolicy().concurrency)),
+    ):
+        rate, cpu = await send_alone(chats, options.cards, request)
+        print(
+            f"  TelegramMessenger.send alone (PTB + HTTP to the emulator) over {name}: "
+            f"{rate:,.0f} messages/s, {cpu * 1000:.2f} ms CPU a message"
+        )
+
+
+async def send_alone(
+    chats: list[tuple[int, int]], cards: int, request: BaseRequest
+) -> tuple[float, float]:
+    """Messages a second and CPU seconds a message of sends alone, 8 at a time."""
     emulator = EmulatorProcess(len(chats), 0, limits=False)
     try:
-        async with Bot(TOKEN, base_url=f"{emulator.base}/bot") as bot:
+        async with Bot(TOKEN, base_url=f"{emulator.base}/bot", request=request) as bot:
             messenger = TelegramMessenger(bot)
             chat, due = (
                 DigestChat(0, False, None),
                 [
                     DueCard(n, f"8986{n:015d}0", "收银台", TODAY + timedelta(3), 3, None)
-                    for n in range(options.cards)
+                    for n in range(cards)
                 ],
             )
             (part,) = render_digest(make_digest(chat, TODAY, due, [], "zh_CN"))
@@ -411,10 +430,7 @@ async def breakdown(options: argparse.Namespace, folder: Path) -> None:
             seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     finally:
         emulator.close()
-    print(
-        f"  TelegramMessenger.send alone (PTB + HTTP to the emulator): "
-        f"{len(chats) / seconds:,.0f} messages/s, {cpu / len(chats) * 1000:.1f} ms CPU a message"
-    )
+    return len(chats) / seconds, cpu / len(chats)
 
 
 async def main(options: argparse.Namespace) -> None:
