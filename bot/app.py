@@ -36,6 +36,7 @@ from handlers import (
 from handlers.common import SERVICES_KEY, Services, install_services
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
+from handlers.updates import PerChatUpdateProcessor
 from storage.sqlite import SqliteStorage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -144,6 +145,7 @@ def build_application(
         .request(AiohttpRequest(BOT_CONNECTIONS))
         .get_updates_request(AiohttpRequest())
         .persistence(conversation_store(config.database_path))
+        .concurrent_updates(PerChatUpdateProcessor())  # other chats don't wait on a slow one
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter())
