@@ -39,15 +39,24 @@ Lifecycle
 Simulated humans
     ``user(user_id, first_name="Test", *, language_code="zh-hans", username=None,
     last_name=None)``, ``private_chat(user)``, ``group_chat(chat_id, title="Shop", *,
-    supergroup=False, admins=(), username=None)``, ``set_admins(chat_id, user_ids)``,
+    supergroup=False, admins=(), username=None, privacy_mode=None)``,
+    ``set_privacy_mode(chat_id, enabled=True)``, ``set_admins(chat_id, user_ids)``,
     ``set_bot_status(chat_id, status)``, ``upgrade_to_supergroup(chat_id,
     new_chat_id=None)``, ``message_update(chat, user, text, *, reply_to=None,
     enqueue=True)``, ``callback_update(chat, user, message_id, data, *, enqueue=True,
     check_button=False)``, ``press_button(chat, user, text, *, message_id=None,
     enqueue=True)``, ``document_update(chat, user, filename, content, *, mime_type=None,
-    caption=None, enqueue=True)``, ``my_chat_member_update(chat, user, *,
+    caption=None, reply_to=None, enqueue=True)``, ``my_chat_member_update(chat, user, *,
     new_status="member", old_status=None, enqueue=True)``, ``enqueue(update)``,
     ``pending_updates``. ``chat``/``user`` are the dicts returned above or their ids.
+
+Group privacy mode
+    In a group made with ``privacy_mode=True`` a member's message is stored (others can
+    reply to it) but reaches the bot only if it is a command for it (``/cmd``,
+    ``/cmd@this_bot``), a reply to one of its messages or mentions ``@this_bot``, unless the
+    bot is an administrator there; ``reaches_bot(update)`` says whether it does.
+    ``force_reply_target(chat, user)`` is what a Telegram client does with ``ForceReply``:
+    the id of the bot message the user's next message answers as a reply, or ``None``.
 
 What the bot did
     ``calls`` (:class:`ApiCall` list), ``calls_to(method)``, ``chat_messages(chat_id)``

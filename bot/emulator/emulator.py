@@ -14,7 +14,13 @@ from bot.emulator.faults import SENDING_METHODS, Fault, FaultKind, RateLimits
 from bot.emulator.methods import BotApiMethods, member_json
 from bot.emulator.records import ApiCall, BotMessage, ChatEvent, JsonDict, StoredFile
 from bot.emulator.server import ApiServer
-from bot.emulator.state import ChatState, EmulatorState, document_json, now
+from bot.emulator.state import (
+    ChatState,
+    EmulatorState,
+    document_json,
+    mentioned_usernames,
+    now,
+)
 from bot.emulator.text import command_entities
 
 ChatRef = JsonDict | int  # a Chat JSON as returned by private_chat()/group_chat(), or its id
@@ -140,8 +146,14 @@ class BotApiEmulator:
         supergroup: bool = False,
         admins: Iterable[int] = (),
         username: str | None = None,
+        privacy_mode: bool | None = None,
     ) -> JsonDict:
-        """A group (negative id); ``admins[0]`` is its creator, other admins administrators."""
+        """A group (negative id); ``admins[0]`` is its creator, other admins administrators.
+
+        ``privacy_mode=True`` models Telegram's default for bots: plain messages stay among the
+        members, the bot gets only commands, replies to it and mentions of it (see
+        :meth:`reaches_bot`). Off unless asked for; ``None`` keeps a known group's setting.
+        """
         if chat_id >= 0:
             raise ValueError("group chat ids are negative on Telegram")
         chat: JsonDict = {
@@ -156,7 +168,13 @@ class BotApiEmulator:
         admin_ids = list(admins)
         if admin_ids or is_new:  # re-describing a known group keeps its admins
             state.admins = admin_ids
+        if privacy_mode is not None:
+            state.privacy_mode = privacy_mode
         return dict(state.chat)
+
+    def set_privacy_mode(self, chat_id: int, enabled: bool = True) -> None:
+        """Turn the bot's group privacy mode on or off for one group."""
+        self._chat(chat_id).privacy_mode = enabled
 
     def set_admins(self, chat_id: int, user_ids: Iterable[int]) -> None:
         """Replace a group's admins; the first one is the creator."""
@@ -175,6 +193,7 @@ class BotApiEmulator:
         new_chat = self.group_chat(new_id, str(old.chat.get("title", "")), supergroup=True)
         new_state = self._chat(new_id)
         new_state.admins, new_state.bot_status = list(old.admins), old.bot_status
+        new_state.privacy_mode = old.privacy_mode
         old.migrated_to = new_id
         return new_chat
 
@@ -187,7 +206,8 @@ class BotApiEmulator:
         reply_to: int | None = None,
         enqueue: bool = True,
     ) -> JsonDict:
-        """A user's text message (commands get ``bot_command`` entities), stored and queued."""
+        """A user's text message (commands get ``bot_command`` entities), stored and queued
+        (queued only if it reaches the bot: see :meth:`reaches_bot`)."""
         message = self._user_message(chat, user, reply_to)
         message["text"] = text
         entities = command_entities(text)
@@ -204,6 +224,7 @@ class BotApiEmulator:
         *,
         mime_type: str | None = None,
         caption: str | None = None,
+        reply_to: int | None = None,
         enqueue: bool = True,
     ) -> JsonDict:
         """A user's document; getFile plus download return exactly ``content``."""
@@ -212,7 +233,7 @@ class BotApiEmulator:
         stored = self.state.store_file(
             content, kind="document", filename=filename, mime_type=mime_type
         )
-        message = self._user_message(chat, user, None)
+        message = self._user_message(chat, user, reply_to)
         message["document"] = document_json(stored)
         if caption is not None:
             message["caption"] = caption
@@ -293,6 +314,59 @@ class BotApiEmulator:
                             check_button=True,
                         )
         raise LookupError(f"no bot message in chat {chat_state.id} shows a button {text!r}")
+
+    def reaches_bot(self, update: JsonDict) -> bool:
+        """Whether Telegram would hand ``update`` to the bot at all: a user's message in a
+        group in privacy mode only if it is a command for this bot (``/cmd``,
+        ``/cmd@this_bot``), a reply to one of the bot's messages or mentions ``@this_bot``.
+
+        Updates made with ``enqueue=True`` are queued only if so; callers that feed updates
+        to the application themselves (``enqueue=False``) ask here first.
+        """
+        message = update.get("message")
+        if not isinstance(message, dict):
+            return True  # button presses and membership changes always reach the bot
+        return self.state.reaches_bot(self._chat(int(message["chat"]["id"])), message)
+
+    def force_reply_target(self, chat: ChatRef, user: UserRef) -> int | None:
+        """The bot message that ``user``'s Telegram client would answer with a reply when they
+        type next: the newest bot message addressed to them, if it carries ``ForceReply`` and
+        they have not written in the chat since (sending uses the reply box up)."""
+        chat_state = self._chat(chat)
+        user_id = int(self._user(user)["id"])
+        for message in reversed(chat_state.bot_messages.values()):
+            if not self._addresses(chat_state, message, user_id):
+                continue
+            markup = message.reply_markup or {}
+            if markup.get("force_reply") is not True:
+                return None
+            answered = any(
+                int(sent.get("from", {}).get("id", 0)) == user_id
+                for message_id, sent in chat_state.user_messages.items()
+                if message_id > message.message_id
+            )
+            return None if answered else message.message_id
+        return None
+
+    def _addresses(self, chat: ChatState, message: BotMessage, user_id: int) -> bool:
+        """Whether a bot message is meant for this user, as a client decides for ForceReply:
+        in a private chat always; in a group if it replies to them or mentions them, or if it
+        asks everyone (a ForceReply that is not ``selective``)."""
+        if not chat.is_group:
+            return True
+        markup = message.reply_markup or {}
+        if markup.get("force_reply") is True and markup.get("selective") is not True:
+            return True
+        replied = chat.user_messages.get(message.reply_to_message_id or 0)
+        if replied is not None and int(replied.get("from", {}).get("id", 0)) == user_id:
+            return True
+        if any(
+            entity.get("type") == "text_mention" and entity.get("user", {}).get("id") == user_id
+            for entity in message.entities
+        ):
+            return True
+        username = str(self.state.users.get(user_id, {}).get("username", "")).lower()
+        return username != "" and username in mentioned_usernames(message.content or "")
 
     def my_chat_member_update(
         self,
@@ -522,9 +596,10 @@ class BotApiEmulator:
         return message
 
     def _deliver(self, chat: ChatRef, message: JsonDict, enqueue: bool) -> JsonDict:
-        self.state.add_user_message(self._chat(chat), message)
+        chat_state = self._chat(chat)
+        self.state.add_user_message(chat_state, message)  # the group sees it either way
         update: JsonDict = {"update_id": self.state.take_update_id(), "message": message}
-        if enqueue:
+        if enqueue and self.state.reaches_bot(chat_state, message):
             self.state.enqueue(update)
         return update
 

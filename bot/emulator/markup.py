@@ -21,6 +21,7 @@ INLINE_ACTIONS = (
     "pay",
 )
 MAX_CALLBACK_DATA_BYTES = 64
+MAX_PLACEHOLDER_CHARS = 64  # ForceReply / ReplyKeyboardMarkup input_field_placeholder
 _BUTTON_URL = re.compile(r"^(?:https?|tg)://\S+$", re.IGNORECASE)
 
 
@@ -88,9 +89,31 @@ def validate_reply_markup(markup: object) -> dict[str, Any] | None:
                 if not isinstance(text, str) or not text:
                     raise bad_request("can't parse keyboard button: Text is empty")
         return markup
-    if markup.get("remove_keyboard") is True or markup.get("force_reply") is True:
+    if "force_reply" in markup:
+        _validate_force_reply(markup)
+        return markup
+    if markup.get("remove_keyboard") is True:
         return markup
     raise bad_request('can\'t find field "inline_keyboard" in the reply markup')
+
+
+def _validate_force_reply(markup: dict[str, Any]) -> None:
+    """ForceReply: ``force_reply`` must be true; ``selective`` a boolean, and the placeholder
+    shown in the empty input field 1-64 characters."""
+    if not isinstance(markup["force_reply"], bool):
+        raise bad_request('Field "force_reply" of the ForceReply object must be of type Boolean')
+    if markup["force_reply"] is not True:
+        raise bad_request('can\'t find field "inline_keyboard" in the reply markup')
+    if "selective" in markup and not isinstance(markup["selective"], bool):
+        raise bad_request('Field "selective" of the ForceReply object must be of type Boolean')
+    if "input_field_placeholder" in markup:
+        placeholder = markup["input_field_placeholder"]
+        if not isinstance(placeholder, str):
+            raise bad_request(
+                'Field "input_field_placeholder" of the ForceReply object must be of type String'
+            )
+        if not 1 <= len(placeholder) <= MAX_PLACEHOLDER_CHARS:
+            raise bad_request("input field placeholder must be 1-64 characters long")
 
 
 def buttons_of(markup: dict[str, Any] | None) -> list[list[Button]]:

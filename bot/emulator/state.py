@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -13,9 +14,25 @@ from typing import Literal
 
 from bot.emulator.errors import bad_request, blocked, chat_migrated, forbidden
 from bot.emulator.records import ApiCall, BotMessage, ChatEvent, JsonDict, StoredFile
+from bot.emulator.text import command_entities
 
 # What getUpdates delivers when allowed_updates was never set (or set to []).
 DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+
+
+# An @username mention: 5-32 word characters, not inside an e-mail address or a longer name.
+_MENTION = re.compile(r"(?<![\w@])@(\w{5,32})(?!\w)")
+
+
+def mentioned_usernames(text: str) -> set[str]:
+    """The ``@username`` mentions in a text, lowercased (usernames are case-insensitive)."""
+    return {match.group(1).lower() for match in _MENTION.finditer(text)}
+
+
+def _utf16_slice(text: str, offset: int, length: int) -> str:
+    """``text[offset:offset + length]`` in UTF-16 code units, as entities count."""
+    units = text.encode("utf-16-le")
+    return units[2 * offset : 2 * (offset + length)].decode("utf-16-le")
 
 
 def now() -> int:
@@ -54,6 +71,9 @@ class ChatState:
     blocked: bool = False
     bot_status: str = "member"  # member / administrator / left / kicked
     migrated_to: int | None = None
+    # The bot's group privacy mode (@BotFather /setprivacy) as it applies in this group: the
+    # bot hears only commands, replies to its messages and mentions of it.
+    privacy_mode: bool = False
 
     @property
     def id(self) -> int:
@@ -217,6 +237,28 @@ class EmulatorState:
             chat.members.add(int(message["from"]["id"]))
         while len(chat.user_messages) > self.max_messages_per_chat:
             del chat.user_messages[next(iter(chat.user_messages))]
+
+    def reaches_bot(self, chat: ChatState, message: JsonDict) -> bool:
+        """Whether Telegram hands this user message to the bot, given the group's privacy mode.
+
+        In privacy mode the bot gets only commands meant for it (``/cmd`` or ``/cmd@thisbot``),
+        replies to its own messages and messages mentioning it; an administrator bot, and
+        every bot in a private chat, gets everything.
+        """
+        if not chat.privacy_mode or not chat.is_group or chat.bot_status == "administrator":
+            return True
+        bot_id = self.bot_user["id"]
+        replied = message.get("reply_to_message")
+        if isinstance(replied, dict) and replied.get("from", {}).get("id") == bot_id:
+            return True
+        text = str(message.get("text") or message.get("caption") or "")
+        username = str(self.bot_user.get("username", "")).lower()
+        for entity in command_entities(text):
+            command = _utf16_slice(text, entity["offset"], entity["length"])
+            _, _, addressee = command.partition("@")
+            if not addressee or addressee.lower() == username:
+                return True
+        return username != "" and username in mentioned_usernames(text)
 
     def message_json(
         self, chat: ChatState, message: BotMessage, *, nested: bool = False
