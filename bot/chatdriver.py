@@ -38,20 +38,45 @@ class ChatDriver:
         return ChatDriver(self.app, self.emulator, self.chat, user)
 
     async def _process(self, update: dict[str, Any]) -> list[ChatEvent]:
+        if not self.emulator.reaches_bot(update):
+            return []  # group privacy mode: the members saw it, the bot never hears of it
         await self.app.process_update(Update.de_json(update, self.app.bot))
         return self.emulator.take_events(self.chat_id)
 
+    def _reply_box(self) -> int | None:
+        """What the Telegram client does: the bot's latest message to this user asked for a
+        reply (ForceReply), so what they type next goes as a reply to it."""
+        return self.emulator.force_reply_target(self.chat, self.user)
+
     async def send(self, text: str) -> list[ChatEvent]:
-        """Type ``text`` into the chat; returns what the bot did in response."""
-        return await self._process(
-            self.emulator.message_update(self.chat, self.user, text, enqueue=False)
+        """Type ``text`` into the chat as a Telegram client sends it (a reply when the bot's
+        latest message to this user carries ForceReply); returns what the bot did."""
+        return await self.reply_to(self._reply_box(), text)
+
+    async def send_plain(self, text: str) -> list[ChatEvent]:
+        """Type ``text`` as a message of its own, even where the client would reply (the user
+        closed the reply box): in a privacy-mode group the bot does not get it."""
+        return await self.reply_to(None, text)
+
+    async def reply_to(self, message_id: int | None, text: str) -> list[ChatEvent]:
+        """Send ``text`` as a reply to message ``message_id`` (``None``: not a reply)."""
+        update = self.emulator.message_update(
+            self.chat, self.user, text, reply_to=message_id, enqueue=False
         )
+        return await self._process(update)
 
     async def send_document(
         self, filename: str, content: bytes, caption: str | None = None
     ) -> list[ChatEvent]:
+        """Attach a file; like text, it answers a ForceReply question as a reply."""
         update = self.emulator.document_update(
-            self.chat, self.user, filename, content, caption=caption, enqueue=False
+            self.chat,
+            self.user,
+            filename,
+            content,
+            caption=caption,
+            reply_to=self._reply_box(),
+            enqueue=False,
         )
         return await self._process(update)
 

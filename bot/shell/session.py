@@ -193,14 +193,26 @@ class ShellSession:
 
     # --- talking to the bot ----------------------------------------------------------
 
+    def reply_box(self) -> int | None:
+        """As a Telegram client does: when the bot's latest message to this user carries
+        ForceReply, what they type next is a reply to it (which privacy mode lets through)."""
+        return self.emulator.force_reply_target(self.chat, self.user)
+
     async def send_text(self, text: str, output: Output) -> None:
-        update = self.emulator.message_update(self.chat, self.user, text)
-        await self.settle(int(update["update_id"]), output)
+        update = self.emulator.message_update(self.chat, self.user, text, reply_to=self.reply_box())
+        await self.settle_update(update, output)
 
     async def send_file(self, path: Path, output: Output) -> None:
         content = await asyncio.to_thread(_read_file, path)
-        update = self.emulator.document_update(self.chat, self.user, path.name, content)
-        await self.settle(int(update["update_id"]), output)
+        update = self.emulator.document_update(
+            self.chat, self.user, path.name, content, reply_to=self.reply_box()
+        )
+        await self.settle_update(update, output)
+
+    async def settle_update(self, update: JsonDict, output: Output) -> None:
+        # A message the bot never gets (group privacy mode) is never confirmed: don't wait for it.
+        delivered = self.emulator.reaches_bot(update)
+        await self.settle(int(update["update_id"]) if delivered else None, output)
 
     def button(self, text: str) -> tuple[int, str] | None:
         """(message id, callback data) if ``text`` is the number of a button shown last."""
