@@ -21,7 +21,17 @@ from bot.i18n import Html
 from bot.iccid import check_iccid
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
-from handlers.common import Context, Here, answer, command_args, here, pressed, reply, services
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    ask,
+    command_args,
+    here,
+    pressed,
+    reply,
+    services,
+)
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.render import (
     button,
@@ -43,8 +53,9 @@ def _draft(context: Context, where: Here) -> dict[str, Any]:
     return scratch(context, NAME, where.chat_id)
 
 
-async def _error(update: Update, where: Here, exc: InputError) -> None:
-    await reply(update, where.t(exc.key, **exc.params), edit=False)
+async def _error(update: Update, where: Here, exc: InputError, placeholder_key: str) -> None:
+    """Say what was wrong and ask again (in groups with ForceReply, for the next try)."""
+    await ask(update, where, where.t(exc.key, **exc.params), placeholder_key, edit=False)
 
 
 async def _existing_card_reply(update: Update, context: Context, where: Here, iccid: str) -> bool:
@@ -66,7 +77,7 @@ async def start(update: Update, context: Context) -> int:
     if command_args(context):
         return await one_line(update, context, where)
     drop_scratch(context, NAME, where.chat_id)
-    await reply(update, where.t("addcard.ask_iccid"), edit=False)
+    await ask(update, where, where.t("addcard.ask_iccid"), "ask.placeholder.iccid", edit=False)
     return ICCID
 
 
@@ -76,7 +87,7 @@ async def got_iccid(update: Update, context: Context) -> int:
     try:
         checked = check_iccid(update.message.text)
     except InputError as exc:
-        await _error(update, where, exc)
+        await _error(update, where, exc, "ask.placeholder.iccid")
         return ICCID
     if await _existing_card_reply(update, context, where, checked.iccid):
         drop_scratch(context, NAME, where.chat_id)
@@ -93,16 +104,16 @@ async def got_iccid(update: Update, context: Context) -> int:
         )
         await reply(update, where.t("addcard.luhn_mismatch", iccid=checked.iccid), keyboard)
         return LUHN
-    await reply(update, where.t("addcard.ask_expiry"))
+    await ask(update, where, where.t("addcard.ask_expiry"), "ask.placeholder.expiry")
     return EXPIRY
 
 
 async def luhn_choice(update: Update, context: Context) -> int:
     button_data, where = await pressed(update, context)
     if button_data == "ac:luhn:retype":
-        await reply(update, where.t("addcard.ask_iccid"))
+        await ask(update, where, where.t("addcard.ask_iccid"), "ask.placeholder.iccid")
         return ICCID
-    await reply(update, where.t("addcard.ask_expiry"))
+    await ask(update, where, where.t("addcard.ask_expiry"), "ask.placeholder.expiry")
     return EXPIRY
 
 
@@ -116,7 +127,7 @@ async def got_expiry(update: Update, context: Context) -> int:
     try:
         expiry = parse_expiry(update.message.text, where.today)
     except InputError as exc:
-        await _error(update, where, exc)
+        await _error(update, where, exc, "ask.placeholder.expiry")
         return EXPIRY
     _draft(context, where)["expiry"] = expiry
     rows = [
@@ -132,13 +143,15 @@ async def got_expiry(update: Update, context: Context) -> int:
     text = where.t(
         "addcard.ask_carrier", expiry=expiry.isoformat(), note=_expired_note(where, expiry)
     )
+    # The four buttons cover every carrier, so no ForceReply here: typing one still works (in
+    # a privacy-mode group as a reply to this question).
     await reply(update, text, markup(rows))
     return CARRIER
 
 
 async def _ask_label(update: Update, where: Here) -> int:
     keyboard = markup([[button(where.t("button.skip"), "ac:skip")]])
-    await reply(update, where.t("addcard.ask_label"), keyboard)
+    await ask(update, where, where.t("addcard.ask_label"), "ask.placeholder.label", keyboard)
     return LABEL
 
 
@@ -167,7 +180,8 @@ async def _ask_plan(update: Update, context: Context, where: Here) -> int:
         [button(period_text(where.lang, Period(months=m)), f"ac:plan:{m}") for m in (1, 3, 6, 12)],
         [button(where.t("button.skip"), "ac:skip")],
     ]
-    await reply(update, where.t("addcard.ask_plan"), markup(rows), edit=False)
+    text = where.t("addcard.ask_plan")
+    await ask(update, where, text, "ask.placeholder.plan", markup(rows), edit=False)
     return PLAN
 
 
@@ -181,7 +195,7 @@ async def got_label(update: Update, context: Context) -> int:
     try:
         label = clean_text(update.message.text, max_len=MAX_LABEL_LEN, key="error.label.too_long")
     except InputError as exc:
-        await _error(update, where, exc)
+        await _error(update, where, exc, "ask.placeholder.label")
         return LABEL
     _draft(context, where)["label"] = label
     return await _ask_plan(update, context, where)
@@ -210,9 +224,11 @@ async def plan_button(update: Update, context: Context) -> int:
         return await _ask_auto(update, where)
     draft["plan_period"] = Period(months=int(value))
     draft["plan_price_fen"] = None
-    await reply(
+    await ask(
         update,
+        where,
         where.t("addcard.ask_price"),
+        "ask.placeholder.price",
         markup([[button(where.t("button.skip"), "ac:noprice")]]),
     )
     return PLAN
@@ -228,13 +244,14 @@ async def got_plan(update: Update, context: Context) -> int:
         draft["plan_period"] = None
         draft["plan_price_fen"] = None
         return await _summary(update, context, where)
+    price_only = draft.get("plan_period") is not None and draft.get("plan_price_fen") is None
     try:
-        if draft.get("plan_period") is not None and draft.get("plan_price_fen") is None:
+        if price_only:
             draft["plan_price_fen"] = parse_amount(text)
         else:
             draft["plan_period"], draft["plan_price_fen"] = parse_plan(text)
     except InputError as exc:
-        await _error(update, where, exc)
+        await _error(update, where, exc, f"ask.placeholder.{'price' if price_only else 'plan'}")
         return PLAN
     return await _ask_auto(update, where)
 
@@ -326,7 +343,7 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
         label_words = args[3:] if carrier is not None else args[2:]
         label = clean_text(" ".join(label_words), max_len=MAX_LABEL_LEN, key="error.label.too_long")
     except InputError as exc:
-        await _error(update, where, exc)
+        await reply(update, where.t(exc.key, **exc.params), edit=False)  # nothing more to ask
         return END
     if await _existing_card_reply(update, context, where, checked.iccid):
         return END

@@ -37,7 +37,17 @@ from bot.bulk.service import BulkService
 from bot.bulk.writing import OutputFormat
 from bot.errors import InputError
 from bot.i18n import Html
-from handlers.common import Context, Here, answer, command_args, here, is_admin, reply, services
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    ask,
+    command_args,
+    here,
+    is_admin,
+    reply,
+    services,
+)
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
 from storage.bulk import SqliteBulkStore
@@ -88,7 +98,9 @@ async def import_command(update: Update, context: Context) -> int:
         return END
     key = "import.ask_group" if where.is_group else "import.ask"
     limits = CHAT_LIMITS
-    await reply(update, where.t(key, max_mb=limits.max_mb, max_rows=limits.max_rows), edit=False)
+    text = where.t(key, max_mb=limits.max_mb, max_rows=limits.max_rows)
+    # In groups the file must come as a reply (privacy mode): ForceReply opens the reply box.
+    await ask(update, where, text, "ask.placeholder.import_file", edit=False)
     return WAITING
 
 

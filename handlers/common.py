@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import Application, ContextTypes
+from telegram.helpers import mention_html
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -120,6 +122,55 @@ async def reply(
     if target is None:
         return None
     return await target.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+
+
+async def ask(
+    update: Update,
+    where: Here,
+    text: str,
+    placeholder_key: str,
+    keyboard: InlineKeyboardMarkup | None = None,
+    *,
+    edit: bool = True,
+) -> Message | None:
+    """Ask for a typed answer: in private chats exactly :func:`reply`.
+
+    In groups Telegram's privacy mode (on for bots by default) hides members' plain messages
+    from the bot; a reply to the bot's message does reach it. So the question carries a
+    selective ``ForceReply``: the asker's client opens the reply box by itself, with a short
+    hint (``placeholder_key``) in the input field. Selective needs to know whom it addresses,
+    so the question replies to the person's message, or mentions them after a button press;
+    and since edits can't add a ``ForceReply``, it is then a new message.
+
+    A message carries one ``reply_markup``: buttons *or* ForceReply. When the question has
+    buttons (choices, Skip) they stay on it, as in private, and a short line after it carries
+    the ForceReply for the typed answer.
+    """
+    if not where.is_group:
+        return await reply(update, text, keyboard, edit=edit)
+    hint = html.unescape(where.t(placeholder_key))  # plain text, not HTML
+    force = ForceReply(selective=True, input_field_placeholder=hint)
+    if keyboard is None:
+        return await _addressed(update, where, text, force)
+    sent = await reply(update, text, keyboard, edit=edit)
+    await _addressed(update, where, where.t("ask.or_type"), force)
+    return sent
+
+
+async def _addressed(update: Update, where: Here, text: str, force: ForceReply) -> Message | None:
+    """A new message meant for the person who acted: a reply to their message, or, after a
+    button press (nothing of theirs to reply to), one that mentions them by name."""
+    if update.callback_query is None and update.effective_message is not None:
+        return await update.effective_message.reply_text(
+            text, parse_mode=ParseMode.HTML, reply_markup=force, do_quote=True
+        )
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None:
+        return None
+    if user is not None:
+        name = Html(mention_html(user.id, user.full_name))
+        text = where.t("ask.addressed", name=name, text=Html(text))
+    return await chat.send_message(text, parse_mode=ParseMode.HTML, reply_markup=force)
 
 
 async def answer(

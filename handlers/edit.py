@@ -32,6 +32,7 @@ from handlers.common import (
     Context,
     Here,
     answer,
+    ask,
     callback_arg,
     command_args,
     here,
@@ -49,6 +50,15 @@ NAME = "edit"
 TEXT = filters.TEXT & ~filters.COMMAND
 FIELDS = ("expiry", "carrier", "label", "plan", "note", "iccid")
 TOGGLES = ("auto", "mute")
+# The input field's hint per field, for ForceReply in groups; the carrier's buttons cover
+# every carrier, so it asks without one (typing still works as a reply).
+PLACEHOLDERS = {
+    "expiry": "ask.placeholder.expiry",
+    "label": "ask.placeholder.label",
+    "plan": "ask.placeholder.plan",
+    "note": "ask.placeholder.note",
+    "iccid": "ask.placeholder.iccid",
+}
 
 
 def _menu(where: Here, card: Card) -> tuple[Html, Keyboard]:
@@ -160,8 +170,18 @@ async def field_button(update: Update, context: Context) -> int:
         rows = [[button(carrier_name(where.lang, c), f"ecar:{c.value}")] for c in Carrier]
     if field == "plan":
         rows = plan_buttons(services(context).catalogue, card.carrier, where.today, "ecat")
-    await reply(update, where.t(f"edit.ask.{field}"), markup(rows) if rows else None, edit=False)
+    await _ask(update, where, field, where.t(f"edit.ask.{field}"), rows)
     return VALUE
+
+
+async def _ask(update: Update, where: Here, field: str, text: str, rows: Keyboard) -> None:
+    """Ask for the field's new value (again, after a mistake); see ``ask`` about groups."""
+    keyboard = markup(rows) if rows else None
+    placeholder = PLACEHOLDERS.get(field)
+    if placeholder is None:
+        await reply(update, text, keyboard, edit=False)
+    else:
+        await ask(update, where, text, placeholder, keyboard, edit=False)
 
 
 def _apply(card: Card, field: str, text: str, where: Here) -> Card:
@@ -201,17 +221,15 @@ async def _save(
         drop_scratch(context, NAME, where.chat_id)
         await reply(update, where.t("card.not_found"), edit=False)
         return END
+    field = str(data.get("field"))
     try:
-        if isinstance(value, str):
-            changed = _apply(card, str(data.get("field")), value, where)
-        else:
-            changed = value(card)
+        changed = _apply(card, field, value, where) if isinstance(value, str) else value(card)
         await svc.cards.update(changed)
     except InputError as exc:
-        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        await _ask(update, where, field, where.t(exc.key, **exc.params), [])
         return VALUE
     except DuplicateCardError:
-        await reply(update, where.t("addcard.duplicate", iccid=value), edit=False)
+        await _ask(update, where, field, where.t("addcard.duplicate", iccid=value), [])
         return VALUE
     drop_scratch(context, NAME, where.chat_id)
     await reply(update, where.t("edit.saved"), edit=False)

@@ -2,7 +2,8 @@
 before expiry to remind, and how long to keep reminding after expiry.
 
 Presets are one tap; anything else is typed as a reply (a reply to the bot's message reaches
-it in groups even in privacy mode). In groups only administrators may change settings.
+it in groups even in privacy mode, and in groups the question is followed by a ForceReply line
+that opens the reply box). In groups only administrators may change settings.
 
 Register ``conversation_handler()`` (a conversation, for typed values) with the other
 conversations and ``HANDLERS`` (the menu and one-tap presets) with the one-shot button handlers.
@@ -28,12 +29,17 @@ from bot.i18n import Html
 from bot.reminders.models import MAX_OVERDUE_DAILY_DAYS, ReminderSettings
 from bot.reminders.parsing import parse_days_before, parse_overdue_days, parse_send_time
 from bot.reminders.service import ReminderService
-from handlers.common import Context, Here, answer, here, is_admin, reply
+from handlers.common import Context, Here, answer, ask, here, is_admin, reply
 from handlers.conversation import END, conversation
 from handlers.reminder_schedule import reminders
 from handlers.render import Keyboard, button, markup
 
 ASK_TIME, ASK_DAYS, ASK_OVERDUE = range(3)
+PLACEHOLDERS = {
+    ASK_TIME: "ask.placeholder.time",
+    ASK_DAYS: "ask.placeholder.days",
+    ASK_OVERDUE: "ask.placeholder.overdue",
+}
 TIME_PRESETS = (("07:00", "08:00", "09:00", "10:00"), ("12:00", "18:00", "20:00", "21:00"))
 DAYS_PRESETS = ((30, 7, 3, 1, 0), (15, 7, 3, 1, 0), (7, 3, 1, 0), (3, 1, 0))
 OVERDUE_PRESETS = (0, 7, 30, 90)
@@ -146,9 +152,8 @@ async def ask_time(update: Update, context: Context) -> int:
         for row in TIME_PRESETS
     ]
     rows.append(_back(where))
-    await reply(
-        update, where.t("reminder_settings.ask_time", timezone=where.chat.timezone), markup(rows)
-    )
+    text = where.t("reminder_settings.ask_time", timezone=where.chat.timezone)
+    await ask(update, where, text, PLACEHOLDERS[ASK_TIME], markup(rows))
     return ASK_TIME
 
 
@@ -171,7 +176,8 @@ async def ask_days(update: Update, context: Context) -> int:
         for preset in DAYS_PRESETS
     ]
     rows.append(_back(where))
-    await reply(update, where.t("reminder_settings.ask_days"), markup(rows))
+    text = where.t("reminder_settings.ask_days")
+    await ask(update, where, text, PLACEHOLDERS[ASK_DAYS], markup(rows))
     return ASK_DAYS
 
 
@@ -194,9 +200,8 @@ async def ask_overdue(update: Update, context: Context) -> int:
         for days in OVERDUE_PRESETS
     ]
     rows: Keyboard = [presets, _back(where)]
-    await reply(
-        update, where.t("reminder_settings.ask_overdue", max=MAX_OVERDUE_DAILY_DAYS), markup(rows)
-    )
+    text = where.t("reminder_settings.ask_overdue", max=MAX_OVERDUE_DAILY_DAYS)
+    await ask(update, where, text, PLACEHOLDERS[ASK_OVERDUE], markup(rows))
     return ASK_OVERDUE
 
 
@@ -260,7 +265,8 @@ async def _typed(update: Update, context: Context, state: int) -> int:
         else:
             changes = {"overdue_daily_days": parse_overdue_days(message.text)}
     except InputError as problem:
-        await reply(update, where.t(problem.key, **problem.params), edit=False)
+        text = where.t(problem.key, **problem.params)
+        await ask(update, where, text, PLACEHOLDERS[state], edit=False)
         return state
     await _save(update, context, where, changes, edit=False)
     return END

@@ -25,6 +25,7 @@ from handlers.common import (
     Context,
     Here,
     answer,
+    ask,
     callback_arg,
     command_args,
     here,
@@ -147,7 +148,7 @@ async def _ask_period(update: Update, context: Context, where: Here, card: Card)
         text = Html(f"{text}\n\n{where.t('cost.cheapest_hint', plan=plan_line(where, cheapest))}")
         label = where.t("cost.use_cheapest", name=cheapest.name)
         rows.append([button(label, f"rper:cat:{catalogue.index_of(cheapest)}")])
-    await reply(update, text, markup(rows))
+    await ask(update, where, text, "ask.placeholder.period", markup(rows))
     return PERIOD
 
 
@@ -182,7 +183,7 @@ async def period_typed(update: Update, context: Context) -> int:
     try:
         data["choice"] = parse_choice(update.message.text, where.today)
     except InputError:
-        await reply(update, where.t("renew.bad_period"), edit=False)
+        await ask(update, where, where.t("renew.bad_period"), "ask.placeholder.period", edit=False)
         return PERIOD
     same_as_plan = data["choice"] == card.plan_period
     data["expected_fen"] = card.plan_price_fen if same_as_plan else None
@@ -199,7 +200,8 @@ async def _ask_amount(update: Update, where: Here, expected_fen: int | None) -> 
         price = format_fen(expected_fen)
         rows.append([button(where.t("renew.paid_plan_price", price=price), "ramt:plan")])
     rows.append([button(where.t("button.skip"), "ramt:skip")])
-    await reply(update, where.t("renew.ask_amount"), markup(rows), edit=False)
+    text = where.t("renew.ask_amount")
+    await ask(update, where, text, "ask.placeholder.amount", markup(rows), edit=False)
     return AMOUNT
 
 
@@ -221,7 +223,8 @@ async def amount_typed(update: Update, context: Context) -> int:
     try:
         data["amount_fen"] = parse_amount(update.message.text)
     except InputError as exc:
-        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        text = where.t(exc.key, **exc.params)
+        await ask(update, where, text, "ask.placeholder.amount", edit=False)
         return AMOUNT
     return await _confirm(update, context, where, card)
 

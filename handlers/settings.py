@@ -15,7 +15,7 @@ from telegram.ext import (
 )
 
 from bot.i18n import LANGUAGES, t
-from handlers.common import Context, Here, answer, here, is_admin, reply, services
+from handlers.common import Context, Here, answer, ask, here, is_admin, reply, services
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
 
@@ -85,7 +85,8 @@ async def timezone_button(update: Update, context: Context) -> int:
         return END
     await answer(query)
     rows = [[button(zone, f"st:tzset:{zone}")] for zone in COMMON_ZONES]
-    await reply(update, where.t("settings.ask_timezone"), markup(rows), edit=False)
+    text = where.t("settings.ask_timezone")
+    await ask(update, where, text, "ask.placeholder.timezone", markup(rows), edit=False)
     return TIMEZONE
 
 
@@ -93,7 +94,8 @@ async def _set_zone(update: Update, context: Context, text: str) -> int:
     where = await here(update, context)
     zone = parse_timezone(text)
     if zone is None:
-        await reply(update, where.t("settings.bad_timezone", text=text), edit=False)
+        said = where.t("settings.bad_timezone", text=text)
+        await ask(update, where, said, "ask.placeholder.timezone", edit=False)
         return TIMEZONE
     chat = where.chat.model_copy(update={"timezone": zone})
     await services(context).cards.save_settings(chat)
