@@ -87,4 +87,12 @@ def event_lines(event: ChatEvent, lang: str, saved_to: Path | None = None) -> li
     if event.kind == "edit":
         marker = say(lang, "edited")
         lines = [f"{marker} {lines[0]}", *lines[1:]] if lines else [marker]
-    return lines + keyboard_lines(event.reply_markup)
+    return lines + keyboard_lines(event.reply_markup) + reply_box_lines(event.reply_markup, lang)
+
+
+def reply_box_lines(markup: dict[str, Any] | None, lang: str) -> list[str]:
+    """ForceReply opens the reply box (the shell's next line answers it as a reply)."""
+    if not markup or markup.get("force_reply") is not True:
+        return []
+    hint = str(markup.get("input_field_placeholder") or "")
+    return [INDENT + say(lang, "reply_box", placeholder=hint)]

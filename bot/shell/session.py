@@ -210,9 +210,13 @@ class ShellSession:
         await self.settle_update(update, output)
 
     async def settle_update(self, update: JsonDict, output: Output) -> None:
-        # A message the bot never gets (group privacy mode) is never confirmed: don't wait for it.
-        delivered = self.emulator.reaches_bot(update)
-        await self.settle(int(update["update_id"]) if delivered else None, output)
+        if self.emulator.reaches_bot(update):
+            await self.settle(int(update["update_id"]), output)
+            return
+        # Group privacy mode: the bot never gets it, so there is nothing to wait for; say so,
+        # or the silence would look like a hung bot.
+        await self.settle(None, output)
+        output.add(say(self.lang, "notice.unseen"))
 
     def button(self, text: str) -> tuple[int, str] | None:
         """(message id, callback data) if ``text`` is the number of a button shown last."""
@@ -346,7 +350,8 @@ class ShellSession:
             title = say(self.lang, "group_title")
             if chat_id != DEFAULT_GROUP_ID:
                 title = f"{title} {-chat_id}"
-            group = self.emulator.group_chat(chat_id, title, supergroup=True)
+            # privacy mode on, as Telegram has it for bots by default
+            group = self.emulator.group_chat(chat_id, title, supergroup=True, privacy_mode=True)
             self.groups[chat_id] = group
             self.admins[chat_id] = []
         self.group_id = chat_id
