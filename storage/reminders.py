@@ -24,6 +24,7 @@ from bot.reminders.models import (
     DigestChat,
     DigestPart,
     DueCard,
+    HeldMessages,
     OutboxMessage,
     ReminderSettings,
     keyboard_from_json,
@@ -120,6 +121,11 @@ class ReminderStore(Protocol):
         ...
 
     async def count_pending(self) -> int: ...
+    async def held(self, *, now: datetime) -> HeldMessages:
+        """Pending messages whose claim (another sender's, or a crashed one's) is still in
+        force at ``now``: no drain sends them until it lapses."""
+        ...
+
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]: ...
     async def claim_digest(
         self, message: OutboxMessage, *, chat_id: int, now: datetime, until: datetime
@@ -586,6 +592,16 @@ class SqliteReminderStore:
     async def count_pending(self) -> int:
         row = await self._storage.fetchone("SELECT count(*) FROM outbox WHERE status = 'pending'")
         return int(row[0]) if row else 0
+
+    async def held(self, *, now: datetime) -> HeldMessages:
+        row = await self._storage.fetchone(
+            "SELECT count(*), max(claimed_until) FROM outbox "
+            "WHERE status = 'pending' AND claimed_until > ?",
+            (_instant(now),),
+        )
+        if row is None or not row[0]:
+            return HeldMessages(0, None)
+        return HeldMessages(int(row[0]), datetime.fromisoformat(row[1]).astimezone(UTC))
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         async with self._storage.transaction() as db:  # one consistent read

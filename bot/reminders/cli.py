@@ -29,7 +29,6 @@ from bot.config import Settings
 from bot.i18n import t
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
-from storage.claims import held_messages
 from storage.reminders import ReminderStore, SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -128,9 +127,9 @@ def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats
     )
 
 
-async def _say_held(out: TextIO, lang: str, storage: SqliteStorage, zone: str) -> None:
+async def _say_held(out: TextIO, lang: str, store: ReminderStore, zone: str) -> None:
     """How many messages another (or a crashed) sender still holds, and until when."""
-    held = await held_messages(storage, now=SystemClock().now())
+    held = await store.held(now=SystemClock().now())
     if held.count and held.until is not None:
         local = held.until.astimezone(ZoneInfo(zone))
         until = f"{local:%Y-%m-%d %H:%M:%S} ({zone})"
@@ -185,7 +184,7 @@ async def run_remind(
                 code = await run_pass(
                     store, messenger, default_language=lang, on_date=on_date, out=out
                 )
-        await _say_held(out, lang, storage, settings.timezone)
+        await _say_held(out, lang, store, settings.timezone)
         return code
     finally:
         await storage.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any
 
@@ -252,6 +252,14 @@ class DigestPart:
     @property
     def buttons(self) -> Keyboard:
         return keyboard_from_json(self.buttons_json)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessages:
+    """Pending messages a sender (maybe a crashed one) still has claimed."""
+
+    count: int
+    until: datetime | None  # UTC: when the last of those claims lapses; None if count is 0
 
 
 @dataclass(frozen=True, slots=True)
