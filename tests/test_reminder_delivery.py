@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
@@ -21,6 +20,7 @@ from bot.reminders.compose import ReminderComposer
 from bot.reminders.models import Keyboard
 from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
+from handlers.transport import AiohttpRequest
 from storage.reminders import SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -131,7 +131,8 @@ async def setup(
 ) -> AsyncIterator[Setup]:
     # PTB warns on RetryAfter.retry_after unless opted in to timedelta (the bot should opt in)
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
-    request = HTTPXRequest(read_timeout=0.3, write_timeout=1.0, connect_timeout=1.0)
+    # The transport the bot ships with; short timeouts so injected hangs end quickly.
+    request = AiohttpRequest(8, read_timeout=0.3, write_timeout=1.0, connect_timeout=1.0)
     bot = Bot(
         TOKEN, base_url=emulator.base_url, base_file_url=emulator.base_file_url, request=request
     )
