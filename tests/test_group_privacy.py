@@ -136,6 +136,22 @@ async def test_force_reply_travels_to_the_emulator_and_is_checked(
         await app.bot.send_message(GROUP, "?", reply_markup=too_long)
 
 
+async def test_an_edit_cannot_turn_a_message_into_a_force_reply(
+    app: AnyApplication, emulator: BotApiEmulator, shop: dict[str, ChatDriver]
+) -> None:
+    # As on Telegram: edits take inline keyboards only, so a question that needs the reply box
+    # after a button press must be a new message (what handlers.common.ask does).
+    sent = await app.bot.send_message(GROUP, "第 2 步")
+    with pytest.raises(BadRequest, match="Inline keyboard expected"):
+        await app.bot.edit_message_text(
+            "第 2 步：到期日",
+            chat_id=GROUP,
+            message_id=sent.message_id,
+            reply_markup=ForceReply(selective=True),  # type: ignore[arg-type]
+        )
+    assert emulator.last_message(GROUP).text == "第 2 步"
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_placeholder_fits_the_input_field(lang: str) -> None:
     hints = {k: v for k, v in catalogue(lang).items() if k.startswith("ask.placeholder.")}

@@ -97,6 +97,15 @@ def validate_reply_markup(markup: object) -> dict[str, Any] | None:
     raise bad_request('can\'t find field "inline_keyboard" in the reply markup')
 
 
+def validate_inline_markup(markup: object) -> dict[str, Any] | None:
+    """For edits: only an inline keyboard (or none) may be set on an existing message; a
+    ForceReply or reply keyboard needs a new message, as on Telegram."""
+    checked = validate_reply_markup(markup)
+    if checked is not None and "inline_keyboard" not in checked:
+        raise bad_request("inline keyboard expected")
+    return checked
+
+
 def _validate_force_reply(markup: dict[str, Any]) -> None:
     """ForceReply: ``force_reply`` must be true; ``selective`` a boolean, and the placeholder
     shown in the empty input field 1-64 characters."""

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from bot.emulator.errors import ApiError, bad_request
 from bot.emulator.html import HtmlParseError, parse_html
 from bot.emulator.images import image_size
-from bot.emulator.markup import validate_reply_markup
+from bot.emulator.markup import validate_inline_markup, validate_reply_markup
 from bot.emulator.params import RequestParams
 from bot.emulator.records import BotMessage, ChatEvent, EventKind, JsonDict, StoredFile
 from bot.emulator.state import ChatState, EmulatorState, file_json, now
@@ -425,7 +425,7 @@ class BotApiMethods:
             field = "caption" if caption else "text"
             raise bad_request(f"there is no {field} in the message to edit")
         content, entities, raw = self._formatted(params, caption=caption)
-        markup = validate_reply_markup(params.get_json("reply_markup"))
+        markup = validate_inline_markup(params.get_json("reply_markup"))
         if (content, entities, markup) == (message.content, message.entities, message.reply_markup):
             raise bad_request(NOT_MODIFIED)
         if caption:
@@ -440,7 +440,7 @@ class BotApiMethods:
     async def edit_message_reply_markup(self, params: RequestParams) -> JsonDict:
         """editMessageReplyMarkup; no reply_markup removes the keyboard."""
         chat, message = self._editable(params)
-        markup = validate_reply_markup(params.get_json("reply_markup"))
+        markup = validate_inline_markup(params.get_json("reply_markup"))
         if markup == message.reply_markup:
             raise bad_request(NOT_MODIFIED)
         message.reply_markup = markup
