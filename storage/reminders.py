@@ -161,9 +161,20 @@ class ReminderStore(Protocol):
         ...
 
     async def mark_sent(
-        self, message_id: int, telegram_message_id: int, *, at: datetime
+        self,
+        message_id: int,
+        telegram_message_id: int,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+    ) -> None:
+        """Done. ``content``: its text and buttons, if they were not stored before the send
+        (a digest of one message is rendered, sent, then stored with this in one go)."""
+        ...
+
+    async def mark_failed(
+        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
     ) -> None: ...
-    async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None: ...
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
         """Leave it pending, not before ``until``, and the chat's later messages with it (their
         order holds); counts an attempt."""
@@ -248,6 +259,14 @@ WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
   AND (c.snoozed_until IS NULL OR c.snoozed_until <= :day)
 """
 
+# The chat (NULLs if unknown) beside each of its due cards, or once with NULL cards if none.
+_DIGEST_SQL = f"""
+SELECT ch.is_group, ch.language, d.*
+FROM (SELECT :chat AS chat_id) q
+LEFT JOIN chats ch ON ch.chat_id = q.chat_id
+LEFT JOIN ({_DIGEST_CARDS_SQL}) d ON 1
+"""
+
 _MIN_CHAT_ID = -(2**63)
 
 _CLAIM_SQL = (
@@ -265,16 +284,16 @@ def _marks(values: Sequence[int], params: dict[str, Any]) -> str:
 async def _digest_cards(
     db: aiosqlite.Connection, chat_id: int, day: date
 ) -> tuple[DigestChat, list[DueCard]]:
-    # execute_fetchall: one round trip to aiosqlite's thread, where execute + fetch + close
-    # would take three (this runs once per digest sent).
-    chats = await db.execute_fetchall(
-        "SELECT is_group, language FROM chats WHERE chat_id = ?", (chat_id,)
-    )
-    row = next(iter(chats), None)
-    chat = DigestChat(chat_id, bool(row[0]) if row else chat_id < 0, row[1] if row else None)
-    rows = await db.execute_fetchall(_DIGEST_CARDS_SQL, {"chat": chat_id, "day": day.isoformat()})
+    # One statement through execute_fetchall: a single round trip to aiosqlite's thread (this
+    # runs once per digest sent). Its first row always exists and carries the chat.
+    params = {"chat": chat_id, "day": day.isoformat()}
+    rows = list(await db.execute_fetchall(_DIGEST_SQL, params))
+    known = rows[0][0] is not None
+    chat = DigestChat(chat_id, bool(rows[0][0]) if known else chat_id < 0, rows[0][1])
     fromiso = date.fromisoformat
-    return chat, [DueCard(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5]) for r in rows]
+    return chat, [
+        DueCard(r[2], r[3], r[4], fromiso(r[5]), r[6], r[7]) for r in rows if r[2] is not None
+    ]
 
 
 class _SqliteBatch:
@@ -670,16 +689,32 @@ class SqliteReminderStore:
                 [(message_id,) for message_id in message_ids],
             )
 
-    async def _give_up(self, message_id: int, status: str, error: str, at: datetime) -> None:
-        """End a message without sending it: ``dropped`` (no longer wanted) or ``failed``."""
+    async def _finish(
+        self,
+        message_id: int,
+        status: str,
+        at: datetime,
+        *,
+        error: str | None = None,
+        telegram_message_id: int | None = None,
+        content: DigestPart | None = None,
+    ) -> None:
+        """End a message: ``sent``, ``failed`` or ``dropped`` (no longer wanted); with
+        ``content`` if it was sent before being stored (a one-message digest)."""
+        text, buttons = (content.text, content.buttons_json) if content else (None, None)
         await self._storage.execute(
-            "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL "
-            "WHERE id = ?",
-            (status, _instant(at), error, message_id),
-        )
+            "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL, "
+            "message_id = coalesce(?, message_id), text = coalesce(?, text), "
+            "buttons = coalesce(?, buttons), part = coalesce(?, part), "
+            "parts = coalesce(?, parts) WHERE id = ?",
+            (
+                status, _instant(at), error, telegram_message_id, text, buttons,
+                content and 1, content and 1, message_id,
+            ),
+        )  # fmt: skip
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
-        await self._give_up(message_id, "dropped", reason, at)
+        await self._finish(message_id, "dropped", at, error=reason)
 
     async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
         changed = await self._storage.execute(
@@ -687,15 +722,22 @@ class SqliteReminderStore:
         )
         return changed > 0
 
-    async def mark_sent(self, message_id: int, telegram_message_id: int, *, at: datetime) -> None:
-        await self._storage.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
-            "claimed_until = NULL, error = NULL WHERE id = ?",
-            (_instant(at), telegram_message_id, message_id),
+    async def mark_sent(
+        self,
+        message_id: int,
+        telegram_message_id: int,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+    ) -> None:
+        await self._finish(
+            message_id, "sent", at, telegram_message_id=telegram_message_id, content=content
         )
 
-    async def mark_failed(self, message_id: int, error: str, *, at: datetime) -> None:
-        await self._give_up(message_id, "failed", error, at)
+    async def mark_failed(
+        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
+    ) -> None:
+        await self._finish(message_id, "failed", at, error=error, content=content)
 
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
         async with self._storage.transaction() as db:

@@ -163,3 +163,26 @@ async def test_a_group_wait_past_the_deadline_is_left_for_a_later_drain(world: W
     assert (await world.drain(sender, deadline=105.0)).sent == 1
     assert len(world.texts(GROUP)) == 3
     assert "3/3" in world.texts(GROUP)[2].splitlines()[0]
+
+
+async def test_what_was_sent_is_kept_in_the_outbox(world: World) -> None:
+    # A one-message digest is stored together with its "sent" mark: the record of what a chat
+    # was told (for looking into a complaint) must still be there, as for longer digests.
+    await world.due(ALICE, 2)
+    await world.due(GROUP, 45)
+    world.emulator.inject_fault("sendMessage", kind="400", chat_id=ALICE + 1)
+    await world.due(ALICE + 1, 1)  # Telegram refuses this one
+    stats = await world.drain(SenderPolicy(messages_per_second=1000))
+    assert (stats.sent, stats.failed) == (4, 1)
+    rows = await world.storage.fetchall(
+        "SELECT chat_id, status, part, parts, text, message_id FROM outbox ORDER BY chat_id, part"
+    )
+    stored = {(r[0], r[2]): (r[1], r[3], r[4], r[5]) for r in rows}
+    (alice,) = world.emulator.chat_messages(ALICE)
+    status, parts, text, message_id = stored[(ALICE, 1)]
+    assert (status, parts, message_id) == ("sent", 1, alice.message_id)
+    assert text == alice.raw_text  # the HTML exactly as Telegram received it
+    assert [stored[(GROUP, n)][:2] for n in (1, 2, 3)] == [("sent", 3)] * 3
+    status, parts, text, _ = stored[(ALICE + 1, 1)]
+    assert (status, parts) == ("failed", 1)
+    assert text  # what Telegram refused, to see why

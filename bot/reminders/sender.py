@@ -28,14 +28,14 @@ import math
 import time as time_module
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum, auto
 from typing import Protocol
 
 from bot.clock import Clock
 from bot.reminders.digest import make_digest, render_digest
-from bot.reminders.models import Keyboard, OutboxMessage, notes_from_json
+from bot.reminders.models import DigestPart, Keyboard, OutboxMessage, notes_from_json
 from storage.reminders import ReminderStore
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,8 @@ class _Drain:
         self.targets: dict[int, int] = {}  # a chat's id now, if it moved during this drain
         self.halted: set[int] = set()  # chats done for this drain; their later rows wait
         self.claimed: set[int] = set()  # messages this drain holds the claim of
+        # One-message digests rendered but not stored: they are stored when marked sent.
+        self.unstored: dict[int, DigestPart] = {}
         self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=policy.concurrency * 2)
         self.produced = False
         self.all_served = asyncio.Event()  # set once produced and nothing is left in work
@@ -320,6 +322,22 @@ class _Drain:
             await self.store.drop(message.id, "nothing left to remind", at=now)
             self.stats.dropped += 1
             return []
+        self.claimed.add(message.id)
+        if len(parts) == 1:
+            # Most digests: send first, store with the "sent" mark (one write, not two). Should
+            # the send not end in a mark, the row stays unrendered and is rendered afresh.
+            self.unstored[message.id] = parts[0]
+            return [
+                replace(
+                    message,
+                    chat_id=target,
+                    part=1,
+                    parts=1,
+                    text=parts[0].text,
+                    buttons=parts[0].buttons,
+                    renewed=None,
+                )
+            ]
         messages = await self.store.expand(message, parts, chat_id=target, claimed_until=until)
         self.claimed.update(m.id for m in messages)
         return messages
@@ -340,13 +358,17 @@ class _Drain:
             await self._pace(budget)
             outcome = await self.sender.messenger.send(target, message.text, message.buttons)
             if isinstance(outcome, Sent):
-                await store.mark_sent(message.id, outcome.message_id, at=clock.now())
+                content = self.unstored.pop(message.id, None)
+                await store.mark_sent(
+                    message.id, outcome.message_id, at=clock.now(), content=content
+                )
                 self.claimed.discard(message.id)
                 self.stats.sent += 1
                 return _Verdict.NEXT, target
             if isinstance(outcome, Rejected):
                 log.warning("chat %s refused digest message %s: %s", target, message.id, outcome)
-                await store.mark_failed(message.id, outcome.error, at=clock.now())
+                content = self.unstored.pop(message.id, None)
+                await store.mark_failed(message.id, outcome.error, at=clock.now(), content=content)
                 self.claimed.discard(message.id)
                 self.stats.failed += 1
                 self.stats.errors.append((target, outcome.error))
