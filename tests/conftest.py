@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,3 +94,26 @@ def group(app: AnyApplication, emulator: BotApiEmulator) -> dict[str, ChatDriver
         "boss": ChatDriver(app, emulator, chat, boss),
         "bob": ChatDriver(app, emulator, chat, bob),
     }
+
+
+@contextlib.asynccontextmanager
+async def running_bot(settings: Settings, storage: SqliteStorage) -> AsyncIterator[AnyApplication]:
+    """The application started as ``python -m bot`` starts it (without polling or the reminder
+    tick), stopped on the way out: stopping writes the conversations out, as at a restart."""
+    app = build_application(
+        settings,
+        token=TOKEN,
+        storage=storage,
+        clock=FixedClock(NOW),
+        rate_limit=False,
+        reminder_tick=False,
+    )
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+        await app.shutdown()

@@ -6,35 +6,12 @@ from datetime import date
 from pathlib import Path
 
 from cards_util import iccid
-from conftest import NOW, TOKEN
+from conftest import running_bot
 
-from bot.app import AnyApplication, build_application
 from bot.chatdriver import ChatDriver, texts
-from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from storage.sqlite import SqliteStorage
-
-
-async def start_bot(settings: Settings, storage: SqliteStorage) -> AnyApplication:
-    app = build_application(
-        settings,
-        token=TOKEN,
-        storage=storage,
-        clock=FixedClock(NOW),
-        rate_limit=False,
-        reminder_tick=False,
-    )
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    return app
-
-
-async def stop_bot(app: AnyApplication) -> None:
-    await app.stop()
-    await app.shutdown()
 
 
 async def test_addcard_goes_on_after_a_restart(emulator: BotApiEmulator, tmp_path: Path) -> None:
@@ -47,26 +24,24 @@ async def test_addcard_goes_on_after_a_restart(emulator: BotApiEmulator, tmp_pat
     chat = emulator.private_chat(user)
 
     storage = await SqliteStorage.open(settings.database_path)
-    before = await start_bot(settings, storage)
-    driver = ChatDriver(before, emulator, chat, user)
-    await driver.send("/addcard")
-    await driver.send(iccid(1))
-    await stop_bot(before)
+    async with running_bot(settings, storage) as before:
+        driver = ChatDriver(before, emulator, chat, user)
+        await driver.send("/addcard")
+        await driver.send(iccid(1))
     await storage.close()
 
     storage = await SqliteStorage.open(settings.database_path)
-    after = await start_bot(settings, storage)
     try:
-        driver = ChatDriver(after, emulator, chat, user)
-        # the next answer is taken as the expiry of the card typed before the restart
-        assert "第 3 步：哪个 运营商" in texts(await driver.send("2027-01-31"))
-        await driver.press("中国移动")
-        await driver.press("跳过")
-        await driver.press("跳过")
-        assert "已保存" in texts(await driver.press("保存"))
-        card = await storage.get_card_by_iccid(7, iccid(1))
-        assert card is not None
-        assert card.expiry == date(2027, 1, 31)
+        async with running_bot(settings, storage) as after:
+            driver = ChatDriver(after, emulator, chat, user)
+            # the next answer is taken as the expiry of the card typed before the restart
+            assert "第 3 步：哪个 运营商" in texts(await driver.send("2027-01-31"))
+            await driver.press("中国移动")
+            await driver.press("跳过")
+            await driver.press("跳过")
+            assert "已保存" in texts(await driver.press("保存"))
+            card = await storage.get_card_by_iccid(7, iccid(1))
+            assert card is not None
+            assert card.expiry == date(2027, 1, 31)
     finally:
-        await stop_bot(after)
         await storage.close()

@@ -10,7 +10,6 @@ control, not a race against a sleep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from pathlib import Path
@@ -18,13 +17,12 @@ from typing import Any
 
 import pytest
 from cards_util import iccid
-from conftest import ALICE, NOW, SHOP_GROUP, TOKEN
+from conftest import ALICE, SHOP_GROUP, running_bot
 from telegram import Update
 from telegram.ext import TypeHandler
 
-from bot.app import AnyApplication, build_application
+from bot.app import AnyApplication
 from bot.chatdriver import ChatDriver, texts
-from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from handlers.updates import MAX_CONCURRENT_UPDATES, PerChatUpdateProcessor, lane_key
@@ -208,27 +206,6 @@ def test_updates_without_a_chat_are_ordered_by_their_user() -> None:
     assert lane_key(inline) == ALICE
     assert lane_key(Update(update_id=2)) is None  # nobody's: runs freely
     assert lane_key("not an update") is None
-
-
-@contextlib.asynccontextmanager
-async def running_bot(settings: Settings, storage: SqliteStorage) -> AsyncIterator[AnyApplication]:
-    app = build_application(
-        settings,
-        token=TOKEN,
-        storage=storage,
-        clock=FixedClock(NOW),
-        rate_limit=False,
-        reminder_tick=False,
-    )
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()  # writes the conversations out
-        await app.shutdown()
 
 
 async def test_concurrent_conversations_are_kept_apart_and_survive_a_restart(
