@@ -28,6 +28,7 @@ Scenarios (``--scenario``, default both):
     .venv/bin/python bench/bench_delivery.py                          # both, ~1 min
     .venv/bin/python bench/bench_delivery.py --scenario limited --rate 25
     .venv/bin/python bench/bench_delivery.py --scenario limited --groups 20 --group-cards 600
+    .venv/bin/python bench/bench_delivery.py --scenario limited --private 200 --cards 100
 
 The ceiling of a mix is computed from the emulator's own token buckets (30 at once then 30/s
 overall; 20 at once then 1 per 3 s per group; 3 at once then 1/s per private chat).
@@ -345,6 +346,7 @@ async def scenario(options: argparse.Namespace, limited: bool, folder: Path) -> 
         policy = SenderPolicy(
             messages_per_second=0,
             group_messages_per_minute=10**6,
+            private_messages_per_second=0,
             concurrency=options.concurrency or SenderPolicy().concurrency,
         )
         production = False
@@ -380,7 +382,9 @@ async def breakdown(options: argparse.Namespace, folder: Path) -> None:
     clock = FixedClock(NOW)
     store = SqliteReminderStore(storage)
     await ReminderComposer(store, clock, default_language="zh_CN").compose_for_date(TODAY)
-    policy = SenderPolicy(messages_per_second=0, group_messages_per_minute=10**6)
+    policy = SenderPolicy(
+        messages_per_second=0, group_messages_per_minute=10**6, private_messages_per_second=0
+    )
     sender = OutboxSender(store, NullMessenger(), clock, policy, default_language="zh_CN")
     started, cpu = time.perf_counter(), cpu_seconds()
     stats = await sender.drain()

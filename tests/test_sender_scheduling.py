@@ -186,3 +186,16 @@ async def test_what_was_sent_is_kept_in_the_outbox(world: World) -> None:
     status, parts, text, _ = stored[(ALICE + 1, 1)]
     assert (status, parts) == ("failed", 1)
     assert text  # what Telegram refused, to see why
+
+
+async def test_an_agents_long_private_digest_keeps_to_a_message_a_second(world: World) -> None:
+    agent, shop = ALICE, ALICE + 1
+    await world.due(agent, 100)  # five messages of 20 cards
+    await world.due(shop, 1)
+    policy = SenderPolicy(concurrency=1, messages_per_second=1000)
+    assert (await world.drain(policy)).sent == 6
+    order = [chat_id for chat_id, _ in world.recorder.sent]
+    assert order == [agent, agent, shop, agent, agent, agent]  # the shop is not kept waiting
+    at = [t for chat_id, t in world.recorder.sent if chat_id == agent]
+    assert [round(later - earlier, 6) for earlier, later in pairwise(at[1:])] == [1.0] * 3
+    assert len(world.texts(agent)) == 5

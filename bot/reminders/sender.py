@@ -2,9 +2,10 @@
 
 Chats are served by a fixed pool of workers: one chat's messages go out in order, one at a time,
 while other chats proceed, so a slow or rate-limited chat holds back no one. A global pacer keeps
-the bot under Telegram's overall limit and each group under its per-group limit; a group that
-has used its minute's budget is set aside (its worker goes on with other chats) until it may
-send again.
+the bot under Telegram's overall limit, each group under its per-group limit and each private
+chat at about a message a second; a chat that has used its budget (a group's long digest, an
+agent's digest of many messages) is set aside, its worker going on with other chats, until it
+may send again.
 
 A digest is enqueued unrendered; its worker claims it, renders it from the sent-log as the cards
 are now (a card renewed meanwhile is left out) and stores its messages, then sends them. Each
@@ -91,6 +92,9 @@ class SenderPolicy:
     # Telegram: 20/min in one group. Kept as a bucket (this many at once, then one every
     # 60/N s), as AIORateLimiter and the emulator model it; a 429 beyond is still handled.
     group_messages_per_minute: int = 18
+    # Telegram: about one message a second in one chat, short bursts tolerated.
+    private_messages_per_second: float = 1.0
+    private_burst: int = 2
     transient_attempts: int = 4  # sends per message per drain on network errors
     backoff_base: float = 1.0  # seconds: 1, 2, 4, ... between those attempts
     backoff_max: float = 30.0
@@ -124,6 +128,8 @@ class _Bucket:
     """A token bucket, ``rate`` a second and up to ``burst`` at once, kept as one instant:
     when it would be empty (GCRA). The shape of Telegram's limits and of PTB's
     ``AIORateLimiter``."""
+
+    __slots__ = ("_due", "_interval", "_tolerance")
 
     def __init__(self, rate: float, burst: int) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
@@ -166,14 +172,14 @@ class OutboxSender:
         self.monotonic = monotonic
         # Budgets outlive a drain: the next tick's drain must not start a group's minute anew.
         self.pace = _Bucket(self.policy.messages_per_second, self.policy.burst)
-        self.group_budgets: dict[int, _Bucket] = {}
+        self.chat_budgets: dict[int, _Bucket] = {}
 
     async def drain(self, *, deadline: float | None = None) -> DrainStats:
         """Send what is pending until the outbox is empty or, if given, ``deadline`` (a
         ``monotonic()`` instant) has passed; what is left waits for the next drain."""
         now = self.monotonic()
-        for chat_id in [c for c, b in self.group_budgets.items() if b.full(now)]:
-            del self.group_budgets[chat_id]
+        for chat_id in [c for c, b in self.chat_budgets.items() if b.full(now)]:
+            del self.chat_budgets[chat_id]
         run = _Drain(self, deadline)
         await run.run()
         return run.stats
@@ -261,9 +267,9 @@ class _Drain:
 
     async def serve(self, chat_id: int, queued: deque[OutboxMessage]) -> bool:
         """Send one chat's messages in order; True if the chat was set aside to wait for its
-        group budget (its messages stay queued)."""
+        budget (its messages stay queued)."""
         target = self.targets.get(chat_id, chat_id)
-        budget = self._group_budget(chat_id)
+        budget = self._chat_budget(chat_id)
         while queued:
             if self.expired():
                 break
@@ -271,7 +277,7 @@ class _Drain:
             if not message.rendered:
                 queued.extendleft(reversed(await self.render(message, target)))
                 continue
-            wait = budget.delay(self.sender.monotonic()) if budget else 0.0
+            wait = budget.delay(self.sender.monotonic())
             if wait > 0:
                 queued.appendleft(message)
                 if self._set_aside(chat_id, wait):
@@ -343,7 +349,7 @@ class _Drain:
         return messages
 
     async def deliver(
-        self, message: OutboxMessage, target: int, budget: _Bucket | None
+        self, message: OutboxMessage, target: int, budget: _Bucket
     ) -> tuple[_Verdict, int]:
         policy, store, clock = self.policy, self.store, self.clock
         assert message.text is not None
@@ -405,30 +411,30 @@ class _Drain:
                 min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
             )
 
-    def _group_budget(self, chat_id: int) -> _Bucket | None:
-        """A group's (negative id) own budget. Only one worker at a time serves a chat, so
-        nothing else spends it meanwhile."""
-        if chat_id >= 0:
-            return None
-        budgets = self.sender.group_budgets
+    def _chat_budget(self, chat_id: int) -> _Bucket:
+        """The chat's own budget: a group's (negative id) per minute, a private chat's per
+        second. Only one worker at a time serves a chat, so nothing else spends it meanwhile."""
+        budgets, policy = self.sender.chat_budgets, self.policy
         budget = budgets.get(chat_id)
         if budget is None:
-            per_minute = self.policy.group_messages_per_minute
-            budget = budgets[chat_id] = _Bucket(per_minute / 60.0, per_minute)
+            if chat_id < 0:
+                per_minute = policy.group_messages_per_minute
+                budget = _Bucket(per_minute / 60.0, per_minute)
+            else:
+                budget = _Bucket(policy.private_messages_per_second, policy.private_burst)
+            budgets[chat_id] = budget
         return budget
 
-    async def _pace(self, budget: _Bucket | None) -> None:
-        # serve() sets a group aside rather than wait for its budget; retries (after a
+    async def _pace(self, budget: _Bucket) -> None:
+        # serve() sets a chat aside rather than wait for its budget; retries (after a
         # timeout, say) wait here, keeping the chat's order.
-        if budget is not None:
-            wait = budget.delay(self.sender.monotonic())
-            if wait > 0:
-                await self.sender.sleep(wait)
+        wait = budget.delay(self.sender.monotonic())
+        if wait > 0:
+            await self.sender.sleep(wait)
         delay = self.sender.pace.take(self.sender.monotonic())
         if delay > 0:
             await self.sender.sleep(delay)
-        if budget is not None:
-            budget.take(self.sender.monotonic())
+        budget.take(self.sender.monotonic())
 
     async def _later(
         self, message: OutboxMessage, target: int, error: str, wait: float = 0.0
