@@ -1,4 +1,5 @@
-"""Logging set-up that never writes the bot token (httpx logs request URLs, which contain it)."""
+"""Logging set-up that never writes the bot token (request URLs contain it, and libraries log or
+quote them: httpx in its request lines, aiohttp in some error texts)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,20 @@ class RedactToken(logging.Filter):
         self.secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret and self.secret in (message := record.getMessage()):
-            record.msg = message.replace(self.secret, "<BOT_TOKEN>")
+        secret = self.secret
+        if not secret:
+            return True
+        if secret in (message := record.getMessage()):
+            record.msg = message.replace(secret, "<BOT_TOKEN>")
             record.args = None
+        # A traceback can carry it too (an error quoting a request URL): format it here, as
+        # the handler's formatter would, and keep the redacted text for it to use.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and secret in record.exc_text:
+            record.exc_text = record.exc_text.replace(secret, "<BOT_TOKEN>")
+        if record.stack_info and secret in record.stack_info:
+            record.stack_info = record.stack_info.replace(secret, "<BOT_TOKEN>")
         return True
 
 

@@ -10,6 +10,8 @@ like ``HTTPXRequest``, whose timeouts and errors it mirrors.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -17,19 +19,24 @@ from telegram.request import BaseRequest, RequestData
 # HTTPXRequest's defaults, in seconds.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 5.0
-WRITE_TIMEOUT = 5.0
 MEDIA_WRITE_TIMEOUT = 20.0  # uploads: exports, reports, charts
 POOL_TIMEOUT = 1.0
+UPLOAD_RATE = 32_768  # bytes a second an upload is allowed at worst, on top of its timeouts
 
 
 class AiohttpRequest(BaseRequest):
     """``telegram.request.BaseRequest`` over one ``aiohttp.ClientSession`` (keep-alive pool).
 
     Timeouts, as PTB means them: ``connect_timeout`` to open a connection, ``read_timeout``
-    between bytes of the answer, ``pool_timeout`` to wait for a free connection (aiohttp
-    counts it into its ``connect`` budget, together with opening one). aiohttp has no write
-    timeout; the write budget bounds the whole request instead (connect + write + read), so a
-    stalled upload cannot hang for ever.
+    between bytes of the answer (a slow but steady download of a big file goes through),
+    ``pool_timeout`` to wait for a free connection (aiohttp counts it into one ``connect``
+    budget together with opening one). aiohttp has no write timeout: an upload instead gets a
+    bound on the whole request that grows with its size (``UPLOAD_RATE``), so a stalled upload
+    cannot hang for ever while a slow one still finishes.
+
+    Like PTB's default transport, proxies come from the environment (``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``), and an error never quotes the request URL, which holds the
+    token.
     """
 
     __slots__ = ("_connection_pool_size", "_read_timeout", "_session", "_timeouts")
@@ -39,14 +46,13 @@ class AiohttpRequest(BaseRequest):
         connection_pool_size: int = 1,
         *,
         read_timeout: float | None = READ_TIMEOUT,
-        write_timeout: float | None = WRITE_TIMEOUT,
         connect_timeout: float | None = CONNECT_TIMEOUT,
         pool_timeout: float | None = POOL_TIMEOUT,
-        media_write_timeout: float | None = MEDIA_WRITE_TIMEOUT,
+        media_write_timeout: float | None = MEDIA_WRITE_TIMEOUT,  # an upload's write budget
     ) -> None:
         self._connection_pool_size = connection_pool_size
         self._read_timeout = read_timeout
-        self._timeouts = (write_timeout, connect_timeout, pool_timeout, media_write_timeout)
+        self._timeouts = (connect_timeout, pool_timeout, media_write_timeout)
         # Made in initialize(): an aiohttp session belongs to the running event loop.
         self._session: aiohttp.ClientSession | None = None
 
@@ -61,6 +67,7 @@ class AiohttpRequest(BaseRequest):
                 connector=connector,
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=None),
+                trust_env=True,  # proxy settings, as httpx (PTB's default) reads them
             )
 
     async def shutdown(self) -> None:
@@ -80,15 +87,22 @@ class AiohttpRequest(BaseRequest):
         session = self._session
         if session is None or session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
-        default_write, default_connect, default_pool, media_write = self._timeouts
-        files = request_data is not None and request_data.contains_files
+        default_connect, default_pool, media_write = self._timeouts
         read = _seconds(read_timeout, self._read_timeout)
         connect = _seconds(connect_timeout, default_connect)
         pool = _seconds(pool_timeout, default_pool)
-        write = _seconds(write_timeout, media_write if files else default_write)
-        budgets = (connect, write, read)
+        total = None
+        if request_data is not None and request_data.contains_files:
+            write = _seconds(write_timeout, media_write)
+            if None not in (write, connect, read):
+                size = sum(
+                    len(c)
+                    for _, c, _ in request_data.multipart_data.values()
+                    if isinstance(c, bytes)
+                )
+                total = sum(b or 0.0 for b in (connect, write, read)) + size / UPLOAD_RATE
         timeout = aiohttp.ClientTimeout(
-            total=None if None in budgets else sum(b for b in budgets if b is not None),
+            total=total,
             connect=None if pool is None or connect is None else pool + connect,
             sock_connect=connect,
             sock_read=read,
@@ -97,10 +111,25 @@ class AiohttpRequest(BaseRequest):
         try:
             async with session.request(method, url, data=data, timeout=timeout) as response:
                 return response.status, await response.read()
+        # aiohttp quotes the URL in some errors (timeouts, a malformed base URL): say what
+        # happened without it, and drop the original (its text would reach logs via the
+        # traceback).
         except TimeoutError as error:  # before ClientError: some timeouts are both
-            raise TimedOut from error
+            raise TimedOut(f"Timed out ({_without(url, error)})") from None
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{error.__class__.__name__}: {error}") from error
+            raise NetworkError(f"aiohttp.{_without(url, error)}") from None
+
+
+def _without(url: str, error: BaseException) -> str:
+    """The error's class and text, the request URL replaced by its scheme, host and Bot API
+    method (the path between them holds the token)."""
+    text = str(error)
+    parts = urlsplit(url)
+    method = parts.path.rsplit("/", 1)[-1]
+    for quoted in (url, parts.path):
+        if quoted:
+            text = text.replace(quoted, f"{parts.scheme}://{parts.netloc}/…/{method}")
+    return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
 
 
 def _seconds(value: object, default: float | None) -> float | None:

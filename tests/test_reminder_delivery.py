@@ -132,7 +132,7 @@ async def setup(
     # PTB warns on RetryAfter.retry_after unless opted in to timedelta (the bot should opt in)
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
     # The transport the bot ships with; short timeouts so injected hangs end quickly.
-    request = AiohttpRequest(8, read_timeout=0.3, write_timeout=1.0, connect_timeout=1.0)
+    request = AiohttpRequest(8, read_timeout=0.3, connect_timeout=1.0)
     bot = Bot(
         TOKEN, base_url=emulator.base_url, base_file_url=emulator.base_file_url, request=request
     )

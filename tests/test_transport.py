@@ -3,21 +3,28 @@ python-telegram-bot above it sees for answers, uploads, timeouts and a dead serv
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
 import socket
 import time
+import traceback
+from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.emulator import BotApiEmulator
+from bot.logs import RedactToken
 from handlers.transport import AiohttpRequest
 
 ALICE = 1001
 
 
 @pytest.fixture
-async def emu() -> BotApiEmulator:
+async def emu() -> AsyncIterator[BotApiEmulator]:
     async with BotApiEmulator("123456:TRANSPORT") as emulator:
         emulator.private_chat(emulator.user(ALICE, "Alice"))
         yield emulator
@@ -99,9 +106,7 @@ async def test_long_polling_waits_longer_than_the_read_timeout(emu: BotApiEmulat
 
 
 async def test_an_unreachable_server_is_a_network_error_without_the_token() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens on it
     token = "123456:SECRET-TOKEN"
     bot = Bot(token, base_url=f"http://127.0.0.1:{port}/bot", request=AiohttpRequest())
     with pytest.raises(NetworkError) as raised:
@@ -121,3 +126,115 @@ async def test_a_request_needs_initialize_and_survives_a_restart(emu: BotApiEmul
     async with bot:  # shut down, then initialized again: a fresh session
         await bot.send_message(ALICE, "second run")
     assert len(emu.chat_messages(ALICE)) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_timeout_waiting_for_a_connection_does_not_quote_the_token(
+    emu: BotApiEmulator,
+) -> None:
+    # One connection, held by a send that never gets its answer: the next send waits for it
+    # in vain. aiohttp's own error for that quotes the request URL, token and all.
+    request = AiohttpRequest(1, read_timeout=5, connect_timeout=0.2, pool_timeout=0.1)
+    async with client(emu, request) as bot:
+        emu.inject_fault("sendMessage", kind="timeout")
+        stuck = asyncio.create_task(bot.send_message(ALICE, "hangs"))
+        await asyncio.sleep(0.1)
+        with pytest.raises(TimedOut) as raised:
+            await bot.send_message(ALICE, "waits for the connection")
+        stuck.cancel()
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "sendMessage" in shown
+    assert emu.token not in shown
+    assert emu.token.split(":")[1] not in shown
+
+
+async def test_a_mistyped_base_url_is_reported_without_the_token() -> None:
+    token = "123456:SECRET-TOKEN"
+    bot = Bot(token, base_url="htps://api.telegram.org/bot", request=AiohttpRequest())
+    with pytest.raises(NetworkError) as raised:
+        await bot.initialize()
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "getMe" in shown
+    assert "SECRET" not in shown
+    await bot.shutdown()
+
+
+def test_the_log_never_shows_the_token_even_in_a_traceback() -> None:
+    token = "123456:SECRET-TOKEN"
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactToken(token))
+    log = logging.getLogger("test.redact")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"while calling https://api.telegram.org/bot{token}/getMe")
+        except RuntimeError:
+            log.exception("polling failed for %s", token)
+    finally:
+        log.removeHandler(handler)
+    assert "SECRET" not in out.getvalue()
+    assert out.getvalue().count("<BOT_TOKEN>") == 2  # the message and the traceback
+
+
+async def test_proxies_come_from_the_environment_as_with_ptbs_default(
+    emu: BotApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readline())  # the request line, absolute URL and all
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    bot = client(emu)
+    try:
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.initialize()
+    finally:
+        await bot.shutdown()
+        server.close()
+        await server.wait_closed()
+    assert len(seen) == 1
+    assert seen[0].startswith(f"POST {emu.base_url}".encode())
+
+
+async def test_a_slow_but_steady_download_is_not_cut_off() -> None:
+    # The read timeout is the longest wait between bytes, not a bound on the whole file
+    # (an agent's 5 MB spreadsheet on a slow line).
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 10 * 1000
+        await response.prepare(request)
+        for _ in range(10):
+            await response.write(b"x" * 1000)
+            await asyncio.sleep(0.2)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/file/bot1:T/big.xlsx", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    request = AiohttpRequest(read_timeout=0.5, connect_timeout=0.5, pool_timeout=0.5)
+    await request.initialize()
+    try:
+        started = time.monotonic()
+        data = await request.retrieve(f"http://127.0.0.1:{port}/file/bot1:T/big.xlsx")
+        assert len(data) == 10_000
+        assert time.monotonic() - started > 0.5 + 0.5 + 0.5  # longer than all budgets together
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
