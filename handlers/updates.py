@@ -25,8 +25,9 @@ the JobQueue, concurrently with updates, exactly as before.
 
 Stopping the application while updates are still queued makes PTB warn, once per update, that
 "Tasks created via `Application.create_task` while the application is not running won't be
-automatically awaited". They are awaited all the same: ``Application.stop`` joins the update
-queue, and the queue counts an update done only once this processor has finished with it.
+automatically awaited". They are processed all the same: an update queued behind a busy chat
+is counted done by PTB's update queue at once, but the task running that chat's lane works
+through it, and ``Application.stop`` waits for every task it created before it returns.
 """
 
 from __future__ import annotations

@@ -151,6 +151,11 @@ class ReminderStore(Protocol):
         """Give up claims without sending (the next drain takes them)."""
         ...
 
+    async def renew_claims(self, claims: Mapping[int, datetime], *, until: datetime) -> list[int]:
+        """Extend claims still held as ``claims`` says (message id -> its claim's end) to
+        ``until``; the ids renewed (a claim that lapsed and was taken over is not)."""
+        ...
+
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
         """Nothing to send after all (say, every card was renewed meanwhile)."""
         ...
@@ -623,14 +628,14 @@ class SqliteReminderStore:
         return HeldMessages(int(row[0]), datetime.fromisoformat(row[1]).astimezone(UTC))
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
-        async with self._storage.transaction() as db:  # one consistent read
+        async with self._storage.statements() as db:  # one statement: consistent by itself
             return await _digest_cards(db, chat_id, day)
 
     async def claim_digest(
         self, message: OutboxMessage, *, chat_id: int, now: datetime, until: datetime
     ) -> tuple[DigestChat, list[DueCard]] | None:
-        # No transaction around the three statements: the claim keeps other senders off, and
-        # each read is consistent by itself (a card renewed in between is simply left out).
+        # No transaction around the two statements: the claim keeps other senders off, and the
+        # read is consistent by itself (a card renewed after it is simply left out).
         async with self._storage.statements() as db:
             claimed = await db.execute(_CLAIM_SQL, (_instant(until), message.id, _instant(now)))
             if claimed.rowcount == 0:
@@ -651,22 +656,19 @@ class SqliteReminderStore:
             (count, parts[0].text, parts[0].buttons_json, message.id),
         )
         ids = [message.id]
-        if count == 1:  # most digests: a single statement needs no transaction
-            await self._storage.execute(*first)
-        else:
-            async with self._storage.transaction() as db:
-                await db.execute(*first)
-                for number, part in enumerate(parts[1:], start=2):
-                    async with db.execute(
-                        "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
-                        "created_at, claimed_until) "
-                        "SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
-                        "FROM outbox WHERE id = ? RETURNING id",
-                        (chat_id, number, count, part.text, part.buttons_json, until, message.id),
-                    ) as cursor:
-                        row = await cursor.fetchone()
-                    assert row is not None
-                    ids.append(int(row[0]))
+        async with self._storage.transaction() as db:
+            await db.execute(*first)
+            for number, part in enumerate(parts[1:], start=2):
+                async with db.execute(
+                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
+                    "created_at, claimed_until) "
+                    "SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
+                    "FROM outbox WHERE id = ? RETURNING id",
+                    (chat_id, number, count, part.text, part.buttons_json, until, message.id),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
         return [
             OutboxMessage(
                 id=message_id,
@@ -688,6 +690,20 @@ class SqliteReminderStore:
                 "UPDATE outbox SET claimed_until = NULL WHERE id = ? AND status = 'pending'",
                 [(message_id,) for message_id in message_ids],
             )
+
+    async def renew_claims(self, claims: Mapping[int, datetime], *, until: datetime) -> list[int]:
+        renewed = []
+        new_until = _instant(until)
+        async with self._storage.transaction() as db:
+            for message_id, held_until in claims.items():
+                cursor = await db.execute(
+                    "UPDATE outbox SET claimed_until = ? "
+                    "WHERE id = ? AND status = 'pending' AND claimed_until = ?",
+                    (new_until, message_id, _instant(held_until)),
+                )
+                if cursor.rowcount:
+                    renewed.append(message_id)
+        return renewed
 
     async def _finish(
         self,

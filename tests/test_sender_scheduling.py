@@ -8,7 +8,7 @@ time; messages still go through python-telegram-bot to the emulator.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from telegram import Bot
 
-from bot.clock import FixedClock
+from bot.clock import Clock
 from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
 from bot.reminders.compose import ReminderComposer
 from bot.reminders.models import Keyboard
-from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy
+from bot.reminders.sender import Delivery, DrainStats, Messenger, OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
 from handlers.transport import AiohttpRequest
 from storage.reminders import SqliteReminderStore
@@ -42,6 +42,7 @@ class VirtualTime:
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self.meanwhile: Callable[[], Awaitable[None]] | None = None  # runs after each sleep
 
     def monotonic(self) -> float:
         return self.now
@@ -49,7 +50,19 @@ class VirtualTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        if self.meanwhile is not None:
+            await self.meanwhile()
         await asyncio.sleep(0)
+
+
+class VirtualWall(Clock):
+    """The wall clock (claims, sent times) moving with the virtual time."""
+
+    def __init__(self, time: VirtualTime) -> None:
+        self.time = time
+
+    def now(self) -> datetime:
+        return NOW + timedelta(seconds=self.time.now)
 
 
 class Recorder:
@@ -70,8 +83,8 @@ class World:
         self.storage = storage
         self.store = SqliteReminderStore(storage)
         self.emulator = emulator
-        self.clock = FixedClock(NOW)
         self.time = VirtualTime()
+        self.clock = VirtualWall(self.time)
         self.recorder = Recorder(TelegramMessenger(bot), self.time)
         self._n = 0
 
@@ -86,10 +99,10 @@ class World:
             draft = CardDraft(iccid=f"89860012345678{self._n:06d}", expiry=DAY + timedelta(3))
             await self.storage.add_card(chat_id, draft, self.clock.now())
 
-    def sender(self, policy: SenderPolicy) -> OutboxSender:
+    def sender(self, policy: SenderPolicy, messenger: Messenger | None = None) -> OutboxSender:
         return OutboxSender(
             self.store,
-            self.recorder,
+            messenger or self.recorder,
             self.clock,
             policy,
             default_language="zh_CN",
@@ -199,3 +212,40 @@ async def test_an_agents_long_private_digest_keeps_to_a_message_a_second(world: 
     at = [t for chat_id, t in world.recorder.sent if chat_id == agent]
     assert [round(later - earlier, 6) for earlier, later in pairwise(at[1:])] == [1.0] * 3
     assert len(world.texts(agent)) == 5
+
+
+async def test_a_digest_longer_than_a_claim_is_still_sent_once(world: World) -> None:
+    # An agent's digest takes longer to send (a message a second) than a claim lasts; the
+    # claims are renewed as it goes, so another sender (``remind`` beside the running bot)
+    # finds nothing to take over when the first claim would have lapsed.
+    await world.due(ALICE, 100)  # five messages
+    policy = SenderPolicy(
+        concurrency=1,
+        messages_per_second=1000,
+        private_messages_per_second=0.1,  # one every 10 s
+        private_burst=1,
+        claim=timedelta(seconds=25),
+    )
+    other = world.sender(policy, TelegramMessenger(world.recorder.inner.bot))
+    others: list[DrainStats] = []
+
+    async def the_bots_tick() -> None:
+        if world.time.now >= 30 and not others:  # past the first claims' 25 s
+            others.append(await other.drain())
+
+    world.time.meanwhile = the_bots_tick
+    stats = await world.drain(policy)
+    assert stats.sent == 5
+    assert [o.sent for o in others] == [0]
+    texts = world.texts(ALICE)
+    assert len(texts) == 5
+    assert len(set(texts)) == 5  # nothing sent twice
+
+
+async def test_a_long_group_digest_at_the_default_limits_ends(world: World) -> None:
+    # 60 messages to one group at 18 a minute: the drain waits out the group's budget in
+    # small steps of floating-point time and must still come to an end.
+    await world.due(GROUP, 1200)
+    stats = await asyncio.wait_for(world.drain(SenderPolicy()), timeout=60)
+    assert stats.sent == 60
+    assert world.time.now == pytest.approx((60 - 18) * 60 / 18, abs=0.5)

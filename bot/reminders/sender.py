@@ -30,7 +30,7 @@ import time as time_module
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import Protocol
 
@@ -137,8 +137,10 @@ class _Bucket:
         self._due = -math.inf
 
     def delay(self, now: float) -> float:
-        """Seconds until a send would fit."""
-        return max(max(self._due, now) - now - self._tolerance, 0.0)
+        """Seconds until a send would fit; under a microsecond counts as none (floating-point
+        crumbs, which a clock at a large value cannot even advance by)."""
+        delay = max(self._due, now) - now - self._tolerance
+        return delay if delay >= 1e-6 else 0.0
 
     def take(self, now: float) -> float:
         """Reserve the next send; the seconds to wait before making it."""
@@ -199,7 +201,8 @@ class _Drain:
         self.work: dict[int, deque[OutboxMessage]] = {}  # chats in this drain, until served
         self.targets: dict[int, int] = {}  # a chat's id now, if it moved during this drain
         self.halted: set[int] = set()  # chats done for this drain; their later rows wait
-        self.claimed: set[int] = set()  # messages this drain holds the claim of
+        # Messages this drain holds the claim of, and until when.
+        self.claimed: dict[int, datetime] = {}
         # One-message digests rendered but not stored: they are stored when marked sent.
         self.unstored: dict[int, DigestPart] = {}
         self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=policy.concurrency * 2)
@@ -284,6 +287,7 @@ class _Drain:
                     self.targets[chat_id] = target
                     return True
                 break  # the drain ends first: the rest waits for the next one
+            await self._keep_claims(message, queued)
             verdict, target = await self.deliver(message, target, budget)
             if verdict is _Verdict.HALT:
                 self.halted.add(chat_id)
@@ -294,6 +298,22 @@ class _Drain:
             await self.store.release(leftover)
         queued.clear()
         return False
+
+    async def _keep_claims(self, message: OutboxMessage, queued: deque[OutboxMessage]) -> None:
+        """Renew this chat's claims halfway through their life: a very long digest (an agent's
+        hundreds of messages at one a second) outlasts a claim, and a lapsed claim would let
+        another sender (``remind`` beside the bot) send the same messages again."""
+        until = self.claimed.get(message.id)
+        now = self.clock.now()
+        if until is None or until - now > self.policy.claim / 2:
+            return
+        held = {m.id: self.claimed[m.id] for m in (message, *queued) if m.id in self.claimed}
+        renewed = set(await self.store.renew_claims(held, until=now + self.policy.claim))
+        for message_id in held:
+            if message_id in renewed:
+                self.claimed[message_id] = now + self.policy.claim
+            else:  # lapsed and taken: deliver() must claim it anew (and will find it taken)
+                del self.claimed[message_id]
 
     def _set_aside(self, chat_id: int, wait: float) -> bool:
         """Put the chat back in the queue after ``wait`` seconds, unless the drain ends first."""
@@ -328,7 +348,7 @@ class _Drain:
             await self.store.drop(message.id, "nothing left to remind", at=now)
             self.stats.dropped += 1
             return []
-        self.claimed.add(message.id)
+        self.claimed[message.id] = until
         if len(parts) == 1:
             # Most digests: send first, store with the "sent" mark (one write, not two). Should
             # the send not end in a mark, the row stays unrendered and is rendered afresh.
@@ -345,7 +365,7 @@ class _Drain:
                 )
             ]
         messages = await self.store.expand(message, parts, chat_id=target, claimed_until=until)
-        self.claimed.update(m.id for m in messages)
+        self.claimed.update((m.id, until) for m in messages)
         return messages
 
     async def deliver(
@@ -358,7 +378,7 @@ class _Drain:
             if not await store.claim(message.id, now=now, until=now + policy.claim):
                 self.stats.skipped += 1
                 return _Verdict.NEXT, target
-            self.claimed.add(message.id)
+            self.claimed[message.id] = now + policy.claim
         transient = rate_limited = migrations = 0
         while True:
             await self._pace(budget)
@@ -368,14 +388,14 @@ class _Drain:
                 await store.mark_sent(
                     message.id, outcome.message_id, at=clock.now(), content=content
                 )
-                self.claimed.discard(message.id)
+                self.claimed.pop(message.id, None)
                 self.stats.sent += 1
                 return _Verdict.NEXT, target
             if isinstance(outcome, Rejected):
                 log.warning("chat %s refused digest message %s: %s", target, message.id, outcome)
                 content = self.unstored.pop(message.id, None)
                 await store.mark_failed(message.id, outcome.error, at=clock.now(), content=content)
-                self.claimed.discard(message.id)
+                self.claimed.pop(message.id, None)
                 self.stats.failed += 1
                 self.stats.errors.append((target, outcome.error))
                 return _Verdict.NEXT, target
@@ -446,7 +466,7 @@ class _Drain:
         until = self.clock.now() + max(backoff, timedelta(seconds=wait))
         log.warning("digest message %s to %s waits until %s: %s", message.id, target, until, error)
         await self.store.defer(message.id, until=until, error=error)
-        self.claimed.discard(message.id)
+        self.claimed.pop(message.id, None)
         self.stats.waiting += 1
         self.stats.errors.append((target, error))
         return _Verdict.HALT, target
