@@ -209,6 +209,12 @@ async def test_proxies_come_from_the_environment_as_with_ptbs_default(
     assert len(seen) == 1
     assert seen[0].startswith(f"POST {emu.base_url}".encode())
 
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # exempt: straight to the emulator
+    async with client(emu) as bot:
+        await bot.send_message(ALICE, "direct")
+    assert len(seen) == 1
+    assert [m.text for m in emu.chat_messages(ALICE)] == ["direct"]
+
 
 async def test_a_slow_but_steady_download_is_not_cut_off() -> None:
     # The read timeout is the longest wait between bytes, not a bound on the whole file
