@@ -30,13 +30,13 @@ from bot.reminders.sender import (
     Migrated,
     RateLimited,
     Rejected,
+    SenderPolicy,
     Sent,
     Transient,
 )
 from handlers.transport import AiohttpRequest
 
 # A 400 that means the chat itself is gone (deleted group, deactivated account): stop, like 403.
-DELIVERY_CONNECTIONS = 8  # SenderPolicy.concurrency: chats served at once
 _GONE = ("chat not found", "group chat was deactivated", "user is deactivated")
 
 
@@ -105,7 +105,7 @@ def make_bot(settings: Settings) -> Bot:
         settings.require_token(),
         base_url=settings.telegram_base_url,
         base_file_url=settings.telegram_base_file_url,
-        request=AiohttpRequest(DELIVERY_CONNECTIONS),
+        request=AiohttpRequest(SenderPolicy().concurrency),  # a connection per chat served
     )
 
 

@@ -98,23 +98,17 @@ class AiohttpRequest(BaseRequest):
         pool = _seconds(pool_timeout, default_pool)
         total = None
         if request_data is not None and request_data.contains_files:
-            write = _seconds(write_timeout, media_write)
-            if None not in (write, connect, read):
-                size = sum(
-                    len(c)
-                    for _, c, _ in request_data.multipart_data.values()
-                    if isinstance(c, bytes)
-                )
-                total = sum(b or 0.0 for b in (connect, write, read)) + size / UPLOAD_RATE
+            total = _upload_budget(
+                request_data, connect, _seconds(write_timeout, media_write), read
+            )
         timeout = aiohttp.ClientTimeout(
             total=total,
             connect=None if pool is None or connect is None else pool + connect,
             sock_connect=connect,
             sock_read=read,
         )
-        data = _form(request_data)
+        data, proxy = _form(request_data), self._proxy(url)
         try:
-            proxy = self._proxy(url)
             async with session.request(
                 method, url, data=data, timeout=timeout, proxy=proxy
             ) as response:
@@ -148,6 +142,18 @@ def _without(url: str, error: BaseException) -> str:
         if quoted:
             text = text.replace(quoted, f"{parts.scheme}://{parts.netloc}/…/{method}")
     return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
+
+
+def _upload_budget(
+    request_data: RequestData, connect: float | None, write: float | None, read: float | None
+) -> float | None:
+    """A bound on a whole upload, in place of a write timeout: the three budgets plus time for
+    its bytes at ``UPLOAD_RATE``; none if any budget is unlimited."""
+    if connect is None or write is None or read is None:
+        return None
+    files = request_data.multipart_data.values()
+    size = sum(len(content) for _, content, _ in files if isinstance(content, bytes))
+    return connect + write + read + size / UPLOAD_RATE
 
 
 def _seconds(value: object, default: float | None) -> float | None:

@@ -651,13 +651,12 @@ class SqliteReminderStore:
         claimed_until: datetime,
     ) -> list[OutboxMessage]:
         count, until = len(parts), _instant(claimed_until)
-        first = (
-            "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
-            (count, parts[0].text, parts[0].buttons_json, message.id),
-        )
         ids = [message.id]
         async with self._storage.transaction() as db:
-            await db.execute(*first)
+            await db.execute(
+                "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
+                (count, parts[0].text, parts[0].buttons_json, message.id),
+            )
             for number, part in enumerate(parts[1:], start=2):
                 async with db.execute(
                     "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
@@ -717,16 +716,15 @@ class SqliteReminderStore:
     ) -> None:
         """End a message: ``sent``, ``failed`` or ``dropped`` (no longer wanted); with
         ``content`` if it was sent before being stored (a one-message digest)."""
-        text, buttons = (content.text, content.buttons_json) if content else (None, None)
+        # NULLs leave a column as it is: only a one-message digest's content is written here.
+        text, buttons, parts = (content.text, content.buttons_json, 1) if content else (None,) * 3
         await self._storage.execute(
             "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL, "
             "message_id = coalesce(?, message_id), text = coalesce(?, text), "
             "buttons = coalesce(?, buttons), part = coalesce(?, part), "
             "parts = coalesce(?, parts) WHERE id = ?",
-            (
-                status, _instant(at), error, telegram_message_id, text, buttons,
-                content and 1, content and 1, message_id,
-            ),
+            (status, _instant(at), error, telegram_message_id, text, buttons, parts, parts,
+             message_id),
         )  # fmt: skip
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:

@@ -8,7 +8,8 @@ agent's digest of many messages) is set aside, its worker going on with other ch
 may send again.
 
 A digest is enqueued unrendered; its worker claims it, renders it from the sent-log as the cards
-are now (a card renewed meanwhile is left out) and stores its messages, then sends them. Each
+are now (a card renewed meanwhile is left out) and stores its messages, then sends them (a
+digest of one message is stored together with its "sent" mark instead: one write, not two). Each
 message is claimed (a lease in the database, so a second sender, e.g. ``remind`` run while the
 bot is up, keeps off it), sent, and marked sent right after the send returns: a crash can repeat
 only a message Telegram accepted in that instant. Outcomes of a send:
@@ -384,18 +385,16 @@ class _Drain:
             await self._pace(budget)
             outcome = await self.sender.messenger.send(target, message.text, message.buttons)
             if isinstance(outcome, Sent):
-                content = self.unstored.pop(message.id, None)
+                content = self._settle(message)
                 await store.mark_sent(
                     message.id, outcome.message_id, at=clock.now(), content=content
                 )
-                self.claimed.pop(message.id, None)
                 self.stats.sent += 1
                 return _Verdict.NEXT, target
             if isinstance(outcome, Rejected):
                 log.warning("chat %s refused digest message %s: %s", target, message.id, outcome)
-                content = self.unstored.pop(message.id, None)
+                content = self._settle(message)
                 await store.mark_failed(message.id, outcome.error, at=clock.now(), content=content)
-                self.claimed.pop(message.id, None)
                 self.stats.failed += 1
                 self.stats.errors.append((target, outcome.error))
                 return _Verdict.NEXT, target
@@ -430,6 +429,12 @@ class _Drain:
             await self.sender.sleep(
                 min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
             )
+
+    def _settle(self, message: OutboxMessage) -> DigestPart | None:
+        """This drain is done with the message: forget its claim; its content if it was sent
+        without being stored first (a one-message digest), for the final mark to store."""
+        self.claimed.pop(message.id, None)
+        return self.unstored.pop(message.id, None)
 
     def _chat_budget(self, chat_id: int) -> _Bucket:
         """The chat's own budget: a group's (negative id) per minute, a private chat's per
@@ -466,7 +471,7 @@ class _Drain:
         until = self.clock.now() + max(backoff, timedelta(seconds=wait))
         log.warning("digest message %s to %s waits until %s: %s", message.id, target, until, error)
         await self.store.defer(message.id, until=until, error=error)
-        self.claimed.pop(message.id, None)
+        self._settle(message)  # it stays unrendered if it was never stored: rendered afresh
         self.stats.waiting += 1
         self.stats.errors.append((target, error))
         return _Verdict.HALT, target
