@@ -42,7 +42,15 @@ from handlers.common import (
     services,
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
-from handlers.render import Keyboard, button, carrier_name, iccid_shown, markup, plan_buttons
+from handlers.render import (
+    Keyboard,
+    button,
+    card_pick_text,
+    carrier_name,
+    iccid_shown,
+    markup,
+    plan_buttons,
+)
 from storage.base import DuplicateCardError
 
 VALUE = 0
@@ -118,7 +126,7 @@ async def edit_command(update: Update, context: Context) -> int:
     if not matches:
         await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
     elif len(matches) > 1:
-        rows = [[button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"ed:{c.id}")] for c in matches]
+        rows = [[button(card_pick_text(c, where.is_group), f"ed:{c.id}")] for c in matches]
         await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
     else:
         await show_menu(update, context, where, matches[0].id)
@@ -276,7 +284,7 @@ async def delete_command(update: Update, context: Context) -> None:
     if not matches:
         await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
         return
-    rows = [[button(f"🗑 {c.iccid[-8:]} {c.label or ''}".strip(), f"dl:{c.id}")] for c in matches]
+    rows = [[button(card_pick_text(c, where.is_group, "🗑"), f"dl:{c.id}")] for c in matches]
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Html, t
-from bot.iccid import mask_iccid
+from bot.iccid import mask_iccid, shown_iccid
 from bot.models import Card, CardStatus, Carrier, Period, Renewal
 from bot.money import format_fen
 from bot.plans.catalogue import Catalogue
@@ -26,7 +26,13 @@ def markup(rows: Keyboard) -> InlineKeyboardMarkup:
 
 def iccid_shown(card: Card, is_group: bool) -> str:
     """Groups see only the last digits: staff recognise the card, outsiders can't reuse it."""
-    return mask_iccid(card.iccid) if is_group else card.iccid
+    return shown_iccid(card.iccid, is_group)
+
+
+def card_pick_text(card: Card, is_group: bool, prefix: str = "") -> str:
+    """A button naming one of several cards (``/renew 1234``, ``/edit``, ``/delete``): the ICCID
+    as the chat may see it, then the label."""
+    return " ".join(part for part in (prefix, iccid_shown(card, is_group), card.label) if part)
 
 
 def carrier_name(lang: str, carrier: Carrier) -> Html:
