@@ -232,6 +232,25 @@ async def _save(
     field = str(data.get("field"))
     if field == "expiry" and isinstance(value, str):
         return await _ask_expiry_confirm(update, context, where, card, value)
+    if field == "iccid" and isinstance(value, str):
+        try:
+            checked = check_iccid(value)
+        except InputError as exc:
+            await _ask(update, where, field, where.t(exc.key, **exc.params), [])
+            return VALUE
+        if checked.digits_suggestion is not None:
+            # "8986OO12…": offer the digits before filing the card under letters
+            data.update(typed=checked.iccid, digits=checked.digits_suggestion)
+            fixed = shown_iccid(checked.digits_suggestion, where.is_group)
+            text = where.t(
+                "addcard.lookalike", iccid=shown_iccid(checked.iccid, where.is_group), fixed=fixed
+            )
+            rows = [
+                [button(where.t("button.use_digits", fixed=fixed), "eicc:digits")],
+                [button(where.t("button.letters_right"), "eicc:typed")],
+            ]
+            await reply(update, text, markup(rows), edit=False)
+            return VALUE
     try:
         changed = _apply(card, field, value) if isinstance(value, str) else value(card)
         saved = await svc.cards.edit(
@@ -358,6 +377,20 @@ async def expiry_confirm_button(update: Update, context: Context) -> int:
     return END
 
 
+async def iccid_choice_button(update: Update, context: Context) -> int:
+    """The answer to an ICCID with letters that look like digits: the digits, or as typed."""
+    button_data, where = await pressed(update, context)
+    data = scratch(context, NAME, where.chat_id)
+    chosen = data.pop("digits" if button_data == "eicc:digits" else "typed", None)
+    data.pop("digits", None)
+    data.pop("typed", None)
+    if not isinstance(chosen, str):
+        return VALUE
+    return await _save(
+        update, context, where, lambda card: card.model_copy(update={"iccid": chosen})
+    )
+
+
 async def value_typed(update: Update, context: Context) -> int:
     assert update.message is not None and update.message.text is not None
     return await _save(update, context, await here(update, context), update.message.text)
@@ -415,6 +448,7 @@ def conversation_handler() -> ConversationHandler[Any]:
             VALUE: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
                 CallbackQueryHandler(catalogue_plan_button, pattern=r"^ecat:\d+$"),
+                CallbackQueryHandler(iccid_choice_button, pattern=r"^eicc:(digits|typed)$"),
                 MessageHandler(TEXT, value_typed),
             ],
             CONFIRM: [CallbackQueryHandler(expiry_confirm_button, pattern=r"^eexp:(ok|no)$")],

@@ -240,3 +240,18 @@ async def test_groups_see_the_last_six_on_every_pick_button_and_confirmation(
     summary = texts(await bob.press("跳过"))
     assert "…901246" in summary
     assert "89860012345678901246" not in summary
+
+
+async def test_editing_an_iccid_with_letters_for_digits_offers_the_digits(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 15, date(2027, 3, 1))
+    await alice.send("/cards")  # a message for the button to hang on
+    await alice.press_data(f"ef:{card.id}:iccid")
+    warning = texts(await alice.send(lookalike(iccid(16))))
+    assert iccid(16) in warning
+    assert await storage.get_card(alice.chat_id, card.id) == card
+    assert "已保存" in texts(await alice.press("改成数字"))
+    edited = await storage.get_card(alice.chat_id, card.id)
+    assert edited is not None
+    assert edited.iccid == iccid(16)
