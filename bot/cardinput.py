@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import date
 
-from bot.dates import parse_period
+from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError
 from bot.models import Carrier, Period
 from bot.money import parse_amount
@@ -44,17 +45,60 @@ def clean_text(text: str, *, max_len: int, key: str) -> str | None:
     return text
 
 
+def _plan_words(words: list[str]) -> tuple[Period, int | None, str] | None:
+    """(period, price, the period's text) when the words read as a plan; None if no prefix is
+    a period. Raises the price's ``InputError`` when the rest is not an amount."""
+    # the period may itself contain a space ("3 个月"): try the longest prefix that parses
+    for split in range(len(words), 0, -1):
+        period_text = " ".join(words[:split])
+        try:
+            period = parse_period(period_text)
+        except InputError:
+            continue
+        rest = " ".join(words[split:])
+        return period, parse_amount(rest) if rest else None, period_text
+    return None
+
+
 def parse_plan(text: str) -> tuple[Period, int | None]:
     """'3个月 30元', '12m 120', '1年' → (period, price in fen or None)."""
     words = unicodedata.normalize("NFKC", text).split()
     if not words:
         raise InputError("error.period.unrecognized", text=text)
-    # the period may itself contain a space ("3 个月"): try the longest prefix that parses
-    for split in range(len(words), 0, -1):
+    parsed = _plan_words(words)
+    if parsed is None:
+        raise InputError("error.plan.unrecognized", text=text)
+    return parsed[0], parsed[1]
+
+
+def parse_expiry_change(text: str, today: date) -> Period | date:
+    """A new expiry for ``/edit``: a length (``3个月``, ``1年``), which counts from the card's
+    current expiry as a renewal does, or a date (``2027-06-30``), taken as given.
+
+    Raises the period's ``InputError`` when the text is neither (``0天`` stays a bad period)."""
+    try:
+        return parse_period(text)
+    except InputError as period_error:
         try:
-            period = parse_period(" ".join(words[:split]))
-        except InputError:
+            return parse_expiry(text, today)
+        except InputError as date_error:
+            if period_error.key == "error.period.unrecognized":
+                raise date_error from None
+            raise period_error from None
+
+
+MAX_PLAN_WORDS = 3  # "3个月 30元", "3 个月 30"
+
+
+def split_trailing_plan(words: list[str]) -> tuple[list[str], Period | None, int | None]:
+    """``["收银台1", "3个月", "30元"]`` → ``(["收银台1"], 3 months, 3000)``: the label's words and
+    the plan typed after them, when the last one to three words read as a plan whose period
+    has a unit (a bare ``2`` ends many labels and is left to them)."""
+    for start in range(max(0, len(words) - MAX_PLAN_WORDS), len(words)):
+        try:
+            parsed = _plan_words(unicodedata.normalize("NFKC", " ".join(words[start:])).split())
+        except InputError:  # a period, then something that is no price: part of the label
             continue
-        rest = " ".join(words[split:])
-        return period, parse_amount(rest) if rest else None
-    raise InputError("error.plan.unrecognized", text=text)
+        if parsed is not None and not parsed[2].isdigit():
+            return words[:start], parsed[0], parsed[1]
+    return words, None, None

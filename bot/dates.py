@@ -183,6 +183,8 @@ def _expiry(text: str, today: date) -> date:
     duration = _duration(text, bare_month=False)
     if duration is None:
         raise _Problem("error.date.unrecognized")
+    if duration == (0, 0):
+        raise _Problem("error.date.zero_length")  # "0天": no length at all, never a renewal
     if not _period_in_range(*duration):
         raise _Problem("error.date.out_of_range")
     expiry = add_period(today, Period(months=duration[0], days=duration[1]))
@@ -194,8 +196,9 @@ def _expiry(text: str, today: date) -> date:
 def parse_expiry(text: str, today: date) -> date:
     """Parse an expiry date: absolute, month-day (next on or after today) or a duration.
 
-    A date in the past is returned as is (the caller says "already expired"); ``0d`` is today.
-    Raises ``InputError`` with ``text``: ``error.date.unrecognized``, ``error.date.invalid``
+    A date in the past is returned as is (the caller says "already expired").
+    Raises ``InputError`` with ``text``: ``error.date.unrecognized``, ``error.date.zero_length``
+    (``0d``, ``0天``: an empty length is refused everywhere), ``error.date.invalid``
     (looks like a date but does not exist, e.g. 2026-02-30), ``error.date.out_of_range`` (year
     outside 2000–2100, or a duration over 10 years).
     """

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from stdnum import luhn
 
 from bot.errors import InputError
+from bot.models import Carrier
 
 ICCID_MIN_LEN = 19
 ICCID_MAX_LEN = 20
@@ -31,10 +32,31 @@ _MAX_ROUNDS = 8
 _LOWER_ASCII = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+# Letters people type for the digits they look like: O for 0, l or I for 1 (after upper-casing).
+_LOOKALIKE_DIGITS = str.maketrans({"O": "0", "L": "1", "I": "1"})
+
+# The issuer digits after "8986" (China) name the carrier; they follow the carriers' mobile
+# network codes under MCC 460 (ITU-T E.212, as listed in ITU Operational Bulletins and in
+# Wikipedia's "Mobile network codes in ITU region 4xx (Asia)": 00/02/04/07/08 China Mobile,
+# 01/06/09 China Unicom, 03/05/11 China Telecom). The ICCID prefixes 898600 (移动),
+# 898601 (联通) and 898603 (电信) are the ones printed on most cards, e.g.
+# https://kxting.com/article/20221028/604147.html ("(898600)是中国移动的代号(898601)是中国联通的
+# 代号(898603)是中国电信的代号").
+_CARRIER_BY_PREFIX: dict[str, Carrier] = {
+    **dict.fromkeys(("898600", "898602", "898604", "898607", "898608"), Carrier.CHINA_MOBILE),
+    **dict.fromkeys(("898601", "898606", "898609"), Carrier.CHINA_UNICOM),
+    **dict.fromkeys(("898603", "898605", "898611"), Carrier.CHINA_TELECOM),
+}
+_PREFIX_LEN = 6
+
+
 @dataclass(frozen=True)
 class IccidCheck:
     iccid: str  # normalised
     luhn_ok: bool | None  # None when the ICCID contains letters (no Luhn check possible)
+    # The all-digit ICCID meant when letters that look like digits (O, l, I) were typed for
+    # them, e.g. "8986OO12…" → "89860012…"; None when there are none (or other letters too).
+    digits_suggestion: str | None = None
 
 
 def _normalize_once(text: str) -> str:
@@ -80,12 +102,34 @@ def check_iccid(text: str) -> IccidCheck:
     if not iccid.startswith(ICCID_PREFIX):
         raise InputError("error.iccid.prefix")
     luhn_ok = luhn.is_valid(iccid) if iccid.isdigit() else None
-    return IccidCheck(iccid=iccid, luhn_ok=luhn_ok)
+    return IccidCheck(iccid=iccid, luhn_ok=luhn_ok, digits_suggestion=lookalike_digits(iccid))
+
+
+def lookalike_digits(iccid: str) -> str | None:
+    """The ICCID with O read as 0 and l/I as 1, when that makes it all digits; else None.
+
+    A card whose only letters are these is almost always a misread number; cards with real
+    letters (``898604A…``) have others too and are left alone."""
+    if iccid.isdigit():
+        return None
+    fixed = iccid.translate(_LOOKALIKE_DIGITS)
+    return fixed if fixed.isdigit() else None
+
+
+def carrier_from_iccid(iccid: str) -> Carrier | None:
+    """The carrier the issuer prefix names (898600 → China Mobile…), or None if unknown."""
+    return _CARRIER_BY_PREFIX.get(normalize_iccid(iccid[:MAX_INPUT_LEN])[:_PREFIX_LEN])
 
 
 def mask_iccid(iccid: str) -> str:
     """For group chats: ``"…"`` plus the last 6 characters, e.g. ``"…123456"`` (7 characters)."""
     return MASK_PREFIX + iccid[-MASK_VISIBLE:]
+
+
+def shown_iccid(iccid: str, is_group: bool) -> str:
+    """An ICCID as a chat may see it: masked in groups (the one rule, for every screen and
+    button), in full in private chats."""
+    return mask_iccid(iccid) if is_group else iccid
 
 
 def matches_suffix(iccid: str, fragment: str) -> bool:

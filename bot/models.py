@@ -15,6 +15,10 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_LANGUAGE = "zh_CN"
 EXPIRING_WITHIN_DAYS = 30  # a card this close to expiry is shown as "expiring"
 CLOSURE_AFTER_DAYS = 90  # unpaid this long, carriers may close (销户) the card
+# The latest expiry a card may get, by any route (typed, renewed, edited): the last day of the
+# years bot.dates.parse_expiry accepts (bot.dates.MAX_YEAR). Renewing on from there used to
+# reach date.max and crash the date arithmetic (and /calendar) for the whole chat.
+LATEST_EXPIRY = date(2100, 12, 31)
 
 
 class Carrier(StrEnum):
@@ -58,6 +62,36 @@ class RenewalRule(StrEnum):
     EXTEND = "extend"  # card still valid: old expiry + period
     RESTART = "restart"  # card already expired: today + period
     SET_DATE = "set_date"  # the user gave the new expiry date
+
+
+class EditField(StrEnum):
+    """The fields of a card whose changes are kept in its edit trail."""
+
+    EXPIRY = "expiry"
+    CARRIER = "carrier"
+    LABEL = "label"
+    PLAN = "plan"
+    NOTE = "note"
+    ICCID = "iccid"
+
+
+class CardEditDraft(BaseModel):
+    """One change to a card's field by a person (``/edit``): not a renewal, costs nothing.
+
+    Values are kept as text: an ISO date, a carrier code, the label, note or ICCID as saved, a
+    plan as ``plan_value`` writes it; None for an empty field."""
+
+    edited_at: datetime  # UTC
+    by_user_id: int | None
+    by_name: str | None
+    field: EditField
+    old_value: str | None
+    new_value: str | None
+
+
+class CardEdit(CardEditDraft):
+    id: int
+    card_id: int
 
 
 class CardDraft(BaseModel):

@@ -14,11 +14,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot.cardinput import MAX_LABEL_LEN, clean_text, is_clear_word, parse_carrier, parse_plan
+from bot.cardinput import (
+    MAX_LABEL_LEN,
+    clean_text,
+    is_clear_word,
+    parse_carrier,
+    parse_plan,
+    split_trailing_plan,
+)
 from bot.dates import parse_expiry
 from bot.errors import InputError
 from bot.i18n import Html
-from bot.iccid import check_iccid
+from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
 from handlers.common import (
@@ -69,6 +76,52 @@ async def _existing_card_reply(update: Update, context: Context, where: Here, ic
     return True
 
 
+def _carrier_note(where: Here, iccid: str, carrier: Carrier, *, chosen: bool, saved: bool) -> str:
+    """What the ICCID's issuer prefix says about the carrier: a warning when the person's choice
+    contradicts it (their choice wins), or, when they named none, that the prefix decided."""
+    inferred = carrier_from_iccid(iccid)
+    if inferred is None:
+        return ""
+    prefix = normalize_iccid(iccid)[:6]
+    if not chosen:
+        return where.t(
+            "addcard.carrier_inferred", prefix=prefix, carrier=carrier_name(where.lang, inferred)
+        )
+    if carrier is inferred or carrier is Carrier.OTHER:
+        return ""
+    return where.t(
+        "addcard.carrier_mismatch" if saved else "addcard.carrier_check",
+        prefix=prefix,
+        inferred=carrier_name(where.lang, inferred),
+        carrier=carrier_name(where.lang, carrier),
+    )
+
+
+def _lookalike_keyboard(where: Here, fixed: str) -> list[list[Any]]:
+    shown = shown_iccid(fixed, where.is_group)
+    return [
+        [button(where.t("button.use_digits", fixed=shown), "ac:digits:fix")],
+        [
+            button(where.t("button.letters_right"), "ac:digits:keep"),
+            button(where.t("button.retype"), "ac:luhn:retype"),
+        ],
+    ]
+
+
+async def _luhn_question(update: Update, where: Here, iccid: str) -> int:
+    keyboard = markup(
+        [
+            [
+                button(where.t("button.luhn_keep"), "ac:luhn:keep"),
+                button(where.t("button.retype"), "ac:luhn:retype"),
+            ]
+        ]
+    )
+    shown = shown_iccid(iccid, where.is_group)
+    await reply(update, where.t("addcard.luhn_mismatch", iccid=shown), keyboard)
+    return LUHN
+
+
 # --- step by step ----------------------------------------------------------------------------
 
 
@@ -89,30 +142,37 @@ async def got_iccid(update: Update, context: Context) -> int:
     except InputError as exc:
         await _error(update, where, exc, "ask.placeholder.iccid")
         return ICCID
-    if await _existing_card_reply(update, context, where, checked.iccid):
-        drop_scratch(context, NAME, where.chat_id)
-        return END
-    _draft(context, where).update(iccid=checked.iccid, luhn_ok=checked.luhn_ok)
-    if checked.luhn_ok is False:
-        keyboard = markup(
-            [
-                [
-                    button(where.t("button.luhn_keep"), "ac:luhn:keep"),
-                    button(where.t("button.retype"), "ac:luhn:retype"),
-                ]
-            ]
-        )
-        await reply(update, where.t("addcard.luhn_mismatch", iccid=checked.iccid), keyboard)
+    fixed = checked.digits_suggestion
+    for number in (checked.iccid, fixed):
+        # "8986OO12…" for a card the chat has as "89860012…" is that card, not a new one
+        if number is not None and await _existing_card_reply(update, context, where, number):
+            drop_scratch(context, NAME, where.chat_id)
+            return END
+    draft = _draft(context, where)
+    draft.update(iccid=checked.iccid, luhn_ok=checked.luhn_ok, digits=fixed)
+    if fixed is not None:
+        shown = shown_iccid(checked.iccid, where.is_group)
+        text = where.t("addcard.lookalike", iccid=shown, fixed=shown_iccid(fixed, where.is_group))
+        await reply(update, text, markup(_lookalike_keyboard(where, fixed)))
         return LUHN
+    if checked.luhn_ok is False:
+        return await _luhn_question(update, where, checked.iccid)
     await ask(update, where, where.t("addcard.ask_expiry"), "ask.placeholder.expiry")
     return EXPIRY
 
 
 async def luhn_choice(update: Update, context: Context) -> int:
+    """The answer to a doubtful ICCID: a wrong check digit, or letters that look like digits."""
     button_data, where = await pressed(update, context)
     if button_data == "ac:luhn:retype":
         await ask(update, where, where.t("addcard.ask_iccid"), "ask.placeholder.iccid")
         return ICCID
+    draft = _draft(context, where)
+    fixed = draft.pop("digits", None)
+    if button_data == "ac:digits:fix" and isinstance(fixed, str):
+        draft.update(iccid=fixed, luhn_ok=check_iccid(fixed).luhn_ok)
+        if draft["luhn_ok"] is False:
+            return await _luhn_question(update, where, fixed)
     await ask(update, where, where.t("addcard.ask_expiry"), "ask.placeholder.expiry")
     return EXPIRY
 
@@ -129,19 +189,32 @@ async def got_expiry(update: Update, context: Context) -> int:
     except InputError as exc:
         await _error(update, where, exc, "ask.placeholder.expiry")
         return EXPIRY
-    _draft(context, where)["expiry"] = expiry
+    draft = _draft(context, where)
+    draft["expiry"] = expiry
+    # The ICCID's issuer prefix names the carrier: that button comes preselected (marked ✅).
+    guess = carrier_from_iccid(str(draft.get("iccid", "")))
+
+    def carrier_button_(carrier: Carrier) -> Any:
+        name = carrier_name(where.lang, carrier)
+        if carrier is guess:
+            name = where.t("addcard.carrier_guess_button", carrier=name)
+        return button(name, f"ac:car:{carrier.value}")
+
     rows = [
-        [
-            button(carrier_name(where.lang, Carrier.CHINA_MOBILE), "ac:car:cmcc"),
-            button(carrier_name(where.lang, Carrier.CHINA_UNICOM), "ac:car:cucc"),
-        ],
-        [
-            button(carrier_name(where.lang, Carrier.CHINA_TELECOM), "ac:car:ctcc"),
-            button(carrier_name(where.lang, Carrier.OTHER), "ac:car:other"),
-        ],
+        [carrier_button_(Carrier.CHINA_MOBILE), carrier_button_(Carrier.CHINA_UNICOM)],
+        [carrier_button_(Carrier.CHINA_TELECOM), carrier_button_(Carrier.OTHER)],
     ]
+    guess_text = ""
+    if guess is not None:
+        prefix = normalize_iccid(str(draft["iccid"]))[:6]
+        guess_text = where.t(
+            "addcard.carrier_guess", prefix=prefix, carrier=carrier_name(where.lang, guess)
+        )
     text = where.t(
-        "addcard.ask_carrier", expiry=expiry.isoformat(), note=_expired_note(where, expiry)
+        "addcard.ask_carrier",
+        expiry=expiry.isoformat(),
+        note=_expired_note(where, expiry),
+        guess=Html(guess_text),
     )
     # The four buttons cover every carrier, so no ForceReply here: typing one still works (in
     # a privacy-mode group as a reply to this question).
@@ -268,50 +341,70 @@ async def auto_button(update: Update, context: Context) -> int:
     return await _summary(update, context, where)
 
 
-def _summary_text(where: Here, draft: CardDraft, luhn_ok: bool | None) -> Html:
+def _card_draft(data: dict[str, Any]) -> CardDraft:
+    """The draft being confirmed; without a carrier of the person's, the ICCID's prefix names it."""
+    draft = CardDraft(**{k: v for k, v in data.items() if k in CardDraft.model_fields})
+    if "carrier" not in data:
+        draft = draft.model_copy(
+            update={"carrier": carrier_from_iccid(draft.iccid) or Carrier.OTHER}
+        )
+    return draft
+
+
+def _summary_text(where: Here, draft: CardDraft, data: dict[str, Any]) -> Html:
     plan = period_text(where.lang, draft.plan_period)
     if draft.plan_period is not None and draft.plan_price_fen is not None:
         plan = where.t("card.plan_with_price", period=plan, price=format_fen(draft.plan_price_fen))
+    fixed = data.get("digits")
+    digits = ""
+    if isinstance(fixed, str):
+        digits = where.t("addcard.lookalike_warning", fixed=shown_iccid(fixed, where.is_group))
     return where.t(
         "addcard.summary",
-        iccid=draft.iccid,
+        iccid=shown_iccid(draft.iccid, where.is_group),
         expiry=draft.expiry.isoformat(),
         note=_expired_note(where, draft.expiry),
         carrier=carrier_name(where.lang, draft.carrier),
+        carrier_note=Html(
+            _carrier_note(where, draft.iccid, draft.carrier, chosen="carrier" in data, saved=False)
+        ),
         label=draft.label or where.t("common.none"),
         plan=plan,
         auto=where.t("common.yes" if draft.auto_renew else "common.no"),
-        luhn=where.t("addcard.luhn_warning") if luhn_ok is False else "",
+        luhn=where.t("addcard.luhn_warning") if data.get("luhn_ok") is False else "",
+        digits=Html(digits),
     )
 
 
 async def _summary(update: Update, context: Context, where: Here) -> int:
     data = _draft(context, where)
-    draft = CardDraft(**{k: v for k, v in data.items() if k in CardDraft.model_fields})
+    draft = _card_draft(data)
     rows = [
         [button(where.t("button.save"), "ac:save"), button(where.t("button.cancel"), "ac:cancel")]
     ]
-    await reply(update, _summary_text(where, draft, data.get("luhn_ok")), markup(rows), edit=False)
+    if isinstance(data.get("digits"), str):
+        rows.insert(0, [button(where.t("button.save_digits"), "ac:save:digits")])
+    await reply(update, _summary_text(where, draft, data), markup(rows), edit=False)
     return CONFIRM
 
 
 async def confirm_button(update: Update, context: Context) -> int:
     button_data, where = await pressed(update, context)
-    data = _draft(context, where)
+    data = dict(_draft(context, where))
     drop_scratch(context, NAME, where.chat_id)
-    if button_data != "ac:save" or "iccid" not in data:
+    if button_data not in ("ac:save", "ac:save:digits") or "iccid" not in data:
         await reply(update, where.t("conversation.cancelled"))
         return END
-    await _save(
-        update,
-        context,
-        where,
-        CardDraft(**{k: v for k, v in data.items() if k in CardDraft.model_fields}),
-    )
+    fixed = data.pop("digits", None)
+    if button_data == "ac:save:digits" and isinstance(fixed, str):
+        data["iccid"] = fixed
+    await _save(update, context, where, _card_draft(data), carrier_chosen="carrier" in data)
     return END
 
 
-async def _save(update: Update, context: Context, where: Here, draft: CardDraft) -> None:
+async def _save(
+    update: Update, context: Context, where: Here, draft: CardDraft, *, carrier_chosen: bool
+) -> None:
     try:
         card = await services(context).cards.add(where.chat_id, draft)
     except DuplicateCardError:
@@ -324,11 +417,14 @@ async def _save(update: Update, context: Context, where: Here, draft: CardDraft)
         expiry=card.expiry.isoformat(),
         status=status_text(where.lang, card, where.today),
         note=_expired_note(where, card.expiry) or where.t("addcard.will_remind"),
+        carrier_note=Html(
+            _carrier_note(where, card.iccid, card.carrier, chosen=carrier_chosen, saved=True)
+        ),
     )
     await reply(update, text, keyboard)
 
 
-# --- one line: /addcard <ICCID> <expiry> [carrier] [label…] ------------------------------------
+# --- one line: /addcard <ICCID> <expiry> [carrier] [label…] [plan] -----------------------------
 
 
 async def one_line(update: Update, context: Context, where: Here) -> int:
@@ -341,22 +437,32 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
         expiry = parse_expiry(args[1], where.today)
         carrier = parse_carrier(args[2]) if len(args) > 2 else None
         label_words = args[3:] if carrier is not None else args[2:]
+        # "… 收银台1 3个月 30元": the plan typed after the label
+        label_words, period, price = split_trailing_plan(label_words)
         label = clean_text(" ".join(label_words), max_len=MAX_LABEL_LEN, key="error.label.too_long")
     except InputError as exc:
         await reply(update, where.t(exc.key, **exc.params), edit=False)  # nothing more to ask
         return END
-    if await _existing_card_reply(update, context, where, checked.iccid):
-        return END
-    draft = CardDraft(
-        iccid=checked.iccid, expiry=expiry, carrier=carrier or Carrier.OTHER, label=label
-    )
-    if checked.luhn_ok is False:
+    fixed = checked.digits_suggestion
+    for number in (checked.iccid, fixed):
+        if number is not None and await _existing_card_reply(update, context, where, number):
+            return END
+    data: dict[str, Any] = {
+        "iccid": checked.iccid,
+        "expiry": expiry,
+        "label": label,
+        "plan_period": period,
+        "plan_price_fen": price,
+    }
+    if carrier is not None:
+        data["carrier"] = carrier
+    if checked.luhn_ok is False or fixed is not None:
         # Don't guess: a mistyped digit would file the card under the wrong number.
-        data = _draft(context, where)
-        data.clear()
-        data.update(draft.model_dump(), luhn_ok=False)
+        scratch_data = _draft(context, where)
+        scratch_data.clear()
+        scratch_data.update(data, luhn_ok=checked.luhn_ok, digits=fixed)
         return await _summary(update, context, where)
-    await _save(update, context, where, draft)
+    await _save(update, context, where, _card_draft(data), carrier_chosen=carrier is not None)
     return END
 
 
@@ -367,7 +473,7 @@ def conversation_handler() -> ConversationHandler[Any]:
         entry_points=[CommandHandler("addcard", start)],
         states={
             ICCID: [MessageHandler(TEXT, got_iccid)],
-            LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:luhn:")],
+            LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:(luhn|digits):")],
             EXPIRY: [MessageHandler(TEXT, got_expiry)],
             CARRIER: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ac:car:(cmcc|cucc|ctcc|other)$"),
@@ -383,6 +489,8 @@ def conversation_handler() -> ConversationHandler[Any]:
                 MessageHandler(TEXT, got_plan),
             ],
             AUTO: [CallbackQueryHandler(auto_button, pattern=r"^ac:auto:[01]$")],
-            CONFIRM: [CallbackQueryHandler(confirm_button, pattern=r"^ac:(save|cancel)$")],
+            CONFIRM: [
+                CallbackQueryHandler(confirm_button, pattern=r"^ac:(save|save:digits|cancel)$")
+            ],
         },
     )

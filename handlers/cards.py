@@ -96,7 +96,8 @@ async def show_card(update: Update, context: Context, where: Here, card_id: int)
         await reply(update, where.t("card.not_found"), edit=False)
         return
     history = await svc.cards.history(where.chat_id, card.id)
-    text = card_detail(where.lang, card, where.today, where.is_group, history)
+    edits = await svc.cards.edits(where.chat_id, card.id)
+    text = card_detail(where.lang, card, where.today, where.is_group, history, edits)
     await reply(update, text, detail_keyboard(where.lang, card))
 
 

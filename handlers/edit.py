@@ -20,13 +20,14 @@ from bot.cardinput import (
     clean_text,
     is_clear_word,
     parse_carrier,
+    parse_expiry_change,
     parse_plan,
 )
-from bot.dates import parse_expiry
 from bot.errors import InputError
 from bot.i18n import Html
-from bot.iccid import check_iccid
-from bot.models import Card, Carrier
+from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
+from bot.models import Card, Carrier, RenewalRule
+from bot.services.cards import ExpiryEdit
 from handlers.cards import show_card
 from handlers.common import (
     Context,
@@ -42,10 +43,18 @@ from handlers.common import (
     services,
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
-from handlers.render import Keyboard, button, carrier_name, iccid_shown, markup, plan_buttons
+from handlers.render import (
+    Keyboard,
+    button,
+    card_pick_text,
+    carrier_name,
+    iccid_shown,
+    markup,
+    plan_buttons,
+)
 from storage.base import DuplicateCardError
 
-VALUE = 0
+VALUE, CONFIRM = range(2)
 NAME = "edit"
 TEXT = filters.TEXT & ~filters.COMMAND
 FIELDS = ("expiry", "carrier", "label", "plan", "note", "iccid")
@@ -118,7 +127,7 @@ async def edit_command(update: Update, context: Context) -> int:
     if not matches:
         await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
     elif len(matches) > 1:
-        rows = [[button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"ed:{c.id}")] for c in matches]
+        rows = [[button(card_pick_text(c, where.is_group), f"ed:{c.id}")] for c in matches]
         await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
     else:
         await show_menu(update, context, where, matches[0].id)
@@ -170,7 +179,8 @@ async def field_button(update: Update, context: Context) -> int:
         rows = [[button(carrier_name(where.lang, c), f"ecar:{c.value}")] for c in Carrier]
     if field == "plan":
         rows = plan_buttons(services(context).catalogue, card.carrier, where.today, "ecat")
-    await _ask(update, where, field, where.t(f"edit.ask.{field}"), rows)
+    question = where.t(f"edit.ask.{field}", expiry=card.expiry.isoformat())
+    await _ask(update, where, field, question, rows)
     return VALUE
 
 
@@ -184,10 +194,8 @@ async def _ask(update: Update, where: Here, field: str, text: str, rows: Keyboar
         await ask(update, where, text, placeholder, keyboard, edit=False)
 
 
-def _apply(card: Card, field: str, text: str, where: Here) -> Card:
+def _apply(card: Card, field: str, text: str) -> Card:
     """The card with one field changed from what the user typed; raises InputError."""
-    if field == "expiry":
-        return card.model_copy(update={"expiry": parse_expiry(text, where.today)})
     if field == "carrier":
         carrier = parse_carrier(text)
         if carrier is None:
@@ -222,19 +230,165 @@ async def _save(
         await reply(update, where.t("card.not_found"), edit=False)
         return END
     field = str(data.get("field"))
+    if field == "expiry" and isinstance(value, str):
+        return await _ask_expiry_confirm(update, context, where, card, value)
+    if field == "iccid" and isinstance(value, str):
+        try:
+            checked = check_iccid(value)
+        except InputError as exc:
+            await _ask(update, where, field, where.t(exc.key, **exc.params), [])
+            return VALUE
+        if checked.digits_suggestion is not None:
+            # "8986OO12…": offer the digits before filing the card under letters
+            data.update(typed=checked.iccid, digits=checked.digits_suggestion)
+            fixed = shown_iccid(checked.digits_suggestion, where.is_group)
+            text = where.t(
+                "addcard.lookalike", iccid=shown_iccid(checked.iccid, where.is_group), fixed=fixed
+            )
+            rows = [
+                [button(where.t("button.use_digits", fixed=fixed), "eicc:digits")],
+                [button(where.t("button.letters_right"), "eicc:typed")],
+            ]
+            await reply(update, text, markup(rows), edit=False)
+            return VALUE
     try:
-        changed = _apply(card, field, value, where) if isinstance(value, str) else value(card)
-        await svc.cards.update(changed)
+        changed = _apply(card, field, value) if isinstance(value, str) else value(card)
+        saved = await svc.cards.edit(
+            card, changed, by_user_id=where.user_id, by_name=where.user_name
+        )
     except InputError as exc:
         await _ask(update, where, field, where.t(exc.key, **exc.params), [])
         return VALUE
-    except DuplicateCardError:
-        await _ask(update, where, field, where.t("addcard.duplicate", iccid=value), [])
+    except DuplicateCardError as exc:
+        shown = shown_iccid(exc.existing.iccid, where.is_group)
+        await _ask(update, where, field, where.t("addcard.duplicate", iccid=shown), [])
         return VALUE
     drop_scratch(context, NAME, where.chat_id)
-    await reply(update, where.t("edit.saved"), edit=False)
+    if saved is None:  # renewed (or deleted) while the question was open
+        await _changed(update, context, where, card.id)
+        return END
+    note = _carrier_note(where, saved) if field in ("carrier", "iccid") else ""
+    await reply(update, Html(where.t("edit.saved") + note), edit=False)
     await show_card(update, context, where, card.id)
     return END
+
+
+def _carrier_note(where: Here, card: Card) -> str:
+    """A note when the carrier contradicts the ICCID's issuer prefix (the person's choice wins)."""
+    prefix_carrier = carrier_from_iccid(card.iccid)
+    if prefix_carrier is None or prefix_carrier is card.carrier or card.carrier is Carrier.OTHER:
+        return ""
+    return where.t(
+        "addcard.carrier_mismatch",
+        prefix=normalize_iccid(card.iccid)[:6],
+        inferred=carrier_name(where.lang, prefix_carrier),
+        carrier=carrier_name(where.lang, card.carrier),
+    )
+
+
+async def _changed(update: Update, context: Context, where: Here, card_id: int) -> None:
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        await reply(update, where.t("card.not_found"), edit=False)
+        return
+    keyboard = markup([[button(where.t("button.open_card"), f"cd:{card.id}")]])
+    text = where.t("edit.changed", expiry=card.expiry.isoformat())
+    await reply(update, text, keyboard, edit=False)
+
+
+# --- the expiry: a length counts from the current expiry; always confirmed ---------------------
+
+
+def _expiry_rule(where: Here, plan: ExpiryEdit) -> str:
+    if plan.rule is RenewalRule.EXTEND:
+        return where.t("renew.rule.extend", old=plan.old_expiry.isoformat())
+    if plan.rule is RenewalRule.RESTART:
+        return where.t("renew.rule.restart", today=where.today.isoformat())
+    return where.t("renew.rule.set_date")
+
+
+async def _ask_expiry_confirm(
+    update: Update, context: Context, where: Here, card: Card, text: str
+) -> int:
+    svc = services(context)
+    try:
+        plan = svc.cards.plan_expiry_edit(card, where.today, parse_expiry_change(text, where.today))
+    except InputError as exc:
+        await _ask(update, where, "expiry", where.t(exc.key, **exc.params), [])
+        return VALUE
+    if plan.new_expiry == plan.old_expiry:
+        await _ask(
+            update, where, "expiry", where.t("edit.expiry_same", expiry=card.expiry.isoformat()), []
+        )
+        return VALUE
+    data = scratch(context, NAME, where.chat_id)
+    data.update(old_expiry=plan.old_expiry, new_expiry=plan.new_expiry)
+    warnings = []
+    if plan.earlier:
+        warnings.append(where.t("edit.expiry_earlier", old=plan.old_expiry.isoformat()))
+    if plan.new_expiry < where.today:
+        warnings.append(where.t("edit.expiry_past"))
+    question = where.t(
+        "edit.expiry_confirm",
+        iccid=iccid_shown(card, where.is_group),
+        label=card.label or "",
+        old=plan.old_expiry.isoformat(),
+        new=plan.new_expiry.isoformat(),
+        rule=_expiry_rule(where, plan),
+        warning=Html("".join(warnings)),
+    )
+    rows = [
+        [
+            button(where.t("button.confirm_edit"), "eexp:ok"),
+            button(where.t("button.cancel"), "eexp:no"),
+        ]
+    ]
+    await reply(update, question, markup(rows), edit=False)
+    return CONFIRM
+
+
+async def expiry_confirm_button(update: Update, context: Context) -> int:
+    button_data, where = await pressed(update, context)
+    data = dict(scratch(context, NAME, where.chat_id))
+    drop_scratch(context, NAME, where.chat_id)
+    if button_data != "eexp:ok" or "new_expiry" not in data:
+        await reply(update, where.t("conversation.cancelled"))
+        return END
+    svc = services(context)
+    card = await svc.cards.get(where.chat_id, int(data.get("card_id", 0)))
+    if card is None:
+        await reply(update, where.t("card.not_found"), edit=False)
+        return END
+    saved = None
+    if card.expiry == data["old_expiry"]:
+        changed = card.model_copy(update={"expiry": data["new_expiry"]})
+        saved = await svc.cards.edit(
+            card, changed, by_user_id=where.user_id, by_name=where.user_name
+        )
+    if saved is None:  # renewed or edited since the confirmation was shown
+        await _changed(update, context, where, card.id)
+        return END
+    text = where.t(
+        "edit.expiry_saved",
+        old=data["old_expiry"].isoformat(),
+        new=saved.expiry.isoformat(),
+    )
+    await reply(update, text, markup([[button(where.t("button.open_card"), f"cd:{card.id}")]]))
+    return END
+
+
+async def iccid_choice_button(update: Update, context: Context) -> int:
+    """The answer to an ICCID with letters that look like digits: the digits, or as typed."""
+    button_data, where = await pressed(update, context)
+    data = scratch(context, NAME, where.chat_id)
+    chosen = data.pop("digits" if button_data == "eicc:digits" else "typed", None)
+    data.pop("digits", None)
+    data.pop("typed", None)
+    if not isinstance(chosen, str):
+        return VALUE
+    return await _save(
+        update, context, where, lambda card: card.model_copy(update={"iccid": chosen})
+    )
 
 
 async def value_typed(update: Update, context: Context) -> int:
@@ -276,7 +430,7 @@ async def delete_command(update: Update, context: Context) -> None:
     if not matches:
         await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
         return
-    rows = [[button(f"🗑 {c.iccid[-8:]} {c.label or ''}".strip(), f"dl:{c.id}")] for c in matches]
+    rows = [[button(card_pick_text(c, where.is_group, "🗑"), f"dl:{c.id}")] for c in matches]
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)
 
 
@@ -294,8 +448,10 @@ def conversation_handler() -> ConversationHandler[Any]:
             VALUE: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
                 CallbackQueryHandler(catalogue_plan_button, pattern=r"^ecat:\d+$"),
+                CallbackQueryHandler(iccid_choice_button, pattern=r"^eicc:(digits|typed)$"),
                 MessageHandler(TEXT, value_typed),
             ],
+            CONFIRM: [CallbackQueryHandler(expiry_confirm_button, pattern=r"^eexp:(ok|no)$")],
         },
     )
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Html, t
-from bot.iccid import mask_iccid
-from bot.models import Card, CardStatus, Carrier, Period, Renewal
+from bot.iccid import mask_iccid, shown_iccid
+from bot.models import Card, CardEdit, CardStatus, Carrier, EditField, Period, Renewal
 from bot.money import format_fen
 from bot.plans.catalogue import Catalogue
-from bot.services.cards import PAGE_SIZE, CardPage
+from bot.services.cards import PAGE_SIZE, CardPage, parse_plan_value
+
+TRAIL_TEXT_LEN = 24  # a label or note in the edit trail: this much, then "…"
 
 Keyboard = list[list[InlineKeyboardButton]]
 
@@ -26,7 +29,13 @@ def markup(rows: Keyboard) -> InlineKeyboardMarkup:
 
 def iccid_shown(card: Card, is_group: bool) -> str:
     """Groups see only the last digits: staff recognise the card, outsiders can't reuse it."""
-    return mask_iccid(card.iccid) if is_group else card.iccid
+    return shown_iccid(card.iccid, is_group)
+
+
+def card_pick_text(card: Card, is_group: bool, prefix: str = "") -> str:
+    """A button naming one of several cards (``/renew 1234``, ``/edit``, ``/delete``): the ICCID
+    as the chat may see it, then the label."""
+    return " ".join(part for part in (prefix, iccid_shown(card, is_group), card.label) if part)
 
 
 def carrier_name(lang: str, carrier: Carrier) -> Html:
@@ -164,7 +173,50 @@ def renewal_line(lang: str, renewal: Renewal) -> Html:
     )
 
 
-def card_detail(lang: str, card: Card, today: date, is_group: bool, history: list[Renewal]) -> Html:
+def _edit_value(lang: str, field: EditField, value: str | None, is_group: bool) -> str:
+    """A value of the edit trail as the chat may read it (ICCIDs masked in groups)."""
+    if value is None:
+        return t(lang, "common.none")
+    if field is EditField.CARRIER:
+        known = {carrier.value: carrier for carrier in Carrier}
+        return carrier_name(lang, known[value]) if value in known else value
+    if field is EditField.PLAN:
+        period, price = parse_plan_value(value)
+        if period is not None and price is not None:
+            return t(
+                lang,
+                "card.plan_with_price",
+                period=period_text(lang, period),
+                price=format_fen(price),
+            )
+        return period_text(lang, period)
+    if field is EditField.ICCID:
+        return shown_iccid(value, is_group)
+    if field in (EditField.LABEL, EditField.NOTE) and len(value) > TRAIL_TEXT_LEN:
+        return value[:TRAIL_TEXT_LEN] + "…"
+    return value
+
+
+def edit_line(lang: str, edit: CardEdit, is_group: bool) -> Html:
+    return t(
+        lang,
+        "card.edit_line",
+        when=edit.edited_at.date().isoformat(),
+        who=edit.by_name or "—",
+        field=t(lang, f"edit.field.{edit.field.value}"),
+        old=_edit_value(lang, edit.field, edit.old_value, is_group),
+        new=_edit_value(lang, edit.field, edit.new_value, is_group),
+    )
+
+
+def card_detail(
+    lang: str,
+    card: Card,
+    today: date,
+    is_group: bool,
+    history: list[Renewal],
+    edits: Sequence[CardEdit] = (),
+) -> Html:
     fields = t(
         lang,
         "card.detail",
@@ -179,9 +231,12 @@ def card_detail(lang: str, card: Card, today: date, is_group: bool, history: lis
         note=card.note or t(lang, "common.none"),
     )
     if history:
-        lines = [renewal_line(lang, r) for r in history]
-        return Html("\n".join([fields, "", t(lang, "card.history"), *lines]))
-    return Html("\n".join([fields, "", t(lang, "card.no_history")]))
+        lines = [fields, "", t(lang, "card.history"), *(renewal_line(lang, r) for r in history)]
+    else:
+        lines = [fields, "", t(lang, "card.no_history")]
+    if edits:  # next to the renewals, but apart: an edit is no renewal
+        lines += ["", t(lang, "card.edits"), *(edit_line(lang, e, is_group) for e in edits)]
+    return Html("\n".join(lines))
 
 
 def detail_keyboard(lang: str, card: Card) -> InlineKeyboardMarkup:

@@ -35,7 +35,7 @@ from handlers.common import (
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.money import plan_line
-from handlers.render import button, card_list, iccid_shown, markup, period_text
+from handlers.render import button, card_list, card_pick_text, iccid_shown, markup, period_text
 
 PICK, PERIOD, AMOUNT, CONFIRM = range(4)
 NAME = "renew"
@@ -242,7 +242,13 @@ def _rule_text(where: Here, plan: RenewalPlan) -> str:
 
 async def _confirm(update: Update, context: Context, where: Here, card: Card) -> int:
     data = _scratch(context, where)
-    plan = services(context).cards.plan_renewal(card, where.today, data["choice"])
+    try:
+        plan = services(context).cards.plan_renewal(card, where.today, data["choice"])
+    except InputError as exc:  # an empty period, or an expiry too far off: ask again
+        await ask(
+            update, where, where.t(exc.key, **exc.params), "ask.placeholder.period", edit=False
+        )
+        return PERIOD
     data["old_expiry"] = plan.old_expiry
     amount = data.get("amount_fen")
     text = where.t(
@@ -273,7 +279,11 @@ async def confirm_button(update: Update, context: Context) -> int:
     if card is None:
         return END
     svc = services(context)
-    plan = svc.cards.plan_renewal(card, where.today, data["choice"])
+    try:
+        plan = svc.cards.plan_renewal(card, where.today, data["choice"])
+    except InputError as exc:  # the card changed since the confirmation was shown
+        await reply(update, where.t(exc.key, **exc.params), edit=False)
+        return END
     renewal = None
     if card.expiry == data["old_expiry"]:
         renewal = await svc.cards.renew(
@@ -321,9 +331,7 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
         await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
         return END
     if len(matches) > 1:
-        rows = [
-            [button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"rwhich:{c.id}")] for c in matches
-        ]
+        rows = [[button(card_pick_text(c, where.is_group), f"rwhich:{c.id}")] for c in matches]
         await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
         return PICK
     data["card_id"] = matches[0].id

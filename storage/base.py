@@ -12,7 +12,16 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from bot.models import Card, CardDraft, Carrier, ChatSettings, Renewal, RenewalDraft
+from bot.models import (
+    Card,
+    CardDraft,
+    CardEdit,
+    CardEditDraft,
+    Carrier,
+    ChatSettings,
+    Renewal,
+    RenewalDraft,
+)
 
 
 class DuplicateCardError(Exception):
@@ -55,7 +64,18 @@ class Storage(Protocol):
         limit: int = 10,
         card_filter: CardFilter | None = None,
     ) -> list[Card]: ...
-    async def update_card(self, chat_id: int, card: Card) -> Card | None: ...
+    async def update_card(
+        self,
+        chat_id: int,
+        card: Card,
+        *,
+        edits: Sequence[CardEditDraft] = (),
+        if_expiry: date | None = None,
+    ) -> Card | None:
+        """Write the card and its ``edits`` (the edit trail) in one transaction; None, and
+        nothing written, if the card is gone or (``if_expiry``) its expiry is no longer that."""
+        ...
+
     async def delete_card(self, chat_id: int, card_id: int) -> bool: ...
 
     # renewals
@@ -63,6 +83,9 @@ class Storage(Protocol):
         self, chat_id: int, card_id: int, renewal: RenewalDraft
     ) -> Renewal | None: ...
     async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]: ...
+    async def list_card_edits(
+        self, chat_id: int, card_id: int, limit: int = 10
+    ) -> list[CardEdit]: ...
     async def spent_by_carrier(self, chat_id: int, since: datetime) -> dict[Carrier, int]:
         """Fen paid for renewals recorded since ``since``, by the card's carrier."""
         ...

@@ -21,19 +21,23 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    """The migrations shipped in ``storage/migrations``, by version; versions must be 1, 2, 3…"""
+    """The migrations shipped in ``storage/migrations``, by version.
+
+    Versions start at 1 and are unique; a gap (0005 without 0004, while two branches each add
+    their own) is allowed, and each migration is applied once when the database is older."""
     found = []
     for entry in resources.files("storage.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migration files are not numbered 1..n: {[m.name for m in found]}")
+    versions = [m.version for m in found]
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
+        raise RuntimeError(f"migration files are not numbered 1, 2, …: {[m.name for m in found]}")
     return found
 
 
-LATEST_VERSION = len(load_migrations())
+LATEST_VERSION = load_migrations()[-1].version
 
 
 async def migrate(db: aiosqlite.Connection) -> int:
@@ -42,12 +46,13 @@ async def migrate(db: aiosqlite.Connection) -> int:
         row = await cursor.fetchone()
     current = int(row[0]) if row else 0
     migrations = load_migrations()
-    if current > len(migrations):
+    latest = migrations[-1].version
+    if current > latest:
         raise SchemaTooNewError(
             f"the database is at schema version {current}, but this SimWatch only knows up to "
-            f"{len(migrations)}: upgrade SimWatch (or restore a backup taken before the upgrade)"
+            f"{latest}: upgrade SimWatch (or restore a backup taken before the upgrade)"
         )
-    for migration in migrations[current:]:
+    for migration in (m for m in migrations if m.version > current):
         # executescript runs outside aiosqlite's implicit transactions, so the file and its
         # version bump are wrapped in one explicit transaction: all of it or none.
         try:
@@ -59,4 +64,4 @@ async def migrate(db: aiosqlite.Connection) -> int:
             if db.in_transaction:
                 await db.rollback()
             raise
-    return len(migrations)
+    return latest

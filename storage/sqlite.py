@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,7 +11,18 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import Card, CardDraft, Carrier, ChatSettings, Period, Renewal, RenewalRule
+from bot.models import (
+    Card,
+    CardDraft,
+    CardEdit,
+    CardEditDraft,
+    Carrier,
+    ChatSettings,
+    EditField,
+    Period,
+    Renewal,
+    RenewalRule,
+)
 from storage.base import CardFilter, DuplicateCardError, RenewalDraft
 from storage.migrate import migrate
 
@@ -62,6 +73,19 @@ def _renewal(row: aiosqlite.Row) -> Renewal:
         rule=RenewalRule(row["rule"]),
         amount_fen=row["amount_fen"],
         automatic=bool(row["automatic"]),
+    )
+
+
+def _card_edit(row: aiosqlite.Row) -> CardEdit:
+    return CardEdit(
+        id=row["id"],
+        card_id=row["card_id"],
+        edited_at=datetime.fromisoformat(row["edited_at"]),
+        by_user_id=row["by_user_id"],
+        by_name=row["by_name"],
+        field=EditField(row["field"]),
+        old_value=row["old_value"],
+        new_value=row["new_value"],
     )
 
 
@@ -256,21 +280,46 @@ class SqliteStorage:
         )
         return [_card(row) for row in rows]
 
-    async def update_card(self, chat_id: int, card: Card) -> Card | None:
+    async def update_card(
+        self,
+        chat_id: int,
+        card: Card,
+        *,
+        edits: Sequence[CardEditDraft] = (),
+        if_expiry: date | None = None,
+    ) -> Card | None:
         values = _card_values(card)
         values["muted"] = int(card.muted)
         values["snoozed_until"] = card.snoozed_until.isoformat() if card.snoozed_until else None
         assignments = ", ".join(f"{name} = ?" for name in values)
+        condition, params = "", []
+        if if_expiry is not None:
+            condition, params = " AND expiry = ?", [if_expiry.isoformat()]
         try:
-            async with (
-                self.transaction() as db,
-                db.execute(
-                    f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ? "
+            async with self.transaction() as db:
+                async with db.execute(
+                    f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ?{condition} "
                     f"RETURNING {_CARD_COLUMNS}",
-                    (*values.values(), chat_id, card.id),
-                ) as cursor,
-            ):
-                row = await cursor.fetchone()
+                    (*values.values(), chat_id, card.id, *params),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and edits:
+                    await db.executemany(
+                        "INSERT INTO card_edits (card_id, edited_at, by_user_id, by_name, field, "
+                        "old_value, new_value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                card.id,
+                                edit.edited_at.isoformat(),
+                                edit.by_user_id,
+                                edit.by_name,
+                                edit.field.value,
+                                edit.old_value,
+                                edit.new_value,
+                            )
+                            for edit in edits
+                        ],
+                    )
         except aiosqlite.IntegrityError:
             existing = await self.get_card_by_iccid(chat_id, card.iccid)
             if existing is None:
@@ -333,6 +382,15 @@ class SqliteStorage:
             (chat_id, card_id, limit),
         )
         return [_renewal(row) for row in rows]
+
+    async def list_card_edits(self, chat_id: int, card_id: int, limit: int = 10) -> list[CardEdit]:
+        rows = await self.fetchall(
+            "SELECT e.id, e.card_id, e.edited_at, e.by_user_id, e.by_name, e.field, e.old_value, "
+            "e.new_value FROM card_edits e JOIN cards c ON c.id = e.card_id "
+            "WHERE c.chat_id = ? AND e.card_id = ? ORDER BY e.edited_at DESC, e.id DESC LIMIT ?",
+            (chat_id, card_id, limit),
+        )
+        return [_card_edit(row) for row in rows]
 
     async def spent_by_carrier(self, chat_id: int, since: datetime) -> dict[Carrier, int]:
         rows = await self.fetchall(

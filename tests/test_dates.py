@@ -118,7 +118,6 @@ def test_feb_29_skips_2100() -> None:
         ("30天", date(2026, 6, 9)),
         ("30 days", date(2026, 6, 9)),
         ("1 day", date(2026, 5, 11)),
-        ("0d", TODAY),
         ("2w", date(2026, 5, 24)),
         ("2周", date(2026, 5, 24)),
         ("2 weeks", date(2026, 5, 24)),
@@ -208,6 +207,12 @@ def test_out_of_range(text: str) -> None:
     error = _expiry_error(text)
     assert error.key == "error.date.out_of_range"
     assert error.params == {"text": text}
+
+
+@pytest.mark.parametrize("text", ["0d", "0天", "0 days", "0个月", "0y"])
+def test_zero_length_is_refused(text: str) -> None:
+    # An empty length is no expiry: "/renew 1238 0天" used to read it as "today".
+    assert _expiry_error(text).key == "error.date.zero_length"
 
 
 def test_duration_past_2100_is_out_of_range() -> None:

@@ -14,11 +14,13 @@ from bot.iccid import (
     MASK_PREFIX,
     MAX_INPUT_LEN,
     IccidCheck,
+    carrier_from_iccid,
     check_iccid,
     mask_iccid,
     matches_suffix,
     normalize_iccid,
 )
+from bot.models import Carrier
 
 BODY_19 = "8986011234567890123"  # a China Unicom-looking ICCID without its check digit
 VALID_20 = BODY_19 + luhn.calc_check_digit(BODY_19)
@@ -199,3 +201,44 @@ def test_wrong_length_is_refused(tail: str) -> None:
 @given(st.from_regex(r"[0-9A-Z]{19,20}", fullmatch=True).filter(lambda s: s[:2] != "89"))
 def test_wrong_prefix_is_refused(text: str) -> None:
     assert _error(text).key == "error.iccid.prefix"
+
+
+# --- look-alike letters and the issuer prefix -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "digits"),
+    [
+        ("8986OO1234567890123l", "89860012345678901231"),
+        ("8986oo12345678901231", "89860012345678901231"),
+        ("8986001234567890I231", "89860012345678901231"),
+        ("89860012345678901231", None),  # digits already
+        ("898604A1234567890OO1", None),  # a real letter besides: left alone
+    ],
+)
+def test_lookalike_digits(typed: str, digits: str | None) -> None:
+    assert check_iccid(typed).digits_suggestion == digits
+
+
+@pytest.mark.parametrize(
+    ("number", "carrier"),
+    [
+        ("89860012345678901231", Carrier.CHINA_MOBILE),
+        ("89860212345678901231", Carrier.CHINA_MOBILE),
+        ("89860412345678901231", Carrier.CHINA_MOBILE),
+        ("89860712345678901231", Carrier.CHINA_MOBILE),
+        ("89860812345678901231", Carrier.CHINA_MOBILE),
+        ("89860112345678901231", Carrier.CHINA_UNICOM),
+        ("89860612345678901231", Carrier.CHINA_UNICOM),
+        ("89860912345678901231", Carrier.CHINA_UNICOM),
+        ("89860312345678901231", Carrier.CHINA_TELECOM),
+        ("89860512345678901231", Carrier.CHINA_TELECOM),
+        ("89861112345678901231", Carrier.CHINA_TELECOM),
+        ("8986 1112 3456 7890 1231", Carrier.CHINA_TELECOM),
+        ("89861012345678901231", None),
+        ("89014104212345678901", None),
+        ("", None),
+    ],
+)
+def test_carrier_from_iccid(number: str, carrier: Carrier | None) -> None:
+    assert carrier_from_iccid(number) is carrier

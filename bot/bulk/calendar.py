@@ -8,7 +8,7 @@ the events instead of duplicating them. Muted cards get no alarms.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from icalendar import Alarm, Calendar, Event
 
@@ -60,7 +60,10 @@ def _event_ical(card: Card, *, chat_id: int, lang: str, is_group: bool, now: dat
     event.add("uid", card_uid(chat_id, card))
     event.add("dtstamp", now)
     event.add("dtstart", card.expiry)  # a date: an all-day event
-    event.add("dtend", card.expiry + timedelta(days=1))
+    if card.expiry < date.max:
+        event.add("dtend", card.expiry + timedelta(days=1))
+    else:  # a card saved before expiries were bounded: one day long all the same (RFC 5545)
+        event.add("duration", timedelta(days=1))
     event.add("summary", summary.strip())
     event.add("description", plain(t(lang, "calendar.description", iccid=shown, label=label)))
     event.add("transp", "TRANSPARENT")  # an expiry doesn't make anyone busy

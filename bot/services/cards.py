@@ -8,12 +8,17 @@ from datetime import date, datetime, timedelta
 
 from bot.clock import Clock, local_today
 from bot.dates import renewal_expiry
+from bot.errors import InputError
 from bot.iccid import matches_suffix, normalize_iccid
 from bot.models import (
+    LATEST_EXPIRY,
     Card,
     CardDraft,
+    CardEdit,
+    CardEditDraft,
     Carrier,
     ChatSettings,
+    EditField,
     Period,
     Renewal,
     RenewalDraft,
@@ -43,6 +48,81 @@ class RenewalPlan:
     new_expiry: date
     rule: RenewalRule
     period: Period | None
+
+
+@dataclass(frozen=True)
+class ExpiryEdit:
+    """What correcting a card's expiry (``/edit``) will do, shown to the user before it is saved.
+
+    A period counts from the current expiry as a renewal would (``rule`` EXTEND, or RESTART for a
+    card already expired); a date is taken as given (SET_DATE). It is not a renewal: nothing is
+    paid, and it goes to the card's edit trail, not its renewal history."""
+
+    card: Card
+    old_expiry: date
+    new_expiry: date
+    rule: RenewalRule
+    period: Period | None
+
+    @property
+    def earlier(self) -> bool:
+        return self.new_expiry < self.old_expiry
+
+
+def plan_value(period: Period | None, price_fen: int | None) -> str | None:
+    """A plan as the edit trail keeps it: ``months:days:price`` (price empty when unknown)."""
+    if period is None:
+        return None
+    return f"{period.months}:{period.days}:{'' if price_fen is None else price_fen}"
+
+
+def parse_plan_value(value: str | None) -> tuple[Period | None, int | None]:
+    """The inverse of ``plan_value``; (None, None) for an empty or unreadable value."""
+    try:
+        months, days, price = (value or "").split(":")
+        return Period(months=int(months), days=int(days)), int(price) if price else None
+    except ValueError:
+        return None, None
+
+
+def _field_values(card: Card) -> dict[EditField, str | None]:
+    return {
+        EditField.EXPIRY: card.expiry.isoformat(),
+        EditField.CARRIER: card.carrier.value,
+        EditField.LABEL: card.label,
+        EditField.PLAN: plan_value(card.plan_period, card.plan_price_fen),
+        EditField.NOTE: card.note,
+        EditField.ICCID: card.iccid,
+    }
+
+
+def changed_fields(before: Card, after: Card) -> list[tuple[EditField, str | None, str | None]]:
+    """(field, old, new) for each field of the edit trail that differs."""
+    old, new = _field_values(before), _field_values(after)
+    return [(name, old[name], new[name]) for name in EditField if old[name] != new[name]]
+
+
+def bounded_expiry(start: date, period: Period, today: date) -> tuple[date, RenewalRule]:
+    """``renewal_expiry`` refusing an empty period and an expiry past ``LATEST_EXPIRY``.
+
+    Raises ``InputError``: ``error.period.empty`` or ``error.date.too_late`` (``latest``)."""
+    if period.is_empty:
+        raise InputError("error.period.empty")
+    # A card already past the bound (saved before there was one) is refused before any
+    # arithmetic: from there a period can run past date.max.
+    if start > LATEST_EXPIRY:
+        raise InputError("error.date.too_late", latest=LATEST_EXPIRY.isoformat())
+    new_expiry, rule = renewal_expiry(start, period, today)
+    if new_expiry > LATEST_EXPIRY:
+        raise InputError("error.date.too_late", latest=LATEST_EXPIRY.isoformat())
+    return new_expiry, rule
+
+
+def check_expiry(expiry: date) -> date:
+    """Raises ``InputError`` ``error.date.too_late`` for an expiry past ``LATEST_EXPIRY``."""
+    if expiry > LATEST_EXPIRY:
+        raise InputError("error.date.too_late", latest=LATEST_EXPIRY.isoformat())
+    return expiry
 
 
 class CardService:
@@ -76,6 +156,10 @@ class CardService:
     async def history(self, chat_id: int, card_id: int, limit: int = 5) -> list[Renewal]:
         return await self.storage.list_renewals(chat_id, card_id, limit)
 
+    async def edits(self, chat_id: int, card_id: int, limit: int = 5) -> list[CardEdit]:
+        """The card's edit trail, newest first (the card screen shows the last few)."""
+        return await self.storage.list_card_edits(chat_id, card_id, limit)
+
     async def page(
         self, chat_id: int, page: int, *, expiring_before: date | None = None
     ) -> CardPage:
@@ -104,10 +188,18 @@ class CardService:
         return [card for card in found if matches_suffix(card.iccid, fragment)]
 
     def plan_renewal(self, card: Card, today: date, choice: Period | date) -> RenewalPlan:
+        """Raises ``InputError`` for an empty period or a new expiry past ``LATEST_EXPIRY``."""
         if isinstance(choice, date):
-            return RenewalPlan(card, card.expiry, choice, RenewalRule.SET_DATE, None)
-        new_expiry, rule = renewal_expiry(card.expiry, choice, today)
+            return RenewalPlan(card, card.expiry, check_expiry(choice), RenewalRule.SET_DATE, None)
+        new_expiry, rule = bounded_expiry(card.expiry, choice, today)
         return RenewalPlan(card, card.expiry, new_expiry, rule, choice)
+
+    def plan_expiry_edit(self, card: Card, today: date, choice: Period | date) -> ExpiryEdit:
+        """The new expiry ``/edit`` would set; raises ``InputError`` like ``plan_renewal``."""
+        if isinstance(choice, date):
+            return ExpiryEdit(card, card.expiry, check_expiry(choice), RenewalRule.SET_DATE, None)
+        new_expiry, rule = bounded_expiry(card.expiry, choice, today)
+        return ExpiryEdit(card, card.expiry, new_expiry, rule, choice)
 
     async def renew(
         self,
@@ -133,6 +225,35 @@ class CardService:
     async def update(self, card: Card) -> Card | None:
         return await self.storage.update_card(card.chat_id, card)
 
+    async def edit(
+        self,
+        before: Card,
+        after: Card,
+        *,
+        by_user_id: int | None,
+        by_name: str | None,
+    ) -> Card | None:
+        """Save a person's edit and, in the same transaction, one trail entry per changed field.
+
+        Only if the card's expiry is still ``before``'s (an edit made on a stale screen must not
+        undo a renewal made meanwhile); None when it changed or the card is gone. Raises
+        ``DuplicateCardError`` for an ICCID the chat already has."""
+        now = self.clock.now()
+        trail = [
+            CardEditDraft(
+                edited_at=now,
+                by_user_id=by_user_id,
+                by_name=by_name,
+                field=name,
+                old_value=old,
+                new_value=new,
+            )
+            for name, old, new in changed_fields(before, after)
+        ]
+        return await self.storage.update_card(
+            after.chat_id, after, edits=trail, if_expiry=before.expiry
+        )
+
     async def delete(self, chat_id: int, card_id: int) -> bool:
         return await self.storage.delete_card(chat_id, card_id)
 
@@ -140,4 +261,15 @@ class CardService:
         await self.storage.save_chat(chat)
 
 
-__all__ = ["PAGE_SIZE", "CardPage", "CardService", "RenewalPlan"]
+__all__ = [
+    "PAGE_SIZE",
+    "CardPage",
+    "CardService",
+    "ExpiryEdit",
+    "RenewalPlan",
+    "bounded_expiry",
+    "changed_fields",
+    "check_expiry",
+    "parse_plan_value",
+    "plan_value",
+]
