@@ -295,6 +295,8 @@ async def confirm_button(update: Update, context: Context) -> int:
         new=renewal.new_expiry.isoformat(),
         rule=_rule_text(where, plan),
     )
+    if card.muted:  # a renewal by a person ends the mute (storage renew_card)
+        text = Html(text + where.t("renew.unmuted"))
     await reply(update, text, markup([[button(where.t("button.open_card"), f"cd:{card.id}")]]))
     return END
 

@@ -17,7 +17,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.emulator.records import BotMessage
-from bot.models import Card, CardDraft, RenewalRule
+from bot.models import Card, CardDraft, Period, RenewalRule
 from bot.reminders.digest import mute_data, snooze_data
 from bot.reminders.models import ReminderSettings
 from bot.reminders.runner import ReminderRunner
@@ -252,3 +252,49 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     )
     await app.process_update(Update.de_json(back, app.bot))
     assert await store.is_active(alice.chat_id)
+
+
+async def test_a_renewal_by_a_person_ends_a_mute_and_lists_show_it(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    clock: FixedClock,
+    alice: ChatDriver,
+) -> None:
+    card = await add_card(storage, alice.chat_id, 1, 3, label="前台")
+    await runner.tick()
+    await alice.press_data(mute_data(card.id), digest_message(emulator, alice.chat_id).message_id)
+    mark = f"{card.iccid} 前台 · 到期 {card.expiry.isoformat()} 🔕"
+    assert mark in texts(await alice.send("/cards"))
+    assert mark in texts(await alice.send("/expiring"))
+    assert mark in texts(await alice.send("/find 前台"))
+    assert "提醒：🔕 已静音" in texts(await alice.press_data(f"cd:{card.id}"))
+
+    await alice.send(f"/renew {card.iccid[-6:]} 1年")
+    done = texts(await alice.press("确认续费"))
+    assert "续费后已恢复到期提醒" in done
+    listing = texts(await alice.send("/cards"))
+    assert "前台 · 到期 2027-11-28" in listing
+    assert "🔕" not in listing
+    assert "提醒：开启" in texts(await alice.press_data(f"cd:{card.id}"))
+    # and it is reminded again before its new expiry
+    emulator.take_events()
+    clock.instant += timedelta(days=365)
+    await runner.tick()
+    assert "前台 · 到期 2027-11-28" in texts(emulator.take_events(alice.chat_id))
+
+
+async def test_an_automatic_renewal_keeps_the_mute(
+    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+) -> None:
+    card = await add_card(
+        storage, alice.chat_id, 1, 0, plan_period=Period(months=1), auto_renew=True
+    )
+    await alice.send(f"/edit {card.iccid[-6:]}")
+    await alice.press("静音提醒")
+    await runner.tick()
+    renewed = await storage.get_card(alice.chat_id, card.id)
+    assert renewed is not None
+    assert renewed.expiry == date(2026, 12, 25)
+    assert renewed.muted
+    assert "🔕" in texts(await alice.send("/cards"))
