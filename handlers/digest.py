@@ -1,7 +1,9 @@
 """The digest's buttons (snooze 1 or 3 days, mute, unmute) and the chat-activity hook.
 
-"✅ Renewed" (``rn:<id>``) belongs to the renew conversation. Every button re-reads the card in
-the chat the pressed message is in: an old digest acts on the card as it is now.
+"✅ Renewed" (``rn:<id>``) belongs to the renew conversation, which opens in a new message:
+the digest stays for everyone, only that card's buttons change (renewal in progress, then
+done; see :func:`renewal_opened`). Every button re-reads the card in the chat the pressed
+message is in: an old digest acts on the card as it is now.
 
 Register ``ACTIVITY_HANDLER`` in an early group of its own (e.g. -1): on any update from a chat
 it resumes reminders that a 403 had paused, pauses them when the bot is blocked or removed,
@@ -13,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import date
+from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, TypeHandler
@@ -34,11 +37,13 @@ from bot.reminders.digest import (
     unmute_data,
 )
 from bot.reminders.service import ActionStatus, CardAction, ReminderService
-from handlers.common import Context, Here, answer, here
+from handlers.common import Context, Here, answer, here, services
 from handlers.reminder_schedule import reminders
 from handlers.render import button, markup
 
 _SNOOZE_RE = re.compile(rf"^{SNOOZE_PREFIX}(\d+):(\d+):(\d{{1,7}})$")
+RENEWING_SUFFIX = ":d"  # rn:<id>:d, the card's button while its renewal is open
+RENEWED_INFO_PREFIX = "dg:i:"  # dg:i:<id>, the card's button once it was renewed
 _GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)  # BANNED is "kicked"
 
 
@@ -51,10 +56,110 @@ def _service(context: Context) -> ReminderService:
 
 def _card_buttons(data: str, card_id: int) -> bool:
     """Whether a digest button belongs to ``card_id``."""
-    if data == f"{RENEWED_PREFIX}{card_id}" or data == f"{MUTE_PREFIX}{card_id}":
+    renewed = f"{RENEWED_PREFIX}{card_id}"
+    if data in (renewed, renewed + RENEWING_SUFFIX, f"{MUTE_PREFIX}{card_id}"):
+        return True
+    if data == f"{RENEWED_INFO_PREFIX}{card_id}":
         return True
     m = _SNOOZE_RE.match(data)
     return m is not None and int(m[2]) == card_id
+
+
+Rows = list[list[list[str]]]  # a keyboard as [[[text, data], …], …], as kept in a draft
+
+
+def _rows_of(markup_: InlineKeyboardMarkup) -> Rows:
+    return [
+        [[b.text, b.callback_data] for b in row if isinstance(b.callback_data, str)]
+        for row in markup_.inline_keyboard
+    ]
+
+
+def _with_card_button(rows: Rows, card_id: int, text: str, data: str) -> Rows:
+    """The keyboard with the card's buttons replaced by one (where its first one was)."""
+    result: Rows = []
+    placed = False
+    for row in rows:
+        kept = []
+        for button_text, button_data in row:
+            if not _card_buttons(button_data, card_id):
+                kept.append([button_text, button_data])
+            elif not placed:
+                kept.append([text, data])
+                placed = True
+        if kept:
+            result.append(kept)
+    return result
+
+
+def _markup_of(rows: Rows) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
+    )
+
+
+async def renewal_opened(update: Update, where: Here, card: Card) -> dict[str, Any] | None:
+    """✅ Renewed was pressed. On a digest, that card's buttons become one "renewal in
+    progress" button (pressing it opens the renewal again: someone may give up); the text and
+    the other cards' buttons stay. Returns what :func:`renewal_done` needs, None elsewhere
+    (a card's screen, where the renewal takes the message's place as before)."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if query is None or not isinstance(message, Message) or message.reply_markup is None:
+        return None
+    rows = _rows_of(message.reply_markup)
+    mine = [data for row in rows for _, data in row if _card_buttons(data, card.id)]
+    on_digest = str(query.data).endswith(RENEWING_SUFFIX) or any(
+        data.startswith(SNOOZE_PREFIX) or data.startswith(MUTE_PREFIX) for data in mine
+    )
+    if not on_digest:
+        return None
+    text = where.t("digest.button.renewing", iccid=mask_iccid(card.iccid))
+    data = f"{RENEWED_PREFIX}{card.id}{RENEWING_SUFFIX}"
+    marked = _with_card_button(rows, card.id, text, data)
+    if marked != rows:
+        with contextlib.suppress(BadRequest):  # too old to edit: the renewal goes on anyway
+            await query.edit_message_reply_markup(_markup_of(marked))
+    return {"chat_id": message.chat_id, "message_id": message.message_id, "rows": marked}
+
+
+async def renewal_done(
+    context: Context, where: Here, opened: dict[str, Any], card: Card, new_expiry: date
+) -> None:
+    """The renewal opened from a digest was saved: its button on the digest says so.
+
+    The digest's other buttons are as they were when the renewal was opened (a card snoozed
+    on it meanwhile gets its buttons back; they act on the card as it is now)."""
+    text = where.t(
+        "digest.button.renewed_done", iccid=mask_iccid(card.iccid), expiry=new_expiry.isoformat()
+    )
+    rows = _with_card_button(opened["rows"], card.id, text, f"{RENEWED_INFO_PREFIX}{card.id}")
+    with contextlib.suppress(BadRequest):
+        await context.bot.edit_message_reply_markup(
+            chat_id=opened["chat_id"],
+            message_id=opened["message_id"],
+            reply_markup=_markup_of(rows),
+        )
+
+
+async def renewed_info_pressed(update: Update, context: Context) -> None:
+    """The ✔️ renewed button of a digest: how the card stands now."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    card_id = int(query.data.removeprefix(RENEWED_INFO_PREFIX))
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        await answer(query, where.t("digest.answer.not_found"), alert=True)
+        return
+    await answer(
+        query,
+        where.t(
+            "digest.answer.renewed_info",
+            iccid=mask_iccid(card.iccid),
+            expiry=card.expiry.isoformat(),
+        ),
+    )
 
 
 async def _drop_card_buttons(update: Update, card_id: int) -> None:
@@ -226,6 +331,7 @@ HANDLERS = [
     CallbackQueryHandler(snooze_pressed, pattern=rf"^{SNOOZE_PREFIX}"),
     CallbackQueryHandler(mute_pressed, pattern=rf"^{MUTE_PREFIX}\d+$"),
     CallbackQueryHandler(unmute_pressed, pattern=rf"^{UNMUTE_PREFIX}\d+$"),
+    CallbackQueryHandler(renewed_info_pressed, pattern=rf"^{RENEWED_INFO_PREFIX}\d+$"),
 ]
 ACTIVITY_HANDLER = TypeHandler(Update, chat_activity)
 ACTIVITY_GROUP = -1

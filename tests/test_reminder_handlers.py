@@ -178,6 +178,53 @@ async def test_renewed_button_opens_the_renew_flow(
     message = digest_message(emulator, alice.chat_id)
     events = await alice.press_data(f"rn:{card.id}", message.message_id)
     assert card.iccid in texts(events)
+    assert digest_message(emulator, alice.chat_id).text == message.text  # still there
+
+
+def buttons_of(message: BotMessage) -> list[tuple[str, str | None]]:
+    return [(text, data) for row in message.buttons for text, data in row]
+
+
+async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    first = await add_card(storage, bob.chat_id, 1, 3, label="前台")
+    second = await add_card(storage, bob.chat_id, 2, 5)
+    await runner.tick()
+    digest = digest_message(emulator, bob.chat_id)
+    events = await bob.press_data(f"rn:{first.id}", digest.message_id)
+    asked = [e for e in events if e.kind == "message"]
+    assert "续多久" in texts(asked)  # the renewal is a new message
+    now = digest_message(emulator, bob.chat_id)
+    assert now.text == digest.text  # the day's list stays for everyone
+    assert card_buttons(now, second) == card_buttons(digest, second)  # untouched
+    assert card_buttons(now, first) == []
+    renewing = f"⏳ …{first.iccid[-6:]} 续费中…"
+    assert (renewing, f"rn:{first.id}:d") in buttons_of(now)
+    assert "已取消" in texts(await bob.send("/cancel"))
+    assert digest_message(emulator, bob.chat_id).text == digest.text
+
+    # someone else takes it over from the digest's button and finishes it
+    events = await boss.press_data(f"rn:{first.id}:d", digest.message_id)
+    assert "续多久" in texts(events)
+    await boss.press("1 个月")
+    await boss.press("跳过")
+    assert "已续费" in texts(await boss.press("确认续费"))
+    renewed = await storage.get_card(bob.chat_id, first.id)
+    assert renewed is not None
+    assert renewed.expiry == date(2026, 12, 28)
+    now = digest_message(emulator, bob.chat_id)
+    assert now.text == digest.text
+    assert card_buttons(now, second) == card_buttons(digest, second)
+    done = f"✔️ …{first.iccid[-6:]} 已续费 · 2026-12-28 到期"
+    assert (done, f"dg:i:{first.id}") in buttons_of(now)
+    assert renewing not in [text for text, _ in buttons_of(now)]
+    events = await bob.press_data(f"dg:i:{first.id}", digest.message_id)
+    assert texts(events) == f"…{first.iccid[-6:]} 已续费，现在 2026-12-28 到期。"
 
 
 async def test_reminder_settings_menu(
