@@ -238,18 +238,18 @@ def _notice_text(where: Here, key: str, card: Card) -> Html:
     )
 
 
-async def _notice(update: Update, where: Here, key: str, result: CardAction, undo: bool) -> None:
-    """Tell the chat who changed what (in a group everybody relies on the reminders)."""
-    card = result.card
-    assert card is not None
+async def post_mute_notice(update: Update, where: Here, card: Card) -> None:
+    """Tell the chat who muted (with an undo button) or unmuted which card, whether from a
+    digest or from /edit: in a group everybody relies on the reminders."""
     message = update.effective_message
     if message is None:
         return
-    keyboard = (
-        markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]]) if undo else None
-    )
+    key = "digest.notice.muted" if card.muted else "digest.notice.unmuted"
+    undo = markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]])
     await message.reply_text(
-        _notice_text(where, key, card), parse_mode=ParseMode.HTML, reply_markup=keyboard
+        _notice_text(where, key, card),
+        parse_mode=ParseMode.HTML,
+        reply_markup=undo if card.muted else None,
     )
 
 
@@ -285,7 +285,8 @@ async def mute_pressed(update: Update, context: Context) -> None:
         return
     where, result, card_id = pressed
     if result.status is not ActionStatus.ALREADY:
-        await _notice(update, where, "digest.notice.muted", result, undo=True)
+        assert result.card is not None
+        await post_mute_notice(update, where, result.card)
     await _drop_card_buttons(update, card_id)
 
 

@@ -345,3 +345,25 @@ async def test_an_automatic_renewal_keeps_the_mute(
     assert renewed.expiry == date(2026, 12, 25)
     assert renewed.muted
     assert "🔕" in texts(await alice.send("/cards"))
+
+
+async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
+    runner: ReminderRunner, storage: SqliteStorage, group: dict[str, ChatDriver]
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    card = await add_card(storage, bob.chat_id, 1, 3, label="前台")
+    await bob.send(f"/edit {card.iccid[-6:]}")
+    said = texts(await bob.press("静音提醒"))
+    assert f"Bob 静音了流量卡 …{card.iccid[-6:]} · 前台，之后不再提醒" in said
+    muted = await storage.get_card(bob.chat_id, card.id)
+    assert muted is not None
+    assert muted.muted
+    # the notice's undo button works for anyone in the group
+    assert "Boss 恢复了流量卡" in texts(await boss.press("🔔 恢复提醒"))
+    [menu] = await boss.send(f"/edit {card.iccid[-6:]}")
+    await boss.press_data(f"et:{card.id}:mute", menu.message_id)
+    said = texts(await boss.press_data(f"et:{card.id}:mute", menu.message_id))  # unmute
+    assert f"Boss 恢复了流量卡 …{card.iccid[-6:]} · 前台 的到期提醒" in said
+    unmuted = await storage.get_card(bob.chat_id, card.id)
+    assert unmuted is not None
+    assert not unmuted.muted
