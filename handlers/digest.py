@@ -92,13 +92,37 @@ def _with_card_button(rows: Rows, card_id: int, text: str, data: str) -> Rows:
     return result
 
 
-def _markup_of(rows: Rows) -> InlineKeyboardMarkup:
+def _markup_of(rows: Rows) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
     )
 
 
-async def renewal_opened(update: Update, where: Here, card: Card) -> dict[str, Any] | None:
+_KEYBOARDS_KEY = "digest.keyboards"  # chat_data: message id -> the digest's buttons, as set
+_KEPT_KEYBOARDS = 30
+
+
+async def _set_keyboard(context: Context, chat_id: int, message_id: int, rows: Rows) -> None:
+    """Change a digest's buttons, and remember them: a renewal saved later changes its card's
+    button on the digest as it is then, not as it was when the renewal was opened."""
+    if context.chat_data is not None:
+        kept: dict[int, Rows] = context.chat_data.setdefault(_KEYBOARDS_KEY, {})
+        kept.pop(message_id, None)
+        kept[message_id] = rows
+        while len(kept) > _KEPT_KEYBOARDS:
+            kept.pop(next(iter(kept)))
+    # Too old to edit, or edited meanwhile: no matter, the buttons act on the current card.
+    with contextlib.suppress(BadRequest):
+        await context.bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=_markup_of(rows)
+        )
+
+
+async def renewal_opened(
+    update: Update, context: Context, where: Here, card: Card
+) -> dict[str, Any] | None:
     """✅ Renewed was pressed. On a digest, that card's buttons become one "renewal in
     progress" button (pressing it opens the renewal again: someone may give up); the text and
     the other cards' buttons stay. Returns what :func:`renewal_done` needs, None elsewhere
@@ -118,28 +142,23 @@ async def renewal_opened(update: Update, where: Here, card: Card) -> dict[str, A
     data = f"{RENEWED_PREFIX}{card.id}{RENEWING_SUFFIX}"
     marked = _with_card_button(rows, card.id, text, data)
     if marked != rows:
-        with contextlib.suppress(BadRequest):  # too old to edit: the renewal goes on anyway
-            await query.edit_message_reply_markup(_markup_of(marked))
-    return {"chat_id": message.chat_id, "message_id": message.message_id, "rows": marked}
+        await _set_keyboard(context, message.chat_id, message.message_id, marked)
+    return {"chat_id": message.chat_id, "message_id": message.message_id}
 
 
 async def renewal_done(
     context: Context, where: Here, opened: dict[str, Any], card: Card, new_expiry: date
 ) -> None:
-    """The renewal opened from a digest was saved: its button on the digest says so.
-
-    The digest's other buttons are as they were when the renewal was opened (a card snoozed
-    on it meanwhile gets its buttons back; they act on the card as it is now)."""
+    """The renewal opened from a digest was saved: its button on the digest says so; the
+    digest's other buttons stay as they are now."""
+    kept = (context.chat_data or {}).get(_KEYBOARDS_KEY, {}).get(opened["message_id"])
+    if kept is None:
+        return  # forgotten (many digests since): the in-progress button still works
     text = where.t(
         "digest.button.renewed_done", iccid=mask_iccid(card.iccid), expiry=new_expiry.isoformat()
     )
-    rows = _with_card_button(opened["rows"], card.id, text, f"{RENEWED_INFO_PREFIX}{card.id}")
-    with contextlib.suppress(BadRequest):
-        await context.bot.edit_message_reply_markup(
-            chat_id=opened["chat_id"],
-            message_id=opened["message_id"],
-            reply_markup=_markup_of(rows),
-        )
+    rows = _with_card_button(kept, card.id, text, f"{RENEWED_INFO_PREFIX}{card.id}")
+    await _set_keyboard(context, opened["chat_id"], opened["message_id"], rows)
 
 
 async def renewed_info_pressed(update: Update, context: Context) -> None:
@@ -162,7 +181,7 @@ async def renewed_info_pressed(update: Update, context: Context) -> None:
     )
 
 
-async def _drop_card_buttons(update: Update, card_id: int) -> None:
+async def _drop_card_buttons(update: Update, context: Context, card_id: int) -> None:
     """Take the card's buttons off the digest: it has been dealt with."""
     query = update.callback_query
     if query is None or not isinstance(query.message, Message):
@@ -170,23 +189,16 @@ async def _drop_card_buttons(update: Update, card_id: int) -> None:
     current = query.message.reply_markup
     if current is None:
         return
-    rows = [
-        [
-            b
-            for b in row
-            if not (isinstance(b.callback_data, str) and _card_buttons(b.callback_data, card_id))
-        ]
-        for row in current.inline_keyboard
-    ]
-    kept = [row for row in rows if row]
-    if sum(map(len, kept)) == sum(map(len, current.inline_keyboard)):
-        return
-    # Too old to edit, or edited meanwhile: no matter, the buttons act on the current card.
-    with contextlib.suppress(BadRequest):
-        await query.edit_message_reply_markup(InlineKeyboardMarkup(kept) if kept else None)
+    rows = _rows_of(current)
+    kept = [[b for b in row if not _card_buttons(b[1], card_id)] for row in rows]
+    kept = [row for row in kept if row]
+    if kept != rows:
+        await _set_keyboard(context, query.message.chat_id, query.message.message_id, kept)
 
 
-async def _refused(update: Update, where: Here, result: CardAction, card_id: int) -> bool:
+async def _refused(
+    update: Update, context: Context, where: Here, result: CardAction, card_id: int
+) -> bool:
     """Answer NOT_FOUND / CHANGED; True if the action did not happen."""
     query = update.callback_query
     if result.status is ActionStatus.NOT_FOUND:
@@ -199,7 +211,7 @@ async def _refused(update: Update, where: Here, result: CardAction, card_id: int
         )
     else:
         return False
-    await _drop_card_buttons(update, card_id)
+    await _drop_card_buttons(update, context, card_id)
     return True
 
 
@@ -218,14 +230,14 @@ async def snooze_pressed(update: Update, context: Context) -> None:
         return
     where = await here(update, context)
     result = await _service(context).snooze(where.chat, card_id, days, digest_expiry=expiry)
-    if await _refused(update, where, result, card_id):
+    if await _refused(update, context, where, result, card_id):
         return
     assert result.card is not None and result.until is not None
     until = date_text(where.lang, result.until)
     await answer(
         query, where.t("digest.answer.snoozed", iccid=mask_iccid(result.card.iccid), until=until)
     )
-    await _drop_card_buttons(update, card_id)
+    await _drop_card_buttons(update, context, card_id)
 
 
 def _notice_text(where: Here, key: str, card: Card) -> Html:
@@ -267,7 +279,7 @@ async def _set_muted(
     service = _service(context)
     set_muted = service.mute if muted else service.unmute
     result = await set_muted(where.chat_id, card_id)
-    if await _refused(update, where, result, card_id):
+    if await _refused(update, context, where, result, card_id):
         return None
     assert result.card is not None
     if muted:
@@ -287,7 +299,7 @@ async def mute_pressed(update: Update, context: Context) -> None:
     if result.status is not ActionStatus.ALREADY:
         assert result.card is not None
         await post_mute_notice(update, where, result.card)
-    await _drop_card_buttons(update, card_id)
+    await _drop_card_buttons(update, context, card_id)
 
 
 async def unmute_pressed(update: Update, context: Context) -> None:

@@ -128,7 +128,7 @@ async def picked(update: Update, context: Context) -> int:
     drop_scratch(context, NAME, where.chat_id)
     data = _scratch(context, where)
     data["card_id"] = card.id
-    opened = await renewal_opened(update, where, card)
+    opened = await renewal_opened(update, context, where, card)
     if opened is not None:
         data["digest"] = opened
     return await _ask_period(update, context, where, card, edit=opened is None)
