@@ -33,7 +33,13 @@ from handlers import (
     start,
     stats,
 )
-from handlers.common import SERVICES_KEY, Services, install_services
+from handlers.common import (
+    MEMBERS_ONLY_GROUP,
+    MEMBERS_ONLY_HANDLER,
+    SERVICES_KEY,
+    Services,
+    install_services,
+)
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
@@ -92,6 +98,8 @@ async def register_commands(application: AnyApplication) -> None:
 
 
 def add_handlers(application: AnyApplication) -> None:
+    # A button in a group answers only the group's members (public groups show them to all).
+    application.add_handler(MEMBERS_ONLY_HANDLER, group=MEMBERS_ONLY_GROUP)
     # Any update from a chat first marks it active again (it may have blocked the bot before).
     application.add_handler(digest.ACTIVITY_HANDLER, group=digest.ACTIVITY_GROUP)
     # One group, so exactly one handler answers an update: conversations first (their steps win

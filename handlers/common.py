@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    CallbackQuery,
+    ChatMemberRestricted,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 from telegram.helpers import mention_html
 
 from bot.clock import Clock
@@ -97,6 +104,47 @@ async def is_admin(update: Update, context: Context) -> bool:
         return False
     member = await context.bot.get_chat_member(chat.id, user.id)
     return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+_IN_CHAT = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER)
+
+
+async def is_member(update: Update, context: Context) -> bool:
+    """Whether the person who pressed a button in a group is in that group.
+
+    Anyone who can see a public group's messages can press their buttons, in the group or
+    not; Telegram says "left" or "kicked" for outsiders (or "user not found")."""
+    chat = update.effective_chat
+    if chat is None or chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
+        return True
+    user = update.effective_user
+    if user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except BadRequest:  # never seen in the chat
+        return False
+    if member.status in _IN_CHAT:
+        return True
+    return isinstance(member, ChatMemberRestricted) and member.is_member
+
+
+async def _members_only(update: Update, context: Context) -> None:
+    """Every button press in a group passes here first: an outsider gets a short alert in
+    their own language, and no other handler sees the press."""
+    if await is_member(update, context):
+        return
+    user = update.effective_user
+    lang = resolve_language(
+        None, user.language_code if user else None, services(context).settings.language
+    )
+    await answer(update.callback_query, t(lang, "group.members_only"), alert=True)
+    raise ApplicationHandlerStop
+
+
+# Register in a group of its own before every other (``bot/app.py``): it guards every button.
+MEMBERS_ONLY_HANDLER = CallbackQueryHandler(_members_only)
+MEMBERS_ONLY_GROUP = -2
 
 
 async def reply(

@@ -1,7 +1,9 @@
 """The digest's buttons (snooze 1 or 3 days, mute, unmute) and the chat-activity hook.
 
-"✅ Renewed" (``rn:<id>``) belongs to the renew conversation. Every button re-reads the card in
-the chat the pressed message is in: an old digest acts on the card as it is now.
+"✅ Renewed" (``rn:<id>``) belongs to the renew conversation, which opens in a new message:
+the digest stays for everyone, only that card's buttons change (renewal in progress, then
+done; see :func:`renewal_opened`). Every button re-reads the card in the chat the pressed
+message is in: an old digest acts on the card as it is now.
 
 Register ``ACTIVITY_HANDLER`` in an early group of its own (e.g. -1): on any update from a chat
 it resumes reminders that a 403 had paused, pauses them when the bot is blocked or removed,
@@ -13,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import date
+from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, TypeHandler
@@ -34,11 +37,13 @@ from bot.reminders.digest import (
     unmute_data,
 )
 from bot.reminders.service import ActionStatus, CardAction, ReminderService
-from handlers.common import Context, Here, answer, here
+from handlers.common import Context, Here, answer, here, services
 from handlers.reminder_schedule import reminders
 from handlers.render import button, markup
 
 _SNOOZE_RE = re.compile(rf"^{SNOOZE_PREFIX}(\d+):(\d+):(\d{{1,7}})$")
+RENEWING_SUFFIX = ":d"  # rn:<id>:d, the card's button while its renewal is open
+RENEWED_INFO_PREFIX = "dg:i:"  # dg:i:<id>, the card's button once it was renewed
 _GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)  # BANNED is "kicked"
 
 
@@ -51,13 +56,132 @@ def _service(context: Context) -> ReminderService:
 
 def _card_buttons(data: str, card_id: int) -> bool:
     """Whether a digest button belongs to ``card_id``."""
-    if data == f"{RENEWED_PREFIX}{card_id}" or data == f"{MUTE_PREFIX}{card_id}":
+    renewed = f"{RENEWED_PREFIX}{card_id}"
+    if data in (renewed, renewed + RENEWING_SUFFIX, f"{MUTE_PREFIX}{card_id}"):
+        return True
+    if data == f"{RENEWED_INFO_PREFIX}{card_id}":
         return True
     m = _SNOOZE_RE.match(data)
     return m is not None and int(m[2]) == card_id
 
 
-async def _drop_card_buttons(update: Update, card_id: int) -> None:
+Rows = list[list[list[str]]]  # a keyboard as [[[text, data], …], …], as kept in a draft
+
+
+def _rows_of(markup_: InlineKeyboardMarkup) -> Rows:
+    return [
+        [[b.text, b.callback_data] for b in row if isinstance(b.callback_data, str)]
+        for row in markup_.inline_keyboard
+    ]
+
+
+def _with_card_button(rows: Rows, card_id: int, text: str, data: str) -> Rows:
+    """The keyboard with the card's buttons replaced by one (where its first one was)."""
+    result: Rows = []
+    placed = False
+    for row in rows:
+        kept = []
+        for button_text, button_data in row:
+            if not _card_buttons(button_data, card_id):
+                kept.append([button_text, button_data])
+            elif not placed:
+                kept.append([text, data])
+                placed = True
+        if kept:
+            result.append(kept)
+    return result
+
+
+def _markup_of(rows: Rows) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
+    )
+
+
+_KEYBOARDS_KEY = "digest.keyboards"  # chat_data: message id -> the digest's buttons, as set
+_KEPT_KEYBOARDS = 30
+
+
+async def _set_keyboard(context: Context, chat_id: int, message_id: int, rows: Rows) -> None:
+    """Change a digest's buttons, and remember them: a renewal saved later changes its card's
+    button on the digest as it is then, not as it was when the renewal was opened."""
+    if context.chat_data is not None:
+        kept: dict[int, Rows] = context.chat_data.setdefault(_KEYBOARDS_KEY, {})
+        kept.pop(message_id, None)
+        kept[message_id] = rows
+        while len(kept) > _KEPT_KEYBOARDS:
+            kept.pop(next(iter(kept)))
+    # Too old to edit, or edited meanwhile: no matter, the buttons act on the current card.
+    with contextlib.suppress(BadRequest):
+        await context.bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=_markup_of(rows)
+        )
+
+
+async def renewal_opened(
+    update: Update, context: Context, where: Here, card: Card
+) -> dict[str, Any] | None:
+    """✅ Renewed was pressed. On a digest, that card's buttons become one "renewal in
+    progress" button (pressing it opens the renewal again: someone may give up); the text and
+    the other cards' buttons stay. Returns what :func:`renewal_done` needs, None elsewhere
+    (a card's screen, where the renewal takes the message's place as before)."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if query is None or not isinstance(message, Message) or message.reply_markup is None:
+        return None
+    rows = _rows_of(message.reply_markup)
+    mine = [data for row in rows for _, data in row if _card_buttons(data, card.id)]
+    on_digest = str(query.data).endswith(RENEWING_SUFFIX) or any(
+        data.startswith(SNOOZE_PREFIX) or data.startswith(MUTE_PREFIX) for data in mine
+    )
+    if not on_digest:
+        return None
+    text = where.t("digest.button.renewing", iccid=mask_iccid(card.iccid))
+    data = f"{RENEWED_PREFIX}{card.id}{RENEWING_SUFFIX}"
+    marked = _with_card_button(rows, card.id, text, data)
+    if marked != rows:
+        await _set_keyboard(context, message.chat_id, message.message_id, marked)
+    return {"chat_id": message.chat_id, "message_id": message.message_id}
+
+
+async def renewal_done(
+    context: Context, where: Here, opened: dict[str, Any], card: Card, new_expiry: date
+) -> None:
+    """The renewal opened from a digest was saved: its button on the digest says so; the
+    digest's other buttons stay as they are now."""
+    kept = (context.chat_data or {}).get(_KEYBOARDS_KEY, {}).get(opened["message_id"])
+    if kept is None:
+        return  # forgotten (many digests since): the in-progress button still works
+    text = where.t(
+        "digest.button.renewed_done", iccid=mask_iccid(card.iccid), expiry=new_expiry.isoformat()
+    )
+    rows = _with_card_button(kept, card.id, text, f"{RENEWED_INFO_PREFIX}{card.id}")
+    await _set_keyboard(context, opened["chat_id"], opened["message_id"], rows)
+
+
+async def renewed_info_pressed(update: Update, context: Context) -> None:
+    """The ✔️ renewed button of a digest: how the card stands now."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    card_id = int(query.data.removeprefix(RENEWED_INFO_PREFIX))
+    card = await services(context).cards.get(where.chat_id, card_id)
+    if card is None:
+        await answer(query, where.t("digest.answer.not_found"), alert=True)
+        return
+    await answer(
+        query,
+        where.t(
+            "digest.answer.renewed_info",
+            iccid=mask_iccid(card.iccid),
+            expiry=card.expiry.isoformat(),
+        ),
+    )
+
+
+async def _drop_card_buttons(update: Update, context: Context, card_id: int) -> None:
     """Take the card's buttons off the digest: it has been dealt with."""
     query = update.callback_query
     if query is None or not isinstance(query.message, Message):
@@ -65,23 +189,16 @@ async def _drop_card_buttons(update: Update, card_id: int) -> None:
     current = query.message.reply_markup
     if current is None:
         return
-    rows = [
-        [
-            b
-            for b in row
-            if not (isinstance(b.callback_data, str) and _card_buttons(b.callback_data, card_id))
-        ]
-        for row in current.inline_keyboard
-    ]
-    kept = [row for row in rows if row]
-    if sum(map(len, kept)) == sum(map(len, current.inline_keyboard)):
-        return
-    # Too old to edit, or edited meanwhile: no matter, the buttons act on the current card.
-    with contextlib.suppress(BadRequest):
-        await query.edit_message_reply_markup(InlineKeyboardMarkup(kept) if kept else None)
+    rows = _rows_of(current)
+    kept = [[b for b in row if not _card_buttons(b[1], card_id)] for row in rows]
+    kept = [row for row in kept if row]
+    if kept != rows:
+        await _set_keyboard(context, query.message.chat_id, query.message.message_id, kept)
 
 
-async def _refused(update: Update, where: Here, result: CardAction, card_id: int) -> bool:
+async def _refused(
+    update: Update, context: Context, where: Here, result: CardAction, card_id: int
+) -> bool:
     """Answer NOT_FOUND / CHANGED; True if the action did not happen."""
     query = update.callback_query
     if result.status is ActionStatus.NOT_FOUND:
@@ -94,7 +211,7 @@ async def _refused(update: Update, where: Here, result: CardAction, card_id: int
         )
     else:
         return False
-    await _drop_card_buttons(update, card_id)
+    await _drop_card_buttons(update, context, card_id)
     return True
 
 
@@ -113,14 +230,14 @@ async def snooze_pressed(update: Update, context: Context) -> None:
         return
     where = await here(update, context)
     result = await _service(context).snooze(where.chat, card_id, days, digest_expiry=expiry)
-    if await _refused(update, where, result, card_id):
+    if await _refused(update, context, where, result, card_id):
         return
     assert result.card is not None and result.until is not None
     until = date_text(where.lang, result.until)
     await answer(
         query, where.t("digest.answer.snoozed", iccid=mask_iccid(result.card.iccid), until=until)
     )
-    await _drop_card_buttons(update, card_id)
+    await _drop_card_buttons(update, context, card_id)
 
 
 def _notice_text(where: Here, key: str, card: Card) -> Html:
@@ -133,18 +250,18 @@ def _notice_text(where: Here, key: str, card: Card) -> Html:
     )
 
 
-async def _notice(update: Update, where: Here, key: str, result: CardAction, undo: bool) -> None:
-    """Tell the chat who changed what (in a group everybody relies on the reminders)."""
-    card = result.card
-    assert card is not None
+async def post_mute_notice(update: Update, where: Here, card: Card) -> None:
+    """Tell the chat who muted (with an undo button) or unmuted which card, whether from a
+    digest or from /edit: in a group everybody relies on the reminders."""
     message = update.effective_message
     if message is None:
         return
-    keyboard = (
-        markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]]) if undo else None
-    )
+    key = "digest.notice.muted" if card.muted else "digest.notice.unmuted"
+    undo = markup([[button(where.t("digest.button.unmute"), unmute_data(card.id))]])
     await message.reply_text(
-        _notice_text(where, key, card), parse_mode=ParseMode.HTML, reply_markup=keyboard
+        _notice_text(where, key, card),
+        parse_mode=ParseMode.HTML,
+        reply_markup=undo if card.muted else None,
     )
 
 
@@ -162,7 +279,7 @@ async def _set_muted(
     service = _service(context)
     set_muted = service.mute if muted else service.unmute
     result = await set_muted(where.chat_id, card_id)
-    if await _refused(update, where, result, card_id):
+    if await _refused(update, context, where, result, card_id):
         return None
     assert result.card is not None
     if muted:
@@ -180,8 +297,9 @@ async def mute_pressed(update: Update, context: Context) -> None:
         return
     where, result, card_id = pressed
     if result.status is not ActionStatus.ALREADY:
-        await _notice(update, where, "digest.notice.muted", result, undo=True)
-    await _drop_card_buttons(update, card_id)
+        assert result.card is not None
+        await post_mute_notice(update, where, result.card)
+    await _drop_card_buttons(update, context, card_id)
 
 
 async def unmute_pressed(update: Update, context: Context) -> None:
@@ -226,6 +344,7 @@ HANDLERS = [
     CallbackQueryHandler(snooze_pressed, pattern=rf"^{SNOOZE_PREFIX}"),
     CallbackQueryHandler(mute_pressed, pattern=rf"^{MUTE_PREFIX}\d+$"),
     CallbackQueryHandler(unmute_pressed, pattern=rf"^{UNMUTE_PREFIX}\d+$"),
+    CallbackQueryHandler(renewed_info_pressed, pattern=rf"^{RENEWED_INFO_PREFIX}\d+$"),
 ]
 ACTIVITY_HANDLER = TypeHandler(Update, chat_activity)
 ACTIVITY_GROUP = -1

@@ -43,6 +43,7 @@ from handlers.common import (
     services,
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
+from handlers.digest import post_mute_notice
 from handlers.render import (
     Keyboard,
     button,
@@ -155,6 +156,8 @@ async def toggle_button(update: Update, context: Context) -> int:
     await answer(query, where.t("edit.saved"))
     await svc.cards.update(card)
     await show_menu(update, context, where, card.id)
+    if what == "mute" and where.is_group:  # as a digest's 🔕 does: the group relies on it
+        await post_mute_notice(update, where, card)
     return END
 
 

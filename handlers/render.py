@@ -82,7 +82,7 @@ def status_text(lang: str, card: Card, today: date) -> Html:
 
 
 def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -> Html:
-    return t(
+    line = t(
         lang,
         "cards.line",
         n=number,
@@ -91,6 +91,7 @@ def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -
         label=card.label or "",
         expiry=card.expiry.isoformat(),
     )
+    return Html(line + t(lang, "cards.muted_mark")) if card.muted else line
 
 
 def card_button_text(card: Card, number: int) -> str:

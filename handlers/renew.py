@@ -34,6 +34,7 @@ from handlers.common import (
     services,
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
+from handlers.digest import RENEWING_SUFFIX, renewal_done, renewal_opened
 from handlers.money import plan_line
 from handlers.render import button, card_list, card_pick_text, iccid_shown, markup, period_text
 
@@ -117,19 +118,28 @@ async def pick_page(update: Update, context: Context) -> int:
 
 
 async def picked(update: Update, context: Context) -> int:
-    """rp:<id> from the list, rn:<id> from a card's detail or a reminder digest."""
+    """rp:<id> from the list, rn:<id> from a card's detail or a reminder digest.
+
+    From a digest the renewal opens in a new message: the digest stays, only that card's
+    buttons say a renewal is in progress (and, once saved, that it is done)."""
     where, card = await _pressed_card(update, context)
     if card is None:
         return END
     drop_scratch(context, NAME, where.chat_id)
-    _scratch(context, where)["card_id"] = card.id
-    return await _ask_period(update, context, where, card)
+    data = _scratch(context, where)
+    data["card_id"] = card.id
+    opened = await renewal_opened(update, context, where, card)
+    if opened is not None:
+        data["digest"] = opened
+    return await _ask_period(update, context, where, card, edit=opened is None)
 
 
 # --- step 2: how long --------------------------------------------------------------------------
 
 
-async def _ask_period(update: Update, context: Context, where: Here, card: Card) -> int:
+async def _ask_period(
+    update: Update, context: Context, where: Here, card: Card, *, edit: bool = True
+) -> int:
     rows = [
         [button(period_text(where.lang, Period(months=m)), f"rper:{m}") for m in STANDARD_MONTHS]
     ]
@@ -148,7 +158,7 @@ async def _ask_period(update: Update, context: Context, where: Here, card: Card)
         text = Html(f"{text}\n\n{where.t('cost.cheapest_hint', plan=plan_line(where, cheapest))}")
         label = where.t("cost.use_cheapest", name=cheapest.name)
         rows.append([button(label, f"rper:cat:{catalogue.index_of(cheapest)}")])
-    await ask(update, where, text, "ask.placeholder.period", markup(rows))
+    await ask(update, where, text, "ask.placeholder.period", markup(rows), edit=edit)
     return PERIOD
 
 
@@ -305,7 +315,11 @@ async def confirm_button(update: Update, context: Context) -> int:
         new=renewal.new_expiry.isoformat(),
         rule=_rule_text(where, plan),
     )
+    if card.muted:  # a renewal by a person ends the mute (storage renew_card)
+        text = Html(text + where.t("renew.unmuted"))
     await reply(update, text, markup([[button(where.t("button.open_card"), f"cd:{card.id}")]]))
+    if "digest" in data:
+        await renewal_done(context, where, data["digest"], card, renewal.new_expiry)
     return END
 
 
@@ -356,7 +370,7 @@ def conversation_handler() -> ConversationHandler[Any]:
         NAME,
         entry_points=[
             CommandHandler("renew", start),
-            CallbackQueryHandler(picked, pattern=r"^rn:\d+$"),
+            CallbackQueryHandler(picked, pattern=rf"^rn:\d+({RENEWING_SUFFIX})?$"),
         ],
         states={
             PICK: [

@@ -79,9 +79,11 @@ class Storage(Protocol):
     async def delete_card(self, chat_id: int, card_id: int) -> bool: ...
 
     # renewals
-    async def renew_card(
-        self, chat_id: int, card_id: int, renewal: RenewalDraft
-    ) -> Renewal | None: ...
+    async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
+        """Apply and record a renewal if the card's expiry is still ``renewal.old_expiry``
+        (else None); clears a snooze and, unless ``renewal.automatic``, a mute."""
+        ...
+
     async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]: ...
     async def list_card_edits(
         self, chat_id: int, card_id: int, limit: int = 10

@@ -32,7 +32,8 @@ class ImportSession(Protocol):
 
     async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> None: ...
     async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
-        """``(card id, new values)``: every field a file can set, muted/snooze untouched."""
+        """``(card id, new values)``: every field a file can set; snoozes untouched, and a
+        mute ends where the new expiry is later (a renewal by a person)."""
         ...
 
 
@@ -109,9 +110,15 @@ class _SqliteImportSession:
 
     async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
         assignments = ", ".join(f"{name.strip()} = ?" for name in _WRITTEN.split(","))
+        # A file that moves a card's expiry later is a renewal by a person: that ends a
+        # mute, as /renew does (SET reads the old row, so ``expiry`` here is the old one).
+        unmute = "muted = CASE WHEN ? > expiry THEN 0 ELSE muted END"
         await self._db.executemany(
-            f"UPDATE cards SET {assignments} WHERE chat_id = ? AND id = ?",
-            [(*_written_values(d), self._chat_id, card_id) for card_id, d in changes],
+            f"UPDATE cards SET {unmute}, {assignments} WHERE chat_id = ? AND id = ?",
+            [
+                (d.expiry.isoformat(), *_written_values(d), self._chat_id, card_id)
+                for card_id, d in changes
+            ],
         )
 
 

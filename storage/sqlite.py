@@ -340,12 +340,15 @@ class SqliteStorage:
         period = renewal.period
         async with self.transaction() as db:
             # Only if the expiry is still what the user saw: two staff pressing "renew" on the
-            # same stale message must not extend the card twice.
+            # same stale message must not extend the card twice. A renewal by a person starts
+            # the card's reminders afresh: it ends a mute too (an automatic one does not).
             cursor = await db.execute(
-                "UPDATE cards SET expiry = ?, snoozed_until = NULL "
+                "UPDATE cards SET expiry = ?, snoozed_until = NULL, "
+                "muted = CASE WHEN ? THEN muted ELSE 0 END "
                 "WHERE chat_id = ? AND id = ? AND expiry = ?",
                 (
                     renewal.new_expiry.isoformat(),
+                    int(renewal.automatic),
                     chat_id,
                     card_id,
                     renewal.old_expiry.isoformat(),

@@ -369,3 +369,31 @@ async def test_a_caption_for_another_bot_is_not_ours(alice: ChatDriver) -> None:
     assert "新增" not in texts(events)
     ours = await alice.send_document("c.csv", content, caption="/import@simwatch_test_bot now")
     assert "新增：1" in texts(ours)
+
+
+async def test_a_file_that_renews_a_muted_card_ends_the_mute(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1, expiry=date(2026, 12, 1))
+    await add(storage, alice.chat_id, 2, expiry=date(2026, 12, 1))
+    for n in (1, 2):
+        card = await storage.get_card_by_iccid(alice.chat_id, iccid(n))
+        assert card is not None
+        await storage.update_card(alice.chat_id, card.model_copy(update={"muted": True}))
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日", "备注"],
+            [iccid(1), "2027-12-01", ""],  # renewed in the file
+            [iccid(2), "2026-12-01", "只改备注"],  # same expiry: still muted
+        ]
+    )
+    said = texts(await alice.send_document("续费.csv", content, caption="/import"))
+    assert "更新：2" in said
+    assert "有 1 张静音的卡按文件续了费（到期日推后），已恢复到期提醒。" in said
+    renewed = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    kept = await storage.get_card_by_iccid(alice.chat_id, iccid(2))
+    assert renewed is not None
+    assert kept is not None
+    assert (renewed.expiry, renewed.muted) == (date(2027, 12, 1), False)
+    assert kept.muted
+    assert "🔕" in texts(await alice.send("/cards"))

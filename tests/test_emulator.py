@@ -506,6 +506,14 @@ async def test_chat_members_and_admins(emu: BotApiEmulator, bot: Bot) -> None:
     emu.user(1003, "Carol")
     statuses = [(await bot.get_chat_member(GROUP, uid)).status for uid in (ALICE, 1002, 1003)]
     assert statuses == ["creator", "administrator", "member"]
+    emu.user(1004, "Dave")
+    emu.set_member_status(GROUP, 1003, "left")
+    emu.set_member_status(GROUP, 1004, "kicked")
+    left, kicked = [await bot.get_chat_member(GROUP, uid) for uid in (1003, 1004)]
+    assert (left.status, kicked.status) == ("left", "kicked")
+    assert left.user.first_name == "Carol"
+    emu.set_member_status(GROUP, 1003, "member")
+    assert (await bot.get_chat_member(GROUP, 1003)).status == "member"
     admins = await bot.get_chat_administrators(GROUP)
     assert [a.user.first_name for a in admins] == ["Alice", bob["first_name"]]
     with pytest.raises(BadRequest, match=r"(?i)user not found"):

@@ -4,12 +4,18 @@ nobody reaches another chat's cards, whatever callback data or arguments they se
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import cast
 
 import pytest
 from cards_util import iccid
 
+from bot.app import AnyApplication
 from bot.chatdriver import ChatDriver, texts
+from bot.emulator import BotApiEmulator
 from bot.models import Card, CardDraft
+from bot.reminders.digest import mute_data, snooze_data
+from bot.reminders.runner import ReminderRunner
+from handlers.reminder_schedule import RUNNER_KEY
 from storage.sqlite import SqliteStorage
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,3 +127,59 @@ async def test_stale_or_junk_buttons_answer_without_changing_anything(
     await alice.press_data(data)
     assert await storage.get_card(alice.chat_id, card.id) == card
     assert await storage.count_cards(alice.chat_id) == 1
+
+
+async def test_buttons_answer_only_the_groups_members(
+    app: AnyApplication,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+    storage: SqliteStorage,
+) -> None:
+    """A public group's messages (and their buttons) are visible to anyone with the link:
+    someone who is not in the group presses them and nothing happens to its cards."""
+    bob = group["bob"]
+    await bob.send(f"/addcard {iccid(7)} 2026-11-28 移动 收银台")
+    card = await storage.get_card_by_iccid(bob.chat_id, iccid(7))
+    assert card is not None
+    runner = cast(ReminderRunner, app.bot_data[RUNNER_KEY])
+    await runner.tick()
+    [digest] = [m for m in emulator.chat_messages(bob.chat_id) if "到期提醒" in (m.text or "")]
+    await bob.send("/cards")
+    listing = emulator.chat_messages(bob.chat_id)[-1]
+
+    stranger = bob.as_user(emulator.user(4004, "Eve", language_code="en"))
+    emulator.set_member_status(bob.chat_id, 4004, "left")
+    kicked = bob.as_user(emulator.user(4005, "Mallory", language_code="zh-hans"))
+    emulator.set_member_status(bob.chat_id, 4005, "kicked")
+    presses = [
+        (snooze_data(3, card.id, card.expiry), digest.message_id),
+        (mute_data(card.id), digest.message_id),
+        (f"rn:{card.id}", digest.message_id),
+        (f"cd:{card.id}", listing.message_id),
+        (f"et:{card.id}:mute", listing.message_id),
+        (f"dl:{card.id}", listing.message_id),
+        ("st:lang:en", listing.message_id),
+        ("bx:csv", listing.message_id),
+    ]
+    for data, message_id in presses:
+        for outsider, alert in (
+            (stranger, "Only members of this group can use these buttons."),
+            (kicked, "只有这个群的成员才能使用这些按钮。"),
+        ):
+            events = await outsider.press_data(data, message_id)
+            assert [(e.kind, e.text, e.show_alert) for e in events] == [
+                ("callback_answer", alert, True)
+            ], data
+    after = await storage.get_card(bob.chat_id, card.id)
+    assert after == card  # not muted, not snoozed, not renewed
+    chat = await storage.get_chat(bob.chat_id)
+    assert chat is not None
+    assert chat.language is None
+
+    # back in the group: the same button works again
+    emulator.set_member_status(bob.chat_id, 4004, "member")
+    events = await stranger.press_data(mute_data(card.id), digest.message_id)
+    assert "Eve" in texts(events)
+    muted = await storage.get_card(bob.chat_id, card.id)
+    assert muted is not None
+    assert muted.muted

@@ -17,7 +17,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.emulator.records import BotMessage
-from bot.models import Card, CardDraft, RenewalRule
+from bot.models import Card, CardDraft, Period, RenewalRule
 from bot.reminders.digest import mute_data, snooze_data
 from bot.reminders.models import ReminderSettings
 from bot.reminders.runner import ReminderRunner
@@ -178,6 +178,55 @@ async def test_renewed_button_opens_the_renew_flow(
     message = digest_message(emulator, alice.chat_id)
     events = await alice.press_data(f"rn:{card.id}", message.message_id)
     assert card.iccid in texts(events)
+    assert digest_message(emulator, alice.chat_id).text == message.text  # still there
+
+
+def buttons_of(message: BotMessage) -> list[tuple[str, str | None]]:
+    return [(text, data) for row in message.buttons for text, data in row]
+
+
+async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    group: dict[str, ChatDriver],
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    first = await add_card(storage, bob.chat_id, 1, 3, label="前台")
+    second = await add_card(storage, bob.chat_id, 2, 5)
+    await runner.tick()
+    digest = digest_message(emulator, bob.chat_id)
+    events = await bob.press_data(f"rn:{first.id}", digest.message_id)
+    asked = [e for e in events if e.kind == "message"]
+    assert "续多久" in texts(asked)  # the renewal is a new message
+    now = digest_message(emulator, bob.chat_id)
+    assert now.text == digest.text  # the day's list stays for everyone
+    assert card_buttons(now, second) == card_buttons(digest, second)  # untouched
+    assert card_buttons(now, first) == []
+    renewing = f"⏳ …{first.iccid[-6:]} 续费中…"
+    assert (renewing, f"rn:{first.id}:d") in buttons_of(now)
+    assert "已取消" in texts(await bob.send("/cancel"))
+    assert digest_message(emulator, bob.chat_id).text == digest.text
+
+    # someone else takes it over from the digest's button and finishes it; meanwhile the
+    # second card is snoozed on the digest
+    events = await boss.press_data(f"rn:{first.id}:d", digest.message_id)
+    await bob.press_data(snooze_data(1, second.id, second.expiry), digest.message_id)
+    assert "续多久" in texts(events)
+    await boss.press("1 个月")
+    await boss.press("跳过")
+    assert "已续费" in texts(await boss.press("确认续费"))
+    renewed = await storage.get_card(bob.chat_id, first.id)
+    assert renewed is not None
+    assert renewed.expiry == date(2026, 12, 28)
+    now = digest_message(emulator, bob.chat_id)
+    assert now.text == digest.text
+    assert card_buttons(now, second) == []  # snoozed meanwhile: its buttons stay gone
+    done = f"✔️ …{first.iccid[-6:]} 已续费 · 2026-12-28 到期"
+    assert (done, f"dg:i:{first.id}") in buttons_of(now)
+    assert renewing not in [text for text, _ in buttons_of(now)]
+    events = await bob.press_data(f"dg:i:{first.id}", digest.message_id)
+    assert texts(events) == f"…{first.iccid[-6:]} 已续费，现在 2026-12-28 到期。"
 
 
 async def test_reminder_settings_menu(
@@ -252,3 +301,71 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     )
     await app.process_update(Update.de_json(back, app.bot))
     assert await store.is_active(alice.chat_id)
+
+
+async def test_a_renewal_by_a_person_ends_a_mute_and_lists_show_it(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    clock: FixedClock,
+    alice: ChatDriver,
+) -> None:
+    card = await add_card(storage, alice.chat_id, 1, 3, label="前台")
+    await runner.tick()
+    await alice.press_data(mute_data(card.id), digest_message(emulator, alice.chat_id).message_id)
+    mark = f"{card.iccid} 前台 · 到期 {card.expiry.isoformat()} 🔕"
+    assert mark in texts(await alice.send("/cards"))
+    assert mark in texts(await alice.send("/expiring"))
+    assert mark in texts(await alice.send("/find 前台"))
+    assert "提醒：🔕 已静音" in texts(await alice.press_data(f"cd:{card.id}"))
+
+    await alice.send(f"/renew {card.iccid[-6:]} 1年")
+    done = texts(await alice.press("确认续费"))
+    assert "续费后已恢复到期提醒" in done
+    listing = texts(await alice.send("/cards"))
+    assert "前台 · 到期 2027-11-28" in listing
+    assert "🔕" not in listing
+    assert "提醒：开启" in texts(await alice.press_data(f"cd:{card.id}"))
+    # and it is reminded again before its new expiry
+    emulator.take_events()
+    clock.instant += timedelta(days=365)
+    await runner.tick()
+    assert "前台 · 到期 2027-11-28" in texts(emulator.take_events(alice.chat_id))
+
+
+async def test_an_automatic_renewal_keeps_the_mute(
+    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+) -> None:
+    card = await add_card(
+        storage, alice.chat_id, 1, 0, plan_period=Period(months=1), auto_renew=True
+    )
+    await alice.send(f"/edit {card.iccid[-6:]}")
+    await alice.press("静音提醒")
+    await runner.tick()
+    renewed = await storage.get_card(alice.chat_id, card.id)
+    assert renewed is not None
+    assert renewed.expiry == date(2026, 12, 25)
+    assert renewed.muted
+    assert "🔕" in texts(await alice.send("/cards"))
+
+
+async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
+    runner: ReminderRunner, storage: SqliteStorage, group: dict[str, ChatDriver]
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    card = await add_card(storage, bob.chat_id, 1, 3, label="前台")
+    await bob.send(f"/edit {card.iccid[-6:]}")
+    said = texts(await bob.press("静音提醒"))
+    assert f"Bob 静音了流量卡 …{card.iccid[-6:]} · 前台，之后不再提醒" in said
+    muted = await storage.get_card(bob.chat_id, card.id)
+    assert muted is not None
+    assert muted.muted
+    # the notice's undo button works for anyone in the group
+    assert "Boss 恢复了流量卡" in texts(await boss.press("🔔 恢复提醒"))
+    [menu] = await boss.send(f"/edit {card.iccid[-6:]}")
+    await boss.press_data(f"et:{card.id}:mute", menu.message_id)
+    said = texts(await boss.press_data(f"et:{card.id}:mute", menu.message_id))  # unmute
+    assert f"Boss 恢复了流量卡 …{card.iccid[-6:]} · 前台 的到期提醒" in said
+    unmuted = await storage.get_card(bob.chat_id, card.id)
+    assert unmuted is not None
+    assert not unmuted.muted

@@ -51,6 +51,7 @@ class ImportReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     duplicates: list[tuple[int, int]] = field(default_factory=list)  # (row, same as row)
     luhn_rows: list[int] = field(default_factory=list)  # imported, check digit doesn't match
+    unmuted: int = 0  # muted cards the file renewed (expiry moved later): reminders back on
 
     @property
     def imported(self) -> int:
@@ -167,6 +168,8 @@ async def import_sheet(
                 inserts.append(after)
             elif before is not None and _values_key(after) != _values_key(before):
                 updates.append((card.id, after))
+                if card.muted and after.expiry > card.expiry:
+                    report.unmuted += 1
             else:
                 report.unchanged += 1
         await session.update(updates)

@@ -65,6 +65,8 @@ def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Htm
     if report.luhn_rows:
         rows = _numbers(report.luhn_rows)
         lines.append(t(lang, "import.report.luhn", count=len(report.luhn_rows), rows=rows))
+    if report.unmuted:
+        lines.append(t(lang, "import.report.unmuted", count=report.unmuted))
     if report.rejected:
         lines.append(t(lang, "import.report.rejected_header"))
         budget = MAX_MESSAGE_CHARS - sum(len(line) + 1 for line in lines)

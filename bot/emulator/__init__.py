@@ -41,6 +41,7 @@ Simulated humans
     last_name=None)``, ``private_chat(user)``, ``group_chat(chat_id, title="Shop", *,
     supergroup=False, admins=(), username=None, privacy_mode=None)``,
     ``set_privacy_mode(chat_id, enabled=True)``, ``set_admins(chat_id, user_ids)``,
+    ``set_member_status(chat_id, user_id, status)`` (member / left / kicked),
     ``set_bot_status(chat_id, status)``, ``upgrade_to_supergroup(chat_id,
     new_chat_id=None)``, ``message_update(chat, user, text, *, reply_to=None,
     enqueue=True)``, ``callback_update(chat, user, message_id, data, *, enqueue=True,

@@ -180,6 +180,16 @@ class BotApiEmulator:
         """Replace a group's admins; the first one is the creator."""
         self._chat(chat_id).admins = list(user_ids)
 
+    def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
+        """Put a user in or out of a group: member, left (never joined, or left) or kicked."""
+        if status not in ("member", "left", "kicked"):
+            raise ValueError(f"unknown member status {status!r}")
+        outsiders = self._chat(chat_id).outsiders
+        if status == "member":
+            outsiders.pop(user_id, None)
+        else:
+            outsiders[user_id] = status
+
     def set_bot_status(self, chat_id: int, status: str) -> None:
         """Set the bot's own membership in a group: member, administrator, left or kicked."""
         if status not in ("member", "administrator", "left", "kicked"):

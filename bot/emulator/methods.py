@@ -605,10 +605,14 @@ class BotApiMethods:
             return chat.bot_status
         if chat.admins and chat.admins[0] == user_id:
             return "creator"
-        return "administrator" if user_id in chat.admins else "member"
+        if user_id in chat.admins:
+            return "administrator"
+        return chat.outsiders.get(user_id, "member")
 
     async def get_chat_member(self, params: RequestParams) -> JsonDict:
-        """getChatMember: admins answer administrator/creator, everyone else member."""
+        """getChatMember: admins answer administrator/creator, users set apart with
+        ``set_member_status`` left/kicked (as Telegram answers for non-members), everyone
+        else member."""
         chat = self.state.require_chat(params.chat_id())
         user_id = params.require_int("user_id")
         known = user_id in self.state.users or user_id in chat.admins

@@ -65,6 +65,9 @@ class ChatState:
     chat: JsonDict
     admins: list[int] = field(default_factory=list)  # the first one is the creator
     members: set[int] = field(default_factory=set)
+    # Users who are not (or no longer) in the group: "left" or "kicked". Everyone else the
+    # emulator knows counts as a member, so tests need not enrol each user in each group.
+    outsiders: dict[int, str] = field(default_factory=dict)
     bot_messages: dict[int, BotMessage] = field(default_factory=dict)
     user_messages: dict[int, JsonDict] = field(default_factory=dict)
     next_message_id: int = 1
