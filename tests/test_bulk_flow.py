@@ -114,6 +114,19 @@ async def test_a_file_that_is_not_a_spreadsheet_is_refused_politely(alice: ChatD
     assert "不是表格文件" in said
 
 
+async def test_a_csv_mixing_encodings_is_refused_with_the_rows(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    content = "ICCID,到期日,商户\r\n".encode("gbk") + b"".join(
+        f"{iccid(n)},2027-01-01,收银台{n}\r\n".encode("utf-8" if n == 3 else "gbk")
+        for n in range(1, 5)
+    )
+    said = texts(await alice.send_document("merged.csv", content, caption="/import"))
+    assert "混用了两种文字编码" in said
+    assert "1 行是 UTF-8（第 4 行）" in said
+    assert await storage.count_cards(alice.chat_id) == 0
+
+
 async def test_too_big_a_file_is_refused_before_downloading(alice: ChatDriver) -> None:
     huge = b"ICCID\n" + b"8" * (CHAT_LIMITS.max_bytes + 1)
     assert "文件太大" in texts(await alice.send_document("big.csv", huge, caption="/import"))

@@ -205,10 +205,57 @@ def _decode(content: bytes) -> tuple[str, str]:
         candidates = ("utf-8", "gb18030")
     for encoding in candidates:
         try:
-            return content.decode(encoding), encoding
+            text = content.decode(encoding)
         except UnicodeDecodeError:
+            if encoding.startswith("utf-8"):
+                _refuse_mixed_encodings(content)
             continue
+        return text, encoding
     raise InputError("import.file.encoding")
+
+
+def _refuse_mixed_encodings(content: bytes) -> None:
+    """A file that is not all UTF-8 but has lines that are (two files pasted together, one
+    saved by Excel in China as GBK, one as UTF-8): read as either, part of it would become
+    mojibake (``收银台`` → ``鏀堕摱鍙``). Refused, naming the lines of each kind."""
+    utf8: list[int] = []
+    other: list[int] = []
+    for number, line in enumerate(content.removeprefix(codecs.BOM_UTF8).splitlines(), start=1):
+        if line.isascii():
+            continue  # the same in both
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(number)
+            continue
+        # GBK bytes are rarely valid UTF-8 by chance, and then not as Chinese text
+        (utf8 if all(map(_plausible_utf8, text)) else other).append(number)
+    if utf8 and other:
+        raise InputError(
+            "import.file.mixed_encoding",
+            utf8_count=len(utf8),
+            utf8_rows=_line_list(utf8),
+            other_count=len(other),
+            other_rows=_line_list(other),
+        )
+
+
+def _plausible_utf8(ch: str) -> bool:
+    """A character real Chinese or English text has (CJK, full-width forms, punctuation)."""
+    code = ord(ch)
+    return (
+        code < 0x100
+        or 0x2000 <= code < 0x2070  # general punctuation: “ ” — …
+        or 0x2460 <= code < 0x2500  # ① ⑴
+        or 0x3000 <= code < 0xA000  # CJK punctuation, kana, CJK ideographs
+        or 0xFF00 <= code < 0xFFF0  # full-width forms: ， （ ）
+        or code >= 0x1F000  # emoji
+    )
+
+
+def _line_list(numbers: list[int], shown: int = 5) -> str:
+    text = ", ".join(str(n) for n in numbers[:shown])
+    return text + ("…" if len(numbers) > shown else "")
 
 
 def _looks_binary(text: str) -> bool:
