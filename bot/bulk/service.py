@@ -15,7 +15,7 @@ from bot.bulk.importer import ImportReport, Progress, import_sheet
 from bot.bulk.models import FindQuery
 from bot.bulk.reading import CHAT_LIMITS, Limits, Sheet
 from bot.bulk.stats import ChatStats, chat_stats
-from bot.bulk.worker import read_sheet_in_worker
+from bot.bulk.worker import read_upload
 from bot.bulk.writing import OutputFormat
 from bot.clock import Clock
 from bot.models import ChatSettings
@@ -42,7 +42,7 @@ class BulkService:
     async def read(self, content: bytes, limits: Limits = CHAT_LIMITS) -> Sheet:
         """Parse an upload (``InputError`` if it is no usable spreadsheet) in a worker process
         with CPU and memory limits, so that the bot keeps serving the other chats meanwhile."""
-        return await asyncio.to_thread(read_sheet_in_worker, content, limits)
+        return await read_upload(content, limits)
 
     async def import_file(
         self,

@@ -13,18 +13,20 @@ by a fresh process, forked from a small server process that has already imported
 
 Whatever happens to it (killed by a limit, crashed), the bot goes on and the user hears why, in
 their language: ``import.file.too_slow`` or ``import.file.too_much_memory``, naming the limit.
-At most ``MAX_WORKERS`` uploads are read at once; others wait their turn (in a thread, not on
-the event loop). The command line reads in its own process and needs none of this.
+At most ``MAX_WORKERS`` uploads are read at once; others wait their turn on the event loop
+(not in a thread, so the threads ``asyncio.to_thread`` lends the rest of the bot stay free).
+The command line reads in its own process and needs none of this.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
 import resource
 import signal
-import threading
+import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -39,7 +41,9 @@ MAX_WORKERS = 2
 _NICENESS = 10
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["bot.bulk.reading"])  # imported once, not per upload
-_SLOTS = threading.BoundedSemaphore(MAX_WORKERS)
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)  # per event loop, as an asyncio.Semaphore belongs to one
 
 
 @dataclass(frozen=True)
@@ -55,15 +59,21 @@ CHAT_WORKER = WorkerLimits()
 Outcome = tuple[str, Any, Any]
 
 
+async def read_upload(content: bytes, limits: Limits) -> Sheet:
+    """An upload read in a worker (``read_sheet_in_worker``), at most ``MAX_WORKERS`` at once;
+    the event loop goes on meanwhile."""
+    slots = _SLOTS.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(MAX_WORKERS))
+    async with slots:
+        return await asyncio.to_thread(read_sheet_in_worker, content, limits)
+
+
 def read_sheet_in_worker(
     content: bytes, limits: Limits, worker: WorkerLimits | None = None
 ) -> Sheet:
     """``read_sheet`` in a child process under ``worker``'s limits (default ``CHAT_WORKER``).
-    Blocking: call it with ``asyncio.to_thread``. ``InputError`` when the file is refused,
+    Blocking, for as long as the child reads. ``InputError`` when the file is refused,
     whichever way."""
-    with _SLOTS:
-        outcome = _run(content, limits, worker or CHAT_WORKER)
-    kind, first, second = outcome
+    kind, first, second = _run(content, limits, worker or CHAT_WORKER)
     if kind == "sheet":
         sheet: Sheet = first
         return sheet
@@ -79,7 +89,9 @@ def _run(content: bytes, limits: Limits, worker: WorkerLimits) -> Outcome:
     )
     try:
         process.start()
+    finally:
         sender.close()  # the child has its own copy; EOF once it is gone
+    try:
         if not receiver.poll(worker.wall_seconds):
             log.warning("reading an upload took over %s s; stopped", worker.wall_seconds)
             return _too_slow(worker)
@@ -131,7 +143,10 @@ def _confine(worker: WorkerLimits) -> None:
     cpu = worker.cpu_seconds
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     memory = _address_space() + worker.memory_mb * MB
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    except (ValueError, OSError) as exc:  # not every system lets the address space be limited
+        log.warning("no memory limit for reading uploads: %s", exc)
 
 
 def _child(sender: Connection, content: bytes, limits: Limits, worker: WorkerLimits) -> None:
