@@ -71,7 +71,7 @@ async def test_import_after_the_command_reports_and_returns_the_rejected_rows(
     assert [str(row.cells[0]).strip() for row in sheet.rows] == [
         "8986",
         iccid(5),
-    ]  # tab: Excel text
+    ]  # ="…": Excel text
     card = await storage.get_card_by_iccid(alice.chat_id, iccid(3))
     assert card is not None
     assert card.label == "新店 · T3"
