@@ -93,6 +93,18 @@ def test_a_csv_mixing_utf8_and_gbk_lines_is_refused_naming_the_rows() -> None:
     gbk = b"".join(text.encode("gbk") + b"\r\n" for text, _ in lines)
     assert read_sheet(gbk, CHAT_LIMITS).encoding == "gb18030"
     assert read_sheet(gbk.decode("gbk").encode(), CHAT_LIMITS).encoding == "utf-8"
+    # even when a GBK line happens to be valid UTF-8: 么 is C3 B4 in GBK, "ô" in UTF-8
+    lucky = next(ch for ch in map(chr, range(0x4E00, 0x9FA6)) if _reads_as_latin1(ch))
+    more = f"{iccid(11)},2027-01-01,{lucky}\r\n".encode("gbk")
+    assert read_sheet(gbk + more, CHAT_LIMITS).encoding == "gb18030"
+
+
+def _reads_as_latin1(ch: str) -> bool:
+    """A Chinese character whose GBK bytes are a Latin-1 letter in UTF-8."""
+    try:
+        return 0xC0 <= ord(ch.encode("gbk").decode("utf-8")) < 0x100
+    except (UnicodeDecodeError, TypeError):
+        return False
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])

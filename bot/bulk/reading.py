@@ -241,10 +241,12 @@ def _refuse_mixed_encodings(content: bytes) -> None:
 
 
 def _plausible_utf8(ch: str) -> bool:
-    """A character real Chinese or English text has (CJK, full-width forms, punctuation)."""
+    """A character real Chinese or English text has (CJK, full-width forms, punctuation). Not
+    Latin-1 letters, Greek or Cyrillic: what GBK's two-byte characters often decode to."""
     code = ord(ch)
     return (
-        code < 0x100
+        code < 0x80
+        or ch in "·×÷"
         or 0x2000 <= code < 0x2070  # general punctuation: “ ” — …
         or 0x2460 <= code < 0x2500  # ① ⑴
         or 0x3000 <= code < 0xA000  # CJK punctuation, kana, CJK ideographs
