@@ -72,6 +72,41 @@ def test_common_encodings_are_read(encoding: str, expected: str) -> None:
     assert row.note is KEEP  # empty: leave as it is
 
 
+def test_a_csv_mixing_utf8_and_gbk_lines_is_refused_naming_the_rows() -> None:
+    """Two files pasted together, one saved as GBK, one as UTF-8: read either way, part of it
+    would be mojibake (收银台 → 鏀堕摱鍙), imported without a word. Refused instead."""
+    lines = [("ICCID,到期日,商户", "utf-8")]
+    lines += [(f"{iccid(n)},2027-01-01,收银台{n}", "gbk") for n in range(1, 8)]
+    lines += [(f"{iccid(n)},2027-01-01,张记面馆{n}", "utf-8") for n in range(8, 10)]
+    lines += [(f"{iccid(10)},2027-01-01,plain ascii", "utf-8")]
+    content = b"".join(text.encode(encoding) + b"\r\n" for text, encoding in lines)
+    with pytest.raises(InputError) as caught:
+        read_sheet(content, CHAT_LIMITS)
+    assert caught.value.key == "import.file.mixed_encoding"
+    assert caught.value.params == {
+        "utf8_count": 3,
+        "utf8_rows": "1, 9, 10",
+        "other_count": 7,
+        "other_rows": "2, 3, 4, 5, 6…",
+    }
+    # a whole file in GBK is still read as GBK, one in UTF-8 as UTF-8
+    gbk = b"".join(text.encode("gbk") + b"\r\n" for text, _ in lines)
+    assert read_sheet(gbk, CHAT_LIMITS).encoding == "gb18030"
+    assert read_sheet(gbk.decode("gbk").encode(), CHAT_LIMITS).encoding == "utf-8"
+    # even when a GBK line happens to be valid UTF-8: 么 is C3 B4 in GBK, "ô" in UTF-8
+    lucky = next(ch for ch in map(chr, range(0x4E00, 0x9FA6)) if _reads_as_latin1(ch))
+    more = f"{iccid(11)},2027-01-01,{lucky}\r\n".encode("gbk")
+    assert read_sheet(gbk + more, CHAT_LIMITS).encoding == "gb18030"
+
+
+def _reads_as_latin1(ch: str) -> bool:
+    """A Chinese character whose GBK bytes are a Latin-1 letter in UTF-8."""
+    try:
+        return 0xC0 <= ord(ch.encode("gbk").decode("utf-8")) < 0x100
+    except (UnicodeDecodeError, TypeError):
+        return False
+
+
 @pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
 def test_delimiter_is_found_from_the_header(sep: str) -> None:
     rows = [["ICCID", "expiry", "label"], [iccid(2), "2027-01-05", "Till, front"]]

@@ -71,7 +71,7 @@ async def test_import_after_the_command_reports_and_returns_the_rejected_rows(
     assert [str(row.cells[0]).strip() for row in sheet.rows] == [
         "8986",
         iccid(5),
-    ]  # tab: Excel text
+    ]  # ="…": Excel text
     card = await storage.get_card_by_iccid(alice.chat_id, iccid(3))
     assert card is not None
     assert card.label == "新店 · T3"
@@ -112,6 +112,19 @@ async def test_a_file_that_is_not_a_spreadsheet_is_refused_politely(alice: ChatD
     png = PNG_SIGNATURE + b"\0" * 64
     said = texts(await alice.send_document("cards.xlsx", png, caption="/import"))
     assert "不是表格文件" in said
+
+
+async def test_a_csv_mixing_encodings_is_refused_with_the_rows(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    content = "ICCID,到期日,商户\r\n".encode("gbk") + b"".join(
+        f"{iccid(n)},2027-01-01,收银台{n}\r\n".encode("utf-8" if n == 3 else "gbk")
+        for n in range(1, 5)
+    )
+    said = texts(await alice.send_document("merged.csv", content, caption="/import"))
+    assert "混用了两种文字编码" in said
+    assert "1 行是 UTF-8（第 4 行）" in said
+    assert await storage.count_cards(alice.chat_id) == 0
 
 
 async def test_too_big_a_file_is_refused_before_downloading(alice: ChatDriver) -> None:

@@ -24,4 +24,10 @@ The import file format, decided once here:
 * A wrong Luhn check digit does not reject the row (the numbers come from carriers' lists,
   not typing): the card is imported and the row is listed as a warning to double-check.
 * The whole file is one transaction: all of it is applied, or (on a crash) none of it.
+* What a file may expand to (rows and cells read, blank ones too; columns; an XLSX's
+  inflated bytes and shared strings) is bounded while it streams in (``reading.Limits``);
+  the bot reads uploads in a worker process with CPU and memory limits (``worker``).
+* Files the bot writes never hold a live formula: text starting with ``= + - @``, a tab or a
+  carriage return gets a leading quote in CSV (the importer takes it off) and is quote-
+  prefixed text in XLSX (``writing``).
 """

@@ -14,6 +14,12 @@ EXACT_FLOAT_LIMIT = 10**15  # past this a float cell has lost digits (an ICCID t
 
 _SERIAL_RE = re.compile(r"[0-9]{5}(?:\.0+)?")
 _EXCEL_TEXT_RE = re.compile(r'="(.*)"', re.DOTALL)  # ="0123" keeps Excel from eating zeros
+# A cell starting with one of these runs as a formula in a spreadsheet (CSV injection, as OWASP
+# lists the triggers). Such text is written after a single quote, Excel's own "this is text"
+# mark; text that starts with a quote followed by a trigger or a quote gets one more, so that
+# stripping exactly one quote on the way back always gives the text as it was.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,31 @@ def is_blank(cell: Cell) -> bool:
     return cell is None or (isinstance(cell, str) and not cell.strip())
 
 
+def _quoted(text: str) -> bool:
+    """A quote followed by a trigger or a quote: what ``neutralise`` writes, never its input."""
+    return text.startswith(QUOTE) and text[1:2] in (*FORMULA_TRIGGERS, QUOTE)
+
+
+def is_formula_like(text: str) -> bool:
+    """Would a spreadsheet run this text as a formula?"""
+    return text.startswith(FORMULA_TRIGGERS)
+
+
+def neutralise(text: str) -> str:
+    """Text as written into a CSV file: never a formula (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``)."""
+    return QUOTE + text if is_formula_like(text) or _quoted(text) else text
+
+
+def unneutralise(text: str) -> str:
+    """The inverse of ``neutralise``: exactly the one quote it adds is taken away again."""
+    return text[1:] if _quoted(text) else text
+
+
 def from_csv(text: str) -> str:
-    """A CSV field as a user meant it: ``="8986…"`` (a common way to force text) unwrapped."""
+    """A CSV field as a user meant it: the quote ``neutralise`` adds taken off, and
+    ``="8986…"`` (a common way to force text, and how exports write long numbers) unwrapped."""
+    if _quoted(text):
+        return text[1:]
     m = _EXCEL_TEXT_RE.fullmatch(text.strip())
     return m.group(1) if m else text
 

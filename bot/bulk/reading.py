@@ -10,7 +10,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import logging
+import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -42,21 +44,53 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (Excel 97–2003), .doc
 # PNG, JPEG, GIF, PDF, RAR, 7-Zip, gzip: common things sent by mistake
 _BINARY = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b")
 _ALLOWED_CONTROLS = frozenset("\t\r\n")
+_CHUNK = 1024 * 1024
+# an entry of the shared-string table, <si> or <x:si …>; 64 bytes cover the longest match
+_SHARED_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,31}:)?si[\s/>]")
+_TAG_OVERLAP = 64
 
 
 @dataclass(frozen=True)
 class Limits:
+    """What an upload may hold. Each bound is checked while the file streams in, so a small
+    file that expands enormously (a zip bomb, a million blank rows) stops at the bound."""
+
     max_bytes: int
     max_rows: int  # data rows (blank rows not counted)
-    max_unpacked_bytes: int  # an XLSX is a zip: what it may expand to
+    max_unpacked_bytes: int  # an XLSX is a zip: what its parts may really inflate to, together
+    max_lines: int = 50_000  # rows read, blank ones included
+    max_columns: int = 500  # cells in one row, up to its last one
+    max_cells: int = 1_000_000  # cells read in all, blank ones included
+    max_shared_strings: int = 300_000  # an XLSX's table of distinct texts
+    max_cell_chars: int = 32_767  # Excel's own limit for one cell
 
     @property
     def max_mb(self) -> int:
         return self.max_bytes // MB
 
+    @property
+    def max_unpacked_mb(self) -> int:
+        return self.max_unpacked_bytes // MB
 
-CHAT_LIMITS = Limits(max_bytes=5 * MB, max_rows=20_000, max_unpacked_bytes=100 * MB)
-CLI_LIMITS = Limits(max_bytes=500 * MB, max_rows=2_000_000, max_unpacked_bytes=5000 * MB)
+
+CHAT_LIMITS = Limits(
+    max_bytes=5 * MB,
+    max_rows=20_000,
+    max_unpacked_bytes=50 * MB,
+    max_lines=50_000,
+    max_columns=500,
+    max_cells=1_000_000,
+    max_shared_strings=300_000,
+)
+CLI_LIMITS = Limits(
+    max_bytes=500 * MB,
+    max_rows=2_000_000,
+    max_unpacked_bytes=5000 * MB,
+    max_lines=4_000_000,
+    max_columns=1_000,
+    max_cells=50_000_000,
+    max_shared_strings=20_000_000,
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +141,33 @@ def _no_header(rows: Sequence[Sequence[Cell]]) -> InputError:
     return InputError("import.file.no_header", found=shown or "—")
 
 
+class _Budget:
+    """Counts every row and cell read (blank ones too) against the limits, as they stream in:
+    the refusal comes at the bound, however much more the file would expand to."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.lines = 0
+        self.cells = 0
+
+    def take(self, number: int, width: int) -> None:
+        """Row ``number`` (as the sheet counts) is ``width`` cells wide."""
+        limits = self._limits
+        self.lines += 1
+        self.cells += width
+        if self.lines > limits.max_lines:
+            raise InputError("import.file.too_many_lines", max=limits.max_lines)
+        if width > limits.max_columns:
+            raise InputError("import.file.too_many_columns", row=number, max=limits.max_columns)
+        if self.cells > limits.max_cells:
+            raise InputError("import.file.too_many_cells", max=limits.max_cells)
+
+    def check_text(self, number: int, text: str) -> None:
+        longest = self._limits.max_cell_chars
+        if len(text) > longest:
+            raise InputError("import.file.cell_too_long", row=number, max=longest)
+
+
 class _Collector:
     """Keeps the non-blank data rows, counting them against the limit as they stream in."""
 
@@ -144,10 +205,59 @@ def _decode(content: bytes) -> tuple[str, str]:
         candidates = ("utf-8", "gb18030")
     for encoding in candidates:
         try:
-            return content.decode(encoding), encoding
+            text = content.decode(encoding)
         except UnicodeDecodeError:
+            if encoding.startswith("utf-8"):
+                _refuse_mixed_encodings(content)
             continue
+        return text, encoding
     raise InputError("import.file.encoding")
+
+
+def _refuse_mixed_encodings(content: bytes) -> None:
+    """A file that is not all UTF-8 but has lines that are (two files pasted together, one
+    saved by Excel in China as GBK, one as UTF-8): read as either, part of it would become
+    mojibake (``收银台`` → ``鏀堕摱鍙``). Refused, naming the lines of each kind."""
+    utf8: list[int] = []
+    other: list[int] = []
+    for number, line in enumerate(content.removeprefix(codecs.BOM_UTF8).splitlines(), start=1):
+        if line.isascii():
+            continue  # the same in both
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(number)
+            continue
+        # GBK bytes are rarely valid UTF-8 by chance, and then not as Chinese text
+        (utf8 if all(map(_plausible_utf8, text)) else other).append(number)
+    if utf8 and other:
+        raise InputError(
+            "import.file.mixed_encoding",
+            utf8_count=len(utf8),
+            utf8_rows=_line_list(utf8),
+            other_count=len(other),
+            other_rows=_line_list(other),
+        )
+
+
+def _plausible_utf8(ch: str) -> bool:
+    """A character real Chinese or English text has (CJK, full-width forms, punctuation). Not
+    Latin-1 letters, Greek or Cyrillic: what GBK's two-byte characters often decode to."""
+    code = ord(ch)
+    return (
+        code < 0x80
+        or ch in "·×÷"
+        or 0x2000 <= code < 0x2070  # general punctuation: “ ” — …
+        or 0x2460 <= code < 0x2500  # ① ⑴
+        or 0x3000 <= code < 0xA000  # CJK punctuation, kana, CJK ideographs
+        or 0xFF00 <= code < 0xFFF0  # full-width forms: ， （ ）
+        or code >= 0x1F000  # emoji
+    )
+
+
+def _line_list(numbers: list[int], shown: int = 5) -> str:
+    text = ", ".join(str(n) for n in numbers[:shown])
+    return text + ("…" if len(numbers) > shown else "")
 
 
 def _looks_binary(text: str) -> bool:
@@ -166,7 +276,8 @@ def _records(text: str, delimiter: str) -> Iterator[list[str]]:
 
 def _sniff_delimiter(text: str) -> str:
     """The delimiter under which a header row names the most known columns."""
-    head = "\n".join(text.splitlines()[:_SNIFF_RECORDS])
+    lines = io.StringIO(text, newline="")
+    head = "".join(itertools.islice(lines, _SNIFF_RECORDS))
     best, best_score = ",", 0
     for delimiter in _CSV_DELIMITERS:
         try:
@@ -179,28 +290,46 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
+def _csv_rows(text: str, delimiter: str, limits: Limits) -> Iterator[tuple[int, list[Cell], bool]]:
+    """(row number, cells, is the last record), every record counted against the limits."""
+    budget = _Budget(limits)
+    records = _records(text, delimiter)
+    previous: list[str] | None = None
+    number = 0
+    for record in records:
+        if previous is not None:
+            yield number, [from_csv(cell) for cell in previous], False
+        number += 1
+        budget.take(number, len(record))
+        for cell in record:
+            budget.check_text(number, cell)
+        previous = record
+    if previous is not None:
+        yield number, [from_csv(cell) for cell in previous], True
+
+
 def _read_csv(content: bytes, limits: Limits, progress: Progress | None) -> Sheet:
     text, encoding = _decode(content)
     if _looks_binary(text):
         raise InputError("import.file.not_spreadsheet")
     delimiter = _sniff_delimiter(text)
     ends_cleanly = text.endswith(("\n", "\r"))
+    rows = _csv_rows(text, delimiter, limits)
     try:
-        records = [[from_csv(cell) for cell in row] for row in _records(text, delimiter)]
+        head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+        index = _header_index([cells for _, cells, _ in head])
+        if index is None:
+            raise _no_header([cells for _, cells, _ in head])
+        headers = tuple(cell_text(cell).strip() for cell in head[index][1])
+        collector = _Collector(limits, progress)
+        for number, cells, last in itertools.chain(head[index + 1 :], rows):
+            # A file that stops inside its last row (cut off while copying or uploading): the
+            # row is short, or a quoted field swallowed the rest. Don't import half a row.
+            truncated = last and not ends_cleanly and len(cells) < len(headers)
+            collector.add(number, tuple(cells), truncated=truncated)
     except csv.Error as exc:  # e.g. a field larger than the csv module allows
         log.info("unreadable CSV: %s", exc)
         raise InputError("import.file.damaged") from None
-    index = _header_index(records)
-    if index is None:
-        raise _no_header(records)
-    headers = tuple(cell.strip() for cell in records[index])
-    collector = _Collector(limits, progress)
-    last = len(records) - 1
-    for offset, row in enumerate(records[index + 1 :], start=index + 1):
-        # A file that stops inside its last row (cut off while copying or uploading): the
-        # row is short, or a quoted field swallowed the rest. Don't import half a row.
-        truncated = offset == last and not ends_cleanly and len(row) < len(headers)
-        collector.add(offset + 1, tuple(row), truncated=truncated)
     return Sheet("csv", headers, index + 1, collector.done(), encoding)
 
 
@@ -208,16 +337,40 @@ def _read_csv(content: bytes, limits: Limits, progress: Progress | None) -> Shee
 
 
 def _check_zip(content: bytes, limits: Limits) -> None:
+    """Inflate every part once, counting the bytes that really come out (the sizes a zip's
+    headers claim can lie) and the entries of the shared-string table, which openpyxl would
+    otherwise load whole before the first row is read."""
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            names = set(archive.namelist())
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, EOFError, ValueError):
-        raise InputError("import.file.damaged") from None
-    if "xl/workbook.xml" not in names:
-        raise InputError("import.file.not_spreadsheet")  # a .docx, a plain .zip…
-    if unpacked > limits.max_unpacked_bytes:
-        raise InputError("import.file.too_big", max=limits.max_mb)
+            infos = archive.infolist()
+            if "xl/workbook.xml" not in {info.filename for info in infos}:
+                raise InputError("import.file.not_spreadsheet")  # a .docx, a plain .zip…
+            if sum(info.file_size for info in infos) > limits.max_unpacked_bytes:
+                raise InputError("import.file.too_big_unpacked", max=limits.max_unpacked_mb)
+            inflated = strings = 0
+            for info in infos:
+                with archive.open(info) as part:
+                    tail = b""
+                    while chunk := part.read(_CHUNK):
+                        inflated += len(chunk)
+                        if inflated > limits.max_unpacked_bytes:
+                            raise InputError(
+                                "import.file.too_big_unpacked", max=limits.max_unpacked_mb
+                            )
+                        window = tail + chunk
+                        # a tag cut in two by the chunking is counted in the next window
+                        strings += sum(
+                            1 for m in _SHARED_STRING_TAG.finditer(window) if m.end() > len(tail)
+                        )
+                        if strings > limits.max_shared_strings:
+                            raise InputError(
+                                "import.file.too_many_strings", max=limits.max_shared_strings
+                            )
+                        tail = window[-_TAG_OVERLAP:]
+    except InputError:
+        raise  # a ValueError too
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
+        raise InputError("import.file.damaged") from None  # a CRC error: a header that lied
 
 
 @contextmanager
@@ -239,7 +392,9 @@ def _cell(value: object) -> Cell:
     return str(value)  # rich text, array formulas: their text
 
 
-def _stream(sheet: ReadOnlyWorksheet, max_row: int | None = None) -> Iterator[tuple[Cell, ...]]:
+def _stream(
+    sheet: ReadOnlyWorksheet, budget: _Budget, max_row: int | None = None
+) -> Iterator[tuple[Cell, ...]]:
     # The stored dimension often claims A1:XFD1048576 (a formatted column); trusting it would
     # pad every row to 16,384 cells. Without it rows are as wide as their last cell.
     sheet.reset_dimensions()
@@ -247,8 +402,13 @@ def _stream(sheet: ReadOnlyWorksheet, max_row: int | None = None) -> Iterator[tu
     rows: Iterator[tuple[object, ...]] = sheet.iter_rows(  # type: ignore[misc]
         max_row=max_row, values_only=True
     )
-    for row in rows:
-        yield tuple(_cell(value) for value in row)
+    for number, row in enumerate(rows, start=1):
+        budget.take(number, len(row))  # blank rows and gaps count too
+        cells = tuple(_cell(value) for value in row)
+        for cell in cells:
+            if isinstance(cell, str):
+                budget.check_text(number, cell)
+        yield cells
 
 
 def _read_xlsx(content: bytes, limits: Limits, progress: Progress | None) -> Sheet:
@@ -257,8 +417,8 @@ def _read_xlsx(content: bytes, limits: Limits, progress: Progress | None) -> She
         sheet, sheet_index = _first_sheet_with_header(content, limits, progress)
         suspects = _empty_known_cells(sheet)
         if suspects:
-            sheet = _mark_uncomputed(content, sheet_index, sheet, suspects)
-    except InputError:
+            sheet = _mark_uncomputed(content, sheet_index, sheet, suspects, limits)
+    except (InputError, MemoryError):
         raise
     except Exception as exc:  # openpyxl raises a zoo of types on a damaged file; all mean that
         log.info("unreadable XLSX: %r", exc)
@@ -270,9 +430,10 @@ def _first_sheet_with_header(
     content: bytes, limits: Limits, progress: Progress | None
 ) -> tuple[Sheet, int]:
     first_rows: list[tuple[Cell, ...]] = []
+    budget = _Budget(limits)  # over all the sheets looked at
     with _worksheets(content, data_only=True) as sheets:
         for sheet_index, worksheet in enumerate(sheets):
-            rows = _stream(worksheet)
+            rows = _stream(worksheet, budget)
             # range first: zip stops without taking a 21st row from the stream
             head = [tuple(row) for _, row in zip(range(HEADER_SEARCH_ROWS), rows, strict=False)]
             first_rows = first_rows or head
@@ -307,14 +468,20 @@ def _empty_known_cells(sheet: Sheet) -> dict[int, list[int]]:
 
 
 def _mark_uncomputed(
-    content: bytes, sheet_index: int, sheet: Sheet, suspects: dict[int, list[int]]
+    content: bytes,
+    sheet_index: int,
+    sheet: Sheet,
+    suspects: dict[int, list[int]],
+    limits: Limits,
 ) -> Sheet:
     """Read the sheet once more with formulas instead of values: an empty cell that holds a
     formula becomes ``Uncomputed`` (refused with a clear reason instead of read as blank)."""
     formulas: dict[int, dict[int, str]] = {}
     last = max(suspects)
     with _worksheets(content, data_only=False) as sheets:
-        for number, cells in enumerate(_stream(sheets[sheet_index], last), start=1):
+        # the same rows as the first reading, which kept within the limits
+        rows = _stream(sheets[sheet_index], _Budget(limits), last)
+        for number, cells in enumerate(rows, start=1):
             for column in suspects.get(number, ()):
                 value = cells[column] if column < len(cells) else None
                 if isinstance(value, str) and value.startswith("="):

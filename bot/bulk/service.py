@@ -13,8 +13,9 @@ from bot.bulk.export import export_file
 from bot.bulk.find import find_page
 from bot.bulk.importer import ImportReport, Progress, import_sheet
 from bot.bulk.models import FindQuery
-from bot.bulk.reading import CHAT_LIMITS, Limits, Sheet, read_sheet
+from bot.bulk.reading import CHAT_LIMITS, Limits, Sheet
 from bot.bulk.stats import ChatStats, chat_stats
+from bot.bulk.worker import read_upload
 from bot.bulk.writing import OutputFormat
 from bot.clock import Clock
 from bot.models import ChatSettings
@@ -38,11 +39,10 @@ class BulkService:
         self.clock = clock
         self.reminders = reminders
 
-    async def read(
-        self, content: bytes, limits: Limits = CHAT_LIMITS, progress: Progress | None = None
-    ) -> Sheet:
-        """Parse an upload (``InputError`` if it is no usable spreadsheet), off the event loop."""
-        return await asyncio.to_thread(read_sheet, content, limits, progress)
+    async def read(self, content: bytes, limits: Limits = CHAT_LIMITS) -> Sheet:
+        """Parse an upload (``InputError`` if it is no usable spreadsheet) in a worker process
+        with CPU and memory limits, so that the bot keeps serving the other chats meanwhile."""
+        return await read_upload(content, limits)
 
     async def import_file(
         self,
