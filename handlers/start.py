@@ -22,6 +22,18 @@ async def help_command(update: Update, context: Context) -> None:
     await reply(update, where.t("help.text"))
 
 
+async def id_command(update: Update, context: Context) -> None:
+    """The chat's id, for the operator's ``python -m bot import/export --chat``."""
+    where = await here(update, context)
+    await reply(update, where.t("id.text", chat_id=where.chat_id), edit=False)
+
+
+async def nothing_to_cancel(update: Update, context: Context) -> None:
+    """/cancel outside any conversation (every conversation answers its own /cancel)."""
+    where = await here(update, context)
+    await reply(update, where.t("conversation.nothing_to_cancel"), edit=False)
+
+
 async def stale_button(update: Update, context: Context) -> None:
     """A button from a finished or timed-out conversation, or data we never made."""
     where = await here(update, context)
@@ -44,6 +56,8 @@ async def stray_text(update: Update, context: Context) -> None:
 HANDLERS = [
     CommandHandler("start", start_command),
     CommandHandler("help", help_command),
+    CommandHandler("id", id_command),
+    CommandHandler("cancel", nothing_to_cancel),
 ]
 
 # registered last, after every other handler had its chance
