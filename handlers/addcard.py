@@ -102,7 +102,9 @@ async def got_iccid(update: Update, context: Context) -> int:
                 ]
             ]
         )
-        await reply(update, where.t("addcard.luhn_mismatch", iccid=checked.iccid), keyboard)
+        # The corrected number can be typed straight away (the LUHN step takes text too).
+        text = where.t("addcard.luhn_mismatch", iccid=checked.iccid)
+        await ask(update, where, text, "ask.placeholder.iccid", keyboard)
         return LUHN
     await ask(update, where, where.t("addcard.ask_expiry"), "ask.placeholder.expiry")
     return EXPIRY
@@ -367,7 +369,10 @@ def conversation_handler() -> ConversationHandler[Any]:
         entry_points=[CommandHandler("addcard", start)],
         states={
             ICCID: [MessageHandler(TEXT, got_iccid)],
-            LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:luhn:")],
+            LUHN: [
+                CallbackQueryHandler(luhn_choice, pattern=r"^ac:luhn:"),
+                MessageHandler(TEXT, got_iccid),  # the corrected ICCID, typed after the warning
+            ],
             EXPIRY: [MessageHandler(TEXT, got_expiry)],
             CARRIER: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ac:car:(cmcc|cucc|ctcc|other)$"),
