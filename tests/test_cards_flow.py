@@ -101,3 +101,15 @@ async def test_expiring_with_nothing_due_and_bad_days(
     await add_cards(storage, alice.chat_id, [90])
     assert "没有到期的卡" in texts(await alice.send("/expiring"))
     assert "0 到 3650" in texts(await alice.send("/expiring soon"))
+
+
+async def test_the_page_counter_says_where_you_are(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, list(range(1, 26)))
+    await alice.send("/cards")
+    await alice.press("▶")
+    (answered,) = await alice.press("2/3")
+    assert answered.kind == "callback_answer"
+    assert "第 2 页，共 3 页" in (answered.text or "")
+    assert "◀ ▶" in (answered.text or "")
