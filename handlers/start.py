@@ -10,7 +10,6 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 from handlers.common import Context, answer, here, reply
 from handlers.conversation import conversation_owner
 
-
 MAX_NAME_SHOWN = 32  # a button's answer holds 200 characters at most
 
 
