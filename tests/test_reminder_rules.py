@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import InputError
-from bot.i18n import catalogue
+from bot.i18n import catalogue, t
 from bot.models import Period
 from bot.reminders.autorenew import MAX_PERIODS, roll_forward
 from bot.reminders.digest import MAX_CARDS, make_digest, render_digest, utf16_units
@@ -186,7 +186,8 @@ def test_input_errors_have_texts_with_their_placeholders() -> None:
         ):
             with pytest.raises(InputError) as raised:
                 call(text)
-            texts[raised.value.key].format(**raised.value.params)
+            assert raised.value.key in texts
+            t(lang, raised.value.key, **raised.value.params)  # fills in (and picks plurals)
 
 
 # --- auto-renew -----------------------------------------------------------------------------
