@@ -83,17 +83,17 @@ def _count_of(value: Any) -> int | None:
 class _Param:
     """A parameter being filled in: its escaped text, or (with a plural spec) the right form."""
 
-    __slots__ = ("count", "text")
+    __slots__ = ("value",)
 
     def __init__(self, value: Any) -> None:
-        self.text = _escape(value)
-        self.count = _count_of(value)
+        self.value = value
 
     def __format__(self, spec: str) -> str:
         if PLURAL_SEPARATOR not in spec:
-            return format(self.text, spec)
+            return format(_escape(self.value), spec)
         one, other = spec.split(PLURAL_SEPARATOR)  # exactly two forms (tests check them)
-        return one if self.count is not None and abs(self.count) == 1 else other
+        count = _count_of(self.value)
+        return one if count is not None and abs(count) == 1 else other
 
 
 def t(lang: str, key: str, /, **params: Any) -> Html:
@@ -101,7 +101,14 @@ def t(lang: str, key: str, /, **params: Any) -> Html:
     template = catalogue(lang).get(key)
     if template is None:
         template = catalogue(DEFAULT_LANGUAGE)[key]  # a missing key is a bug: fail loudly
+    if not _has_plurals(template):  # most texts: escape and fill in, nothing to choose
+        return Html(template.format_map({name: _escape(value) for name, value in params.items()}))
     return Html(template.format_map({name: _Param(value) for name, value in params.items()}))
+
+
+@cache
+def _has_plurals(template: str) -> bool:
+    return bool(plural_forms(template))
 
 
 def resolve_language(
