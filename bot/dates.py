@@ -24,9 +24,10 @@ month-day like ``12-31`` and ``12/31``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -272,6 +273,23 @@ def parse_expiry(text: str, today: date) -> date:
         return _expiry(_normalize(text), today)
     except _Problem as problem:
         raise InputError(problem.key, text=_shown(text)) from None
+
+
+MAX_DATE_WORDS = 3  # "Dec 31 2027", "31 December 2027"
+
+
+def leading_expiry(words: Sequence[str], today: date) -> tuple[date, int]:
+    """The expiry that a one-line command's words start with, taking as many words as make one
+    (``Dec 31 2027 移动`` → 2027-12-31, 3 words), and how many words it took.
+
+    Raises the ``InputError`` of the first word alone when no prefix is a date.
+    """
+    if not words:
+        raise InputError("error.date.unrecognized", text="")
+    for n in range(min(MAX_DATE_WORDS, len(words)), 1, -1):
+        with contextlib.suppress(InputError):
+            return parse_expiry(" ".join(words[:n]), today), n
+    return parse_expiry(words[0], today), 1
 
 
 # --- periods ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.dates import (
     MAX_INPUT_LEN,
     add_period,
+    leading_expiry,
     parse_expiry,
     parse_period,
     renewal_expiry,
@@ -209,6 +210,29 @@ def test_english_month_names_keep_their_checks() -> None:
     assert _expiry_error("Decem 31").key == "error.date.unrecognized"
     assert parse_expiry("Sept 3", TODAY) == date(2026, 9, 3)
     assert parse_expiry("3 mon", TODAY) == date(2026, 8, 10)  # still 3 months, not a month name
+
+
+@pytest.mark.parametrize(
+    ("words", "expected", "used"),
+    [
+        (["2027-12-31", "移动", "收银台1"], date(2027, 12, 31), 1),
+        (["Dec", "31", "2027", "移动"], date(2027, 12, 31), 3),
+        (["Dec", "31", "移动", "收银台1"], date(2026, 12, 31), 2),
+        (["31", "Dec"], date(2026, 12, 31), 2),
+        (["月底", "Till", "1"], date(2026, 5, 31), 1),
+        (["3", "months"], date(2026, 8, 10), 2),
+    ],
+)
+def test_leading_expiry_takes_as_many_words_as_make_a_date(
+    words: list[str], expected: date, used: int
+) -> None:
+    assert leading_expiry(words, TODAY) == (expected, used)
+
+
+def test_leading_expiry_reports_the_first_word() -> None:
+    with pytest.raises(InputError) as caught:
+        leading_expiry(["someday", "移动"], TODAY)
+    assert caught.value.params["text"] == "someday"
 
 
 # --- parse_expiry: errors -------------------------------------------------------------------
