@@ -60,6 +60,7 @@ MENU_COMMANDS = (
     "cost",
     "settings",
     "help",
+    "id",
     "cancel",
 )
 STORAGE_KEY = "simwatch.storage"

@@ -11,6 +11,11 @@ case-folded; spaces between the parts are optional. Durations share one grammar,
 * months ``m``/``mo``/``mon``/``mth``/``month``/``months``/``个月``;
 * years ``y``/``yr``/``year``/``years``/``年`` (12 months); and ``半年`` (6 months).
 
+Expiry dates are absolute (``2026-12-31``, ``2026年12月31日``, ``Dec 31 2027``, ``31 December``),
+a month-day (``12-31``, ``12月31日``, ``Dec 31``: the next such day), a day named from today
+(``今天``/``today``, ``明天``/``tomorrow``, ``后天``, ``月底``/``end of month`` = this month's
+last day, ``下月底``, ``年底``/``end of year``) or a duration from today.
+
 Ambiguities, decided: ``日`` is never a duration unit (``30日`` reads as "the 30th"); ``3月``
 (without 个) is 3 months in a *period* but refused as an *expiry* (it could be "March"); a
 bare number is a period in months only for 1–24 (``30`` could mean 30 days); ``12.31`` is a
@@ -19,9 +24,10 @@ month-day like ``12-31`` and ``12/31``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 from dateutil.relativedelta import relativedelta
@@ -135,7 +141,11 @@ def _full_date(m: re.Match[str], today: date) -> date:
 
 def _month_day(m: re.Match[str], today: date) -> date:
     """The next ``month-day`` on or after today; Feb 29 waits for the next leap year."""
-    month, day = int(m["m"]), int(m["d"])
+    return _next_month_day(int(m["m"]), int(m["d"]), today)
+
+
+def _next_month_day(month: int, day: int, today: date) -> date:
+    """The next ``month-day`` on or after today; Feb 29 waits for the next leap year."""
     try:
         date(_LEAP_YEAR, month, day)
     except ValueError:
@@ -148,6 +158,57 @@ def _month_day(m: re.Match[str], today: date) -> date:
         if candidate >= today:
             return _make_date(year, month, day)
     raise _Problem("error.date.out_of_range")  # unreachable for real calendars
+
+
+_MONTH_NAMES = {
+    **dict.fromkeys(("jan", "january"), 1),
+    **dict.fromkeys(("feb", "february"), 2),
+    **dict.fromkeys(("mar", "march"), 3),
+    **dict.fromkeys(("apr", "april"), 4),
+    **dict.fromkeys(("may",), 5),
+    **dict.fromkeys(("jun", "june"), 6),
+    **dict.fromkeys(("jul", "july"), 7),
+    **dict.fromkeys(("aug", "august"), 8),
+    **dict.fromkeys(("sep", "sept", "september"), 9),
+    **dict.fromkeys(("oct", "october"), 10),
+    **dict.fromkeys(("nov", "november"), 11),
+    **dict.fromkeys(("dec", "december"), 12),
+}
+_MONTH_NAME = r"(?P<mon>" + "|".join(sorted(_MONTH_NAMES, key=len, reverse=True)) + r")\.?"
+_DAY_NUMBER = r"(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?"
+_OPTIONAL_YEAR = r"(?:\s*,?\s*(?P<y>[0-9]{4}))?"
+
+
+def _named_month(m: re.Match[str], today: date) -> date:
+    """``Dec 31``, ``31 December 2027``: with a year that day, else the next such day."""
+    month = _MONTH_NAMES[m["mon"]]
+    if m["y"] is not None:
+        return _make_date(int(m["y"]), month, int(m["d"]))
+    return _next_month_day(month, int(m["d"]), today)
+
+
+def _month_end(today: date, months_ahead: int = 0) -> date:
+    return today.replace(day=1) + relativedelta(months=months_ahead + 1) - timedelta(days=1)
+
+
+# Days named from today, after normalising (so "Today" and "end of month" are found too).
+_NAMED_DAYS: dict[str, Callable[[date], date]] = {
+    **dict.fromkeys(("今天", "今日", "today"), lambda today: today),
+    **dict.fromkeys(("明天", "明日", "tomorrow"), lambda today: today + timedelta(days=1)),
+    **dict.fromkeys(("后天",), lambda today: today + timedelta(days=2)),
+    **dict.fromkeys(
+        ("月底", "本月底", "这个月底", "月末", "本月末", "end of month", "end of the month"),
+        _month_end,
+    ),
+    **dict.fromkeys(
+        ("下月底", "下个月底", "下月末", "下个月末", "end of next month"),
+        lambda today: _month_end(today, 1),
+    ),
+    **dict.fromkeys(
+        ("年底", "今年底", "年末", "今年年底", "end of year", "end of the year"),
+        lambda today: date(today.year, 12, 31),
+    ),
+}
 
 
 def _year_only(m: re.Match[str], today: date) -> date:
@@ -172,10 +233,16 @@ _EXPIRY_FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], date], date
     (re.compile(r"(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*[日号]?"), _month_day),
     (re.compile(r"(?P<m>[0-9]{1,2})\s*[-/.]\s*(?P<d>[0-9]{1,2})"), _month_day),  # 12-31, 12/31
     (re.compile(r"[0-9]{4}\s*年"), _year_only),
+    # Dec 31, December 31st, Dec. 31, 2027; 31 Dec, 31st of December 2027
+    (re.compile(_MONTH_NAME + r"\s*" + _DAY_NUMBER + _OPTIONAL_YEAR), _named_month),
+    (re.compile(_DAY_NUMBER + r"\s*(?:of\s+)?" + _MONTH_NAME + _OPTIONAL_YEAR), _named_month),
 )
 
 
 def _expiry(text: str, today: date) -> date:
+    named = _NAMED_DAYS.get(re.sub(r"\s+", " ", text))
+    if named is not None:
+        return named(today)
     for pattern, build in _EXPIRY_FORMS:
         m = pattern.fullmatch(text)
         if m is not None:
@@ -194,7 +261,8 @@ def _expiry(text: str, today: date) -> date:
 
 
 def parse_expiry(text: str, today: date) -> date:
-    """Parse an expiry date: absolute, month-day (next on or after today) or a duration.
+    """Parse an expiry date: absolute, month-day (next on or after today), a day named from
+    today (``明天``, ``月底``) or a duration.
 
     A date in the past is returned as is (the caller says "already expired").
     Raises ``InputError`` with ``text``: ``error.date.unrecognized``, ``error.date.zero_length``
@@ -208,6 +276,23 @@ def parse_expiry(text: str, today: date) -> date:
         return _expiry(_normalize(text), today)
     except _Problem as problem:
         raise InputError(problem.key, text=_shown(text)) from None
+
+
+MAX_DATE_WORDS = 3  # "Dec 31 2027", "31 December 2027"
+
+
+def leading_expiry(words: Sequence[str], today: date) -> tuple[date, int]:
+    """The expiry that a one-line command's words start with, taking as many words as make one
+    (``Dec 31 2027 移动`` → 2027-12-31, 3 words), and how many words it took.
+
+    Raises the ``InputError`` of the first word alone when no prefix is a date.
+    """
+    if not words:
+        raise InputError("error.date.unrecognized", text="")
+    for n in range(min(MAX_DATE_WORDS, len(words)), 1, -1):
+        with contextlib.suppress(InputError):
+            return parse_expiry(" ".join(words[:n]), today), n
+    return parse_expiry(words[0], today), 1
 
 
 # --- periods ------------------------------------------------------------------------------

@@ -2,11 +2,17 @@
 
 Texts are Telegram HTML. Parameters are escaped when filled in, so a label such as ``<b>&`` typed by
 a user is shown verbatim; a parameter that is itself rendered HTML is passed as ``Html``.
+
+Plurals: ``{days:day|days}`` is the word for the count ``days`` in the singular (``one``) or the
+plural (``other``) form, so ``"{days} {days:day|days} left"`` reads "1 day left", "2 days left".
+The count is a parameter passed as an ``int`` (or a string of digits, e.g. a list of one number);
+anything else takes the ``other`` form. Chinese needs no plural forms and doesn't use them.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import string
 import tomllib
 from collections.abc import Mapping
@@ -53,12 +59,56 @@ def _escape(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+PLURAL_SEPARATOR = "|"
+_INTEGER_RE = re.compile(r"[-+]?[0-9]+")
+
+
+def plural_forms(template: str) -> list[tuple[str, list[str]]]:
+    """The ``{count:one|other}`` fields of a template: (count's name, its forms)."""
+    return [
+        (name, spec.split(PLURAL_SEPARATOR))
+        for _, name, spec, _ in string.Formatter().parse(template)
+        if name and spec and PLURAL_SEPARATOR in spec
+    ]
+
+
+def _count_of(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+class _Param:
+    """A parameter being filled in: its escaped text, or (with a plural spec) the right form."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        if PLURAL_SEPARATOR not in spec:
+            return format(_escape(self.value), spec)
+        one, other = spec.split(PLURAL_SEPARATOR)  # exactly two forms (tests check them)
+        count = _count_of(self.value)
+        return one if count is not None and abs(count) == 1 else other
+
+
 def t(lang: str, key: str, /, **params: Any) -> Html:
     """The text ``key`` in ``lang`` (falling back to the default language), filled in."""
     template = catalogue(lang).get(key)
     if template is None:
         template = catalogue(DEFAULT_LANGUAGE)[key]  # a missing key is a bug: fail loudly
-    return Html(template.format_map({name: _escape(value) for name, value in params.items()}))
+    if not _has_plurals(template):  # most texts: escape and fill in, nothing to choose
+        return Html(template.format_map({name: _escape(value) for name, value in params.items()}))
+    return Html(template.format_map({name: _Param(value) for name, value in params.items()}))
+
+
+@cache
+def _has_plurals(template: str) -> bool:
+    return bool(plural_forms(template))
 
 
 def resolve_language(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from decimal import Context, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from bot.errors import InputError
 
@@ -104,6 +104,12 @@ def parse_amount(text: str) -> int:
     if fen > MAX_AMOUNT_FEN:
         raise InputError("error.money.too_large", max=format_fen(MAX_AMOUNT_FEN))
     return int(fen)
+
+
+def round_fen(amount: Decimal) -> int:
+    """An exact amount of fen (e.g. a price per month) to a whole fen, half up: ¥50 a year is
+    ¥4.17 a month (416.67 fen), never truncated to ¥4.16."""
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def format_fen(fen: int) -> str:

@@ -118,7 +118,9 @@ async def _luhn_question(update: Update, where: Here, iccid: str) -> int:
         ]
     )
     shown = shown_iccid(iccid, where.is_group)
-    await reply(update, where.t("addcard.luhn_mismatch", iccid=shown), keyboard)
+    # The corrected number can be typed straight away (the LUHN step takes text too).
+    text = where.t("addcard.luhn_mismatch", iccid=shown)
+    await ask(update, where, text, "ask.placeholder.iccid", keyboard)
     return LUHN
 
 
@@ -473,7 +475,10 @@ def conversation_handler() -> ConversationHandler[Any]:
         entry_points=[CommandHandler("addcard", start)],
         states={
             ICCID: [MessageHandler(TEXT, got_iccid)],
-            LUHN: [CallbackQueryHandler(luhn_choice, pattern=r"^ac:(luhn|digits):")],
+            LUHN: [
+                CallbackQueryHandler(luhn_choice, pattern=r"^ac:(luhn|digits):"),
+                MessageHandler(TEXT, got_iccid),  # the corrected ICCID, typed after the warning
+            ],
             EXPIRY: [MessageHandler(TEXT, got_expiry)],
             CARRIER: [
                 CallbackQueryHandler(carrier_button, pattern=r"^ac:car:(cmcc|cucc|ctcc|other)$"),

@@ -150,6 +150,16 @@ async def delete_button(update: Update, context: Context) -> None:
     await reply(update, where.t("delete.done", iccid=iccid_shown(card, where.is_group)))
 
 
+async def page_number_button(update: Update, context: Context) -> None:
+    """The n/m counter between ◀ and ▶: say which page this is and how to move on."""
+    where = await here(update, context)
+    page, pages = callback_arg(update, 1), callback_arg(update, 2)
+    if page is None or pages is None:
+        await answer(update.callback_query)
+        return
+    await answer(update.callback_query, where.t("cards.page_alert", page=page, pages=pages))
+
+
 async def noop_button(update: Update, context: Context) -> None:
     await answer(update.callback_query)
 
@@ -160,5 +170,6 @@ HANDLERS = [
     CallbackQueryHandler(page_button, pattern=r"^pg:"),
     CallbackQueryHandler(open_card_button, pattern=r"^cd:"),
     CallbackQueryHandler(delete_button, pattern=r"^d[lyn]:"),
-    CallbackQueryHandler(noop_button, pattern=r"^noop$"),
+    CallbackQueryHandler(page_number_button, pattern=r"^pn:\d+:\d+$"),
+    CallbackQueryHandler(noop_button, pattern=r"^noop$"),  # page counters sent before pn:
 ]

@@ -38,6 +38,38 @@ async def cancel(update: Update, context: Context) -> int:
     return END
 
 
+def conversation_owner(update: Update, context: Context) -> int | None:
+    """Whose conversation in progress a pressed button belongs to, when it is not the
+    presser's: in a group everyone sees the buttons of a member's /addcard or /renew, but a
+    conversation is one person's (its steps are kept per chat and user).
+
+    The owner is a user with a conversation in this chat whose steps take this button; one
+    whose current step takes it comes first. None: nobody else's (a stale button).
+    """
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None or update.callback_query is None:
+        return None
+    fallback: int | None = None
+    for group in context.application.handlers.values():
+        for handler in group:
+            if not isinstance(handler, ConversationHandler):
+                continue
+            # PTB keeps the conversations in progress here, keyed (chat id, user id).
+            for key, state in handler._conversations.items():
+                if len(key) != 2 or key[0] != chat.id or key[1] == user.id:
+                    continue
+                if any(step.check_update(update) for step in handler.states.get(state, [])):
+                    return int(key[1])
+                if fallback is None and any(
+                    step.check_update(update)
+                    for steps in handler.states.values()
+                    for step in steps
+                    if not isinstance(step, TypeHandler)  # the time-out step takes anything
+                ):
+                    fallback = int(key[1])
+    return fallback
+
+
 async def timed_out(update: Update, context: Context) -> None:
     where = await here(update, context)
     await reply(update, where.t("conversation.timeout"), edit=False)

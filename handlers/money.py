@@ -9,7 +9,7 @@ from telegram.ext import CommandHandler
 
 from bot.i18n import Html
 from bot.models import Carrier
-from bot.money import format_fen
+from bot.money import format_fen, round_fen
 from bot.plans.advice import advise, summarize
 from bot.plans.catalogue import Catalogue, CataloguePlan, monthly_fen
 from bot.plans.costs import YEAR_DAYS, cost_report
@@ -20,7 +20,7 @@ MAX_CARDS = 20_000  # /cost reads a whole chat; agents with more use the CLI exp
 
 
 def plan_line(where: Here, plan: CataloguePlan) -> Html:
-    monthly = int(monthly_fen(plan.price_fen, plan.period))
+    monthly = round_fen(monthly_fen(plan.price_fen, plan.period))
     return where.t(
         "cost.plan",
         name=plan.name,

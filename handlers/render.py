@@ -134,7 +134,8 @@ def card_list(
         nav = []
         if page.page > 0:
             nav.append(button("◀", f"{nav_data}:{page.page - 1}"))
-        nav.append(button(f"{page.page + 1}/{page.pages}", "noop"))
+        counter = f"{page.page + 1}/{page.pages}"
+        nav.append(button(counter, f"pn:{page.page + 1}:{page.pages}"))  # says where you are
         if page.page < page.pages - 1:
             nav.append(button("▶", f"{nav_data}:{page.page + 1}"))
         rows.append(nav)

@@ -323,32 +323,74 @@ async def confirm_button(update: Update, context: Context) -> int:
     return END
 
 
-# --- one line: /renew <ICCID or last 4+> <period or date> [amount] ----------------------------
+# --- one line: /renew <card> [<period or date> [amount]] ---------------------------------------
+
+MAX_CHOICE_WORDS = 3  # "3 months", "Dec 31 2027": a period or date may take a few words
+MAX_LABEL_WORDS = 5  # a label named in the command ("收银台 1") may have spaces too
+
+
+def split_choice(words: list[str], today: date) -> tuple[Period | date, int | None]:
+    """The period or date the words start with (as many words as make one: ``3 months``,
+    ``Dec 31 2027``) and the amount in the words after it, if any.
+
+    Raises the ``InputError`` of the amount when a period was found, else that of the period.
+    """
+    choice_error: InputError | None = None
+    amount_error: InputError | None = None
+    for n in range(min(MAX_CHOICE_WORDS, len(words)), 0, -1):
+        try:
+            choice = parse_choice(" ".join(words[:n]), today)
+        except InputError as exc:
+            choice_error = exc  # the last one kept is the first word's own
+            continue
+        rest = words[n:]
+        try:
+            return choice, parse_amount(" ".join(rest)) if rest else None
+        except InputError as exc:
+            amount_error = amount_error or exc
+    error = amount_error or choice_error
+    assert error is not None, "words is never empty"
+    raise error
+
+
+async def _named_cards(context: Context, where: Here, args: list[str]) -> tuple[list[Card], int]:
+    """The cards the command names, by ICCID (or its last 4+) or else by label, and how many
+    words named them; no cards when none match."""
+    cards = services(context).cards
+    matches = await cards.resolve(where.chat_id, args[0])
+    if matches:
+        return matches, 1
+    for n in range(min(MAX_LABEL_WORDS, len(args)), 0, -1):  # the longest label that matches
+        matches = await cards.resolve_label(where.chat_id, " ".join(args[:n]))
+        if matches:
+            return matches, n
+    return [], 1
 
 
 async def one_line(update: Update, context: Context, where: Here) -> int:
     args = command_args(context)
-    if len(args) < 2:
-        await reply(update, where.t("renew.one_line_usage"), edit=False)
-        return END
-    try:
-        choice = parse_choice(args[1], where.today)
-        amount = parse_amount(" ".join(args[2:])) if len(args) > 2 else None
-    except InputError as exc:
-        await reply(update, where.t(exc.key, **exc.params), edit=False)
-        return END
-    matches = await services(context).cards.resolve(where.chat_id, args[0])
-    data = _scratch(context, where)
-    data.update(choice=choice, amount_fen=amount)
+    matches, used = await _named_cards(context, where, args)
+    ref = " ".join(args[:used])
     if not matches:
-        drop_scratch(context, NAME, where.chat_id)
-        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        await reply(update, where.t("renew.no_card", ref=ref), edit=False)
         return END
+    data = _scratch(context, where)
+    rest = args[used:]
+    if rest:
+        try:
+            choice, amount = split_choice(rest, where.today)
+        except InputError as exc:
+            drop_scratch(context, NAME, where.chat_id)
+            await reply(update, where.t(exc.key, **exc.params), edit=False)
+            return END
+        data.update(choice=choice, amount_fen=amount)
     if len(matches) > 1:
         rows = [[button(card_pick_text(c, where.is_group), f"rwhich:{c.id}")] for c in matches]
-        await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
+        await reply(update, where.t("renew.which", ref=ref), markup(rows), edit=False)
         return PICK
     data["card_id"] = matches[0].id
+    if not rest:  # just the card: ask for how long, as after picking it from the list
+        return await _ask_period(update, context, where, matches[0])
     return await _confirm(update, context, where, matches[0])
 
 

@@ -257,6 +257,14 @@ class SqliteStorage:
         )
         return [_card(row) for row in rows]
 
+    async def find_cards_by_label(self, chat_id: int, label: str, limit: int) -> list[Card]:
+        rows = await self.fetchall(
+            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
+            "AND label = ? COLLATE NOCASE ORDER BY expiry, id LIMIT ?",
+            (chat_id, label, limit),
+        )
+        return [_card(row) for row in rows]
+
     async def count_cards(self, chat_id: int, card_filter: CardFilter | None = None) -> int:
         where, params = _filter_sql(card_filter)
         row = await self.fetchone(

@@ -105,6 +105,30 @@ async def test_wrong_check_digit_asks_before_going_on(
     assert await storage.get_card_by_iccid(alice.chat_id, bad_luhn(5)) is not None
 
 
+async def test_a_corrected_iccid_typed_after_the_warning_goes_on(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await alice.send("/addcard")
+    assert "校验码对不上" in texts(await alice.send(bad_luhn(6)))
+    assert "哪天到期" in texts(await alice.send(iccid(6)))  # no button: just the right number
+    await alice.send("2027-01-31")
+    await alice.press("中国移动")
+    await alice.press("跳过")
+    summary = texts(await alice.press("跳过"))
+    assert iccid(6) in summary
+    assert "校验码对不上" not in summary
+    await alice.press("保存")
+    assert await storage.get_card_by_iccid(alice.chat_id, iccid(6)) is not None
+    assert await storage.get_card_by_iccid(alice.chat_id, bad_luhn(6)) is None
+
+
+async def test_a_retyped_iccid_is_checked_again(alice: ChatDriver) -> None:
+    await alice.send("/addcard")
+    await alice.send(bad_luhn(8))
+    assert "19–20" in texts(await alice.send("8986"))  # still wrong: say why, stay on the ICCID
+    assert "校验码对不上" in texts(await alice.send(bad_luhn(8)))
+
+
 async def test_same_iccid_twice_offers_the_existing_card(alice: ChatDriver) -> None:
     await alice.send(f"/addcard {iccid(7)} 2027-03-01 移动 前台")
     await alice.send("/addcard")

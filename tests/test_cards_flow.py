@@ -35,7 +35,7 @@ async def test_cards_sorted_by_expiry_with_status_and_days(
     lines = [line for line in (event.text or "").splitlines() if line[:1].isdigit()]
     assert len(lines) == 5
     assert "已过期 120 天" in lines[0]
-    assert "停机 3 天" in lines[1]
+    assert "🔴 已停机 3 天" in lines[1]  # the same words as in the digest
     assert "今天到期" in lines[2]
     assert "即将到期 · 剩 12 天" in lines[3]
     assert "正常 · 剩 100 天" in lines[4]
@@ -101,3 +101,31 @@ async def test_expiring_with_nothing_due_and_bad_days(
     await add_cards(storage, alice.chat_id, [90])
     assert "没有到期的卡" in texts(await alice.send("/expiring"))
     assert "0 到 3650" in texts(await alice.send("/expiring soon"))
+
+
+async def test_the_page_counter_says_where_you_are(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice.chat_id, list(range(1, 26)))
+    await alice.send("/cards")
+    await alice.press("▶")
+    (answered,) = await alice.press("2/3")
+    assert answered.kind == "callback_answer"
+    assert "第 2 页，共 3 页" in (answered.text or "")
+    assert "◀ ▶" in (answered.text or "")
+
+
+async def test_english_lists_say_1_day_and_1_card(
+    alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add_cards(storage, alice_en.chat_id, [1])
+    said = texts(await alice_en.send("/cards"))
+    assert "1 day left" in said
+    assert "1 days" not in said
+    assert "(1 card)" in texts(await alice_en.send("/stats"))
+    draft = CardDraft(iccid=iccid(99), expiry=TODAY - timedelta(days=1))  # expired yesterday
+    await storage.add_card(alice_en.chat_id, draft, CREATED)
+    said = texts(await alice_en.send("/expiring 1"))
+    assert "Expiring within 1 day or expired" in said
+    assert "Suspended for 1 day" in said
+    assert "(2 cards)" in texts(await alice_en.send("/stats"))

@@ -112,3 +112,19 @@ async def test_edit_picks_a_plan_from_the_catalogue(
     assert edited is not None
     assert edited.plan_period == Period(months=12)
     assert edited.plan_price_fen == 4800
+
+
+async def test_price_per_month_rounds_half_up(alice: ChatDriver, storage: SqliteStorage) -> None:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    draft = CardDraft(
+        iccid=iccid(8),
+        expiry=date(2027, 1, 1),
+        carrier=Carrier.CHINA_UNICOM,
+        plan_period=Period(months=3),
+        plan_price_fen=1500,  # ¥5.00 a month
+    )
+    card = await storage.add_card(alice.chat_id, draft, CREATED)
+    await alice.send("/cards")
+    ask = texts(await alice.press_data(f"rn:{card.id}"))
+    # ¥50 a year is 416.67 fen a month: ¥4.17, not the truncated ¥4.16
+    assert "「联通物联网 年包 50MB」¥50.00/1 年（每月 ¥4.17）" in ask

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.dates import (
     MAX_INPUT_LEN,
     add_period,
+    leading_expiry,
     parse_expiry,
     parse_period,
     renewal_expiry,
@@ -148,6 +149,91 @@ def test_duration_clamps_to_month_end() -> None:
     assert parse_expiry("1个月", date(2026, 1, 31)) == date(2026, 2, 28)
 
 
+# --- parse_expiry: days named from today, English month names -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("今天", TODAY),
+        ("today", TODAY),
+        ("明天", date(2026, 5, 11)),
+        ("Tomorrow", date(2026, 5, 11)),
+        ("后天", date(2026, 5, 12)),
+        ("月底", date(2026, 5, 31)),
+        ("end of month", date(2026, 5, 31)),
+        ("下月底", date(2026, 6, 30)),
+        ("年底", date(2026, 12, 31)),
+    ],
+)
+def test_days_named_from_today(text: str, expected: date) -> None:
+    assert parse_expiry(text, TODAY) == expected
+
+
+def test_month_end_of_february_and_on_the_last_day() -> None:
+    assert parse_expiry("月底", date(2028, 2, 3)) == date(2028, 2, 29)
+    assert parse_expiry("月底", date(2026, 1, 31)) == date(2026, 1, 31)
+    assert parse_expiry("下月底", date(2026, 1, 31)) == date(2026, 2, 28)
+    assert parse_expiry("下个月底", date(2026, 12, 5)) == date(2027, 1, 31)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dec 31",
+        "dec 31",
+        "Dec. 31",
+        "December 31",
+        "December 31st",
+        "31 Dec",
+        "31 December",
+        "31st of December",
+        "Dec31",
+    ],
+)
+def test_english_month_day_is_the_next_such_day(text: str) -> None:
+    assert parse_expiry(text, TODAY) == date(2026, 12, 31)
+    assert parse_expiry(text, date(2027, 1, 2)) == date(2027, 12, 31)
+
+
+@pytest.mark.parametrize(
+    "text", ["Dec 31 2027", "Dec 31, 2027", "December 31, 2027", "31 Dec 2027", "31 December 2027"]
+)
+def test_english_month_day_year(text: str) -> None:
+    assert parse_expiry(text, TODAY) == date(2027, 12, 31)
+
+
+def test_english_month_names_keep_their_checks() -> None:
+    assert _expiry_error("Feb 30").key == "error.date.invalid"
+    assert _expiry_error("Dec 31 2200").key == "error.date.out_of_range"
+    assert _expiry_error("Decem 31").key == "error.date.unrecognized"
+    assert parse_expiry("Sept 3", TODAY) == date(2026, 9, 3)
+    assert parse_expiry("3 mon", TODAY) == date(2026, 8, 10)  # still 3 months, not a month name
+
+
+@pytest.mark.parametrize(
+    ("words", "expected", "used"),
+    [
+        (["2027-12-31", "移动", "收银台1"], date(2027, 12, 31), 1),
+        (["Dec", "31", "2027", "移动"], date(2027, 12, 31), 3),
+        (["Dec", "31", "移动", "收银台1"], date(2026, 12, 31), 2),
+        (["31", "Dec"], date(2026, 12, 31), 2),
+        (["月底", "Till", "1"], date(2026, 5, 31), 1),
+        (["3", "months"], date(2026, 8, 10), 2),
+    ],
+)
+def test_leading_expiry_takes_as_many_words_as_make_a_date(
+    words: list[str], expected: date, used: int
+) -> None:
+    assert leading_expiry(words, TODAY) == (expected, used)
+
+
+def test_leading_expiry_reports_the_first_word() -> None:
+    with pytest.raises(InputError) as caught:
+        leading_expiry(["someday", "移动"], TODAY)
+    assert caught.value.params["text"] == "someday"
+
+
 # --- parse_expiry: errors -------------------------------------------------------------------
 
 
@@ -157,7 +243,7 @@ def test_duration_clamps_to_month_end() -> None:
         "",
         "   ",
         "abc",
-        "tomorrow",
+        "next tuesday",
         "3月",  # March or 3 months? Refused as an expiry.
         "30日",  # the 30th or 30 days?
         "2026年",

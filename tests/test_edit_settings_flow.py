@@ -225,3 +225,40 @@ async def test_command_menu_is_registered_in_both_languages(
     assert {"zh", "en"} <= languages
     english = next(c for c in calls if c.params.get("language_code") == "en")
     assert {"command": "addcard", "description": "Add a SIM card"} in english.params["commands"]
+
+
+async def test_cancel_with_nothing_to_cancel_says_so_kindly(
+    alice: ChatDriver, alice_en: ChatDriver, group: dict[str, ChatDriver]
+) -> None:
+    said = texts(await alice.send("/cancel"))
+    assert "没有进行中的操作" in said
+    assert "没有这个命令" not in said
+    assert "nothing to cancel" in texts(await alice_en.send("/cancel"))
+    assert "没有进行中的操作" in texts(await group["bob"].send("/cancel"))
+    await alice.send("/addcard")  # in a conversation, /cancel still ends it
+    assert "已取消" in texts(await alice.send("/cancel"))
+    assert "没有进行中的操作" in texts(await alice.send("/cancel"))
+
+
+async def test_id_shows_the_chat_id_for_the_command_line(
+    app: AnyApplication,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    alice_en: ChatDriver,
+    group: dict[str, ChatDriver],
+) -> None:
+    said = texts(await alice.send("/id"))
+    assert f"这个聊天的 ID 是 {alice.chat_id}" in said
+    assert f"python -m bot import 卡片.xlsx --chat {alice.chat_id}" in said
+    assert f"python -m bot export --chat {alice.chat_id}" in said
+    grouped = texts(await group["bob"].send("/id"))
+    assert f"--chat {group['bob'].chat_id}" in grouped
+    assert "This chat's id is" in texts(await alice_en.send("/id"))
+    assert "/id" in texts(await alice.send("/help"))
+    assert "/id" in texts(await alice_en.send("/help"))
+    english = next(
+        c
+        for c in emulator.calls
+        if c.method == "setMyCommands" and c.params.get("language_code") == "en"
+    )
+    assert {"command": "id", "description": "This chat's id"} in english.params["commands"]

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from cards_util import iccid
+from cards_util import bad_luhn, iccid
 from conftest import BOB, BOSS, NOW
 from telegram import ForceReply
 from telegram.error import BadRequest
@@ -208,6 +208,17 @@ async def test_a_member_adds_a_card_step_by_step_by_answering_the_prompts(
     card = await storage.get_card_by_iccid(GROUP, iccid(1))
     assert card is not None
     assert (card.expiry, card.label) == (date(2027, 1, 31), "收银台1")
+
+
+async def test_a_corrected_iccid_after_the_check_digit_warning_reaches_the_bot(
+    shop: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob = shop["bob"]
+    await bob.send("/addcard")
+    warning = await bob.send(bad_luhn(4))
+    assert "校验码对不上" in texts(warning)
+    assert asking(warning)["input_field_placeholder"] == placeholder("zh_CN", "iccid")
+    assert "第 2 步" in texts(await bob.send(iccid(4)))  # a reply to the warning
 
 
 async def test_plain_answers_never_reach_the_bot_so_the_conversation_waits(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import InputError
-from bot.money import MAX_AMOUNT_FEN, MAX_INPUT_LEN, format_fen, parse_amount
+from bot.money import MAX_AMOUNT_FEN, MAX_INPUT_LEN, format_fen, parse_amount, round_fen
 
 
 def _error(text: str) -> InputError:
@@ -159,3 +159,10 @@ def test_formatted_negative_is_refused(fen: int) -> None:
 @given(st.decimals(min_value=0, max_value=100_000, places=2, allow_nan=False, allow_infinity=False))
 def test_plain_decimal_is_exact(amount: Decimal) -> None:
     assert parse_amount(f"{amount:f}") == int(amount * 100)
+
+
+def test_round_fen_is_half_up() -> None:
+    assert round_fen(Decimal(5000) / 12) == 417
+    assert round_fen(Decimal("416.5")) == 417
+    assert round_fen(Decimal("416.49")) == 416
+    assert round_fen(Decimal(400)) == 400

@@ -183,3 +183,30 @@ async def test_buttons_answer_only_the_groups_members(
     muted = await storage.get_card(bob.chat_id, card.id)
     assert muted is not None
     assert muted.muted
+
+
+async def test_a_button_of_someone_elses_conversation_says_whose_it_is(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    await bob.send("/addcard")
+    await bob.send(iccid(2))
+    await bob.send("2027-01-31")  # the carrier buttons, seen by the whole group
+    (answered,) = await boss.press("中国移动")
+    assert answered.kind == "callback_answer"
+    assert answered.show_alert
+    assert "这是Bob正在进行的操作" in (answered.text or "")
+    assert "失效" not in (answered.text or "")
+    assert "第 4 步" in texts(await bob.press("中国移动"))  # Bob's own step is untouched
+
+    await boss.send(f"/addcard {iccid(3)} 2026-12-20 移动 前台")
+    await bob.send("/cancel")
+    await bob.send(f"/renew {iccid(3)[-4:]}")  # Bob's renewal: its period buttons
+    (answered,) = await boss.press("3 个月")
+    assert "只有Bob能点" in (answered.text or "")
+    await bob.send("/cancel")
+    (answered,) = await boss.press("3 个月")  # nobody's conversation any more: stale
+    assert "已失效" in (answered.text or "")
+    card = await storage.get_card_by_iccid(bob.chat_id, iccid(3))
+    assert card is not None
+    assert card.expiry == date(2026, 12, 20)

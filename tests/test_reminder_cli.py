@@ -146,4 +146,4 @@ async def test_messages_a_dead_sender_still_holds_are_counted_with_when_they_fre
     english = io.StringIO()
     settings_en = settings.model_copy(update={"language": "en"})
     assert await run_remind(settings_en, on_date=DAY, dry_run=True, out=english) == 0
-    assert "1 messages are held by another (or a crashed) sender until" in english.getvalue()
+    assert "1 message is held by another (or a crashed) sender until" in english.getvalue()

@@ -119,13 +119,13 @@ async def test_mute_and_unmute_buttons(
     events = await bob.press_data(mute_data(card.id), message.message_id)
     said = texts(events)
     assert f"🔕 已静音 …{card.iccid[-6:]}，不再提醒。" in said
-    assert "Bob 静音了流量卡" in said
+    assert "Bob静音了流量卡" in said
     assert "前台" in said
     muted = await storage.get_card(bob.chat_id, card.id)
     assert muted is not None
     assert muted.muted
     undo = await bob.press("🔔 恢复提醒")
-    assert "Bob 恢复了流量卡" in texts(undo)
+    assert "Bob恢复了流量卡" in texts(undo)
     unmuted = await storage.get_card(bob.chat_id, card.id)
     assert unmuted is not None
     assert not unmuted.muted

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import InputError
-from bot.i18n import catalogue
+from bot.i18n import catalogue, t
 from bot.models import Period
 from bot.reminders.autorenew import MAX_PERIODS, roll_forward
 from bot.reminders.digest import MAX_CARDS, make_digest, render_digest, utf16_units
@@ -186,7 +186,8 @@ def test_input_errors_have_texts_with_their_placeholders() -> None:
         ):
             with pytest.raises(InputError) as raised:
                 call(text)
-            texts[raised.value.key].format(**raised.value.params)
+            assert raised.value.key in texts
+            t(lang, raised.value.key, **raised.value.params)  # fills in (and picks plurals)
 
 
 # --- auto-renew -----------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_digest_reads_well_most_urgent_first() -> None:
     [part] = render_digest(make_digest(GROUP, TODAY, cards, [], "zh_CN"))
     lines = part.text.splitlines()
     assert lines[0] == "⏰ <b>流量卡到期提醒</b> · 11月25日（4 张）"
-    assert lines[2] == "1. ⚫ 已停机 95 天，可能已销户 · <code>…000004</code> · 到期 2026-08-22"
+    assert lines[2] == "1. ⚫ 已过期 95 天（可能已销户） · <code>…000004</code> · 到期 2026-08-22"
     assert lines[3] == "2. 🔴 已停机 2 天 · <code>…000002</code> · 前台 · 到期 2026-11-23"
     assert lines[4] == "3. 🟡 今天到期 · <code>…000003</code> · 到期 2026-11-25"
     assert lines[5] == "4. 🟠 3 天后到期 · <code>…000001</code> · 收银台1 · 到期 2026-11-28"

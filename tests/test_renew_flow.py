@@ -135,9 +135,92 @@ async def test_ambiguous_last_digits_ask_which_card(
     assert card_a.expiry == date(2026, 12, 1)
 
 
-async def test_unknown_card_and_usage(alice: ChatDriver) -> None:
-    assert "没有找到以 9999 结尾的卡" in texts(await alice.send("/renew 9999 3m"))
-    assert "格式" in texts(await alice.send("/renew 9999"))
+async def test_unknown_card(alice: ChatDriver) -> None:
+    assert "没有找到以 9999 结尾" in texts(await alice.send("/renew 9999 3m"))
+    assert "标签是「收银台9」的卡" in texts(await alice.send("/renew 收银台9"))
+
+
+@pytest.mark.parametrize(
+    ("words", "new_expiry", "amount_fen"),
+    [
+        ("3 months 30", date(2027, 3, 1), 3000),
+        ("1 year", date(2027, 12, 1), None),
+        ("1 year ¥50", date(2027, 12, 1), 5000),
+        ("3 个月 30 元", date(2027, 3, 1), 3000),
+        ("3 30", date(2027, 3, 1), 3000),
+        ("Dec 31 2027 45.5", date(2027, 12, 31), 4550),
+        ("31 Dec 2027", date(2027, 12, 31), None),
+        ("月底", date(2026, 11, 30), None),
+    ],
+)
+async def test_one_line_periods_and_dates_of_several_words(
+    alice: ChatDriver, storage: SqliteStorage, words: str, new_expiry: date, amount_fen: int | None
+) -> None:
+    card = await add(storage, alice.chat_id, 9, date(2026, 12, 1))
+    confirm = texts(await alice.send(f"/renew {iccid(9)[-4:]} {words}"))
+    assert f"2026-12-01 → {new_expiry.isoformat()}" in confirm
+    await alice.press("确认续费")
+    (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
+    assert renewal.new_expiry == new_expiry
+    assert renewal.amount_fen == amount_fen
+
+
+async def test_one_line_bad_amount_after_a_period_says_so(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 10, date(2026, 12, 1))
+    said = texts(await alice.send(f"/renew {iccid(10)[-4:]} 3 months thirty"))
+    assert "没看懂金额「thirty」" in said
+    said = texts(await alice.send(f"/renew {iccid(10)[-4:]} someday"))
+    assert "没看懂周期「someday」" in said
+    assert await storage.list_renewals(alice.chat_id, card.id) == []
+
+
+async def test_one_line_names_the_card_by_its_label(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    draft = CardDraft(iccid=iccid(11), expiry=date(2026, 12, 1), label="收银台1")
+    card = await storage.add_card(alice.chat_id, draft, CREATED)
+    spaced = CardDraft(iccid=iccid(12), expiry=date(2026, 12, 5), label="Till 2")
+    other = await storage.add_card(alice.chat_id, spaced, CREATED)
+    confirm = texts(await alice.send("/renew 收银台1 3个月"))
+    assert "2026-12-01 → 2027-03-01" in confirm
+    await alice.press("确认续费")
+    assert [r.new_expiry for r in await storage.list_renewals(alice.chat_id, card.id)] == [
+        date(2027, 3, 1)
+    ]
+    confirm = texts(await alice.send("/renew till 2 1 year 50"))  # spaces, any case
+    assert "2026-12-05 → 2027-12-05" in confirm
+    assert "¥50.00" in confirm
+    await alice.press("确认续费")
+    (renewal,) = await storage.list_renewals(alice.chat_id, other.id)
+    assert renewal.amount_fen == 5000
+
+
+async def test_one_line_with_just_the_card_asks_for_the_period(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 13, date(2026, 12, 1))
+    ask = texts(await alice.send(f"/renew {iccid(13)[-4:]}"))
+    assert "续多久" in ask
+    await alice.press("6 个月")
+    await alice.press("跳过")
+    await alice.press("确认续费")
+    (renewal,) = await storage.list_renewals(alice.chat_id, card.id)
+    assert renewal.new_expiry == date(2027, 6, 1)
+
+
+async def test_one_line_label_of_several_cards_asks_which_then_how_long(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    for n, expiry in ((14, date(2026, 12, 1)), (15, date(2027, 1, 1))):
+        draft = CardDraft(iccid=iccid(n), expiry=expiry, label="前台")
+        await storage.add_card(alice.chat_id, draft, CREATED)
+    assert "是哪一张" in texts(await alice.send("/renew 前台"))
+    _, data = alice.find_button(iccid(15)[-8:])
+    assert "续多久" in texts(await alice.press_data(data))
 
 
 async def test_two_stale_confirmations_renew_once(

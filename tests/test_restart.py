@@ -35,7 +35,7 @@ async def test_addcard_goes_on_after_a_restart(emulator: BotApiEmulator, tmp_pat
         async with running_bot(settings, storage) as after:
             driver = ChatDriver(after, emulator, chat, user)
             # the next answer is taken as the expiry of the card typed before the restart
-            assert "第 3 步：哪个 运营商" in texts(await driver.send("2027-01-31"))
+            assert "第 3 步：哪个运营商" in texts(await driver.send("2027-01-31"))
             await driver.press("中国移动")
             await driver.press("跳过")
             await driver.press("跳过")

@@ -181,7 +181,7 @@ async def test_a_file_is_sent_to_the_bot_as_a_document(tmp_path: Path) -> None:
     upload.write_text("iccid,expiry\n89860012345678901238,2027-01-31\n", "utf-8")
     printed = await run_script(f":file {upload}\n/start\n", tmp_path)
     assert "💻" not in printed  # no complaint; the bot itself ignores documents for now
-    assert "你好 王老板" in printed
+    assert "你好，王老板" in printed
 
 
 async def test_options_pick_the_user_and_their_language(tmp_path: Path) -> None:
@@ -335,7 +335,7 @@ def test_the_real_entry_point_runs_a_script_quietly(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("> /start\n你好 王老板！")
+    assert done.stdout.startswith("> /start\n你好，王老板！")
     assert "> :nosuch\n💻 没有终端命令「:nosuch」" in done.stdout
     assert done.stderr == ""
     assert not (tmp_path / "data").exists()  # --temp: DATABASE_PATH untouched

@@ -187,6 +187,13 @@ class CardService:
         found = await self.storage.find_cards_by_suffix(chat_id, fragment, MAX_MATCHES)
         return [card for card in found if matches_suffix(card.iccid, fragment)]
 
+    async def resolve_label(self, chat_id: int, label: str) -> list[Card]:
+        """Cards a user means by their label (``收银台1``), most urgent first."""
+        label = label.strip()
+        if not label:
+            return []
+        return await self.storage.find_cards_by_label(chat_id, label, MAX_MATCHES)
+
     def plan_renewal(self, card: Card, today: date, choice: Period | date) -> RenewalPlan:
         """Raises ``InputError`` for an empty period or a new expiry past ``LATEST_EXPIRY``."""
         if isinstance(choice, date):
