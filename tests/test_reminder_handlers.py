@@ -356,7 +356,7 @@ async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
     card = await add_card(storage, bob.chat_id, 1, 3, label="前台")
     await bob.send(f"/edit {card.iccid[-6:]}")
     said = texts(await bob.press("静音提醒"))
-    assert f"Bob 静音了流量卡 …{card.iccid[-6:]} · 前台，之后不再提醒" in said
+    assert f"Bob静音了流量卡 …{card.iccid[-6:]} · 前台，之后不再提醒" in said
     muted = await storage.get_card(bob.chat_id, card.id)
     assert muted is not None
     assert muted.muted
