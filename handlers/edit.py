@@ -23,7 +23,7 @@ from bot.cardinput import (
     parse_plan,
 )
 from bot.dates import parse_expiry
-from bot.errors import InputError
+from bot.errors import InputError, excerpt
 from bot.i18n import Html
 from bot.iccid import check_iccid
 from bot.models import Card, Carrier
@@ -116,10 +116,10 @@ async def edit_command(update: Update, context: Context) -> int:
         return END
     matches = await services(context).cards.resolve(where.chat_id, args[0])
     if not matches:
-        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        await reply(update, where.t("renew.no_match", ref=excerpt(args[0])), edit=False)
     elif len(matches) > 1:
         rows = [[button(f"{c.iccid[-8:]} {c.label or ''}".strip(), f"ed:{c.id}")] for c in matches]
-        await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
+        await reply(update, where.t("renew.which", ref=excerpt(args[0])), markup(rows), edit=False)
     else:
         await show_menu(update, context, where, matches[0].id)
     return END
@@ -274,7 +274,7 @@ async def delete_command(update: Update, context: Context) -> None:
         return
     matches = await services(context).cards.resolve(where.chat_id, args[0])
     if not matches:
-        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        await reply(update, where.t("renew.no_match", ref=excerpt(args[0])), edit=False)
         return
     rows = [[button(f"🗑 {c.iccid[-8:]} {c.label or ''}".strip(), f"dl:{c.id}")] for c in matches]
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)
