@@ -25,6 +25,7 @@ from handlers import (
     cards,
     digest,
     edit,
+    errors,
     find,
     money,
     reminder_settings,
@@ -118,6 +119,8 @@ def add_handlers(application: AnyApplication) -> None:
             *start.FALLBACK_HANDLERS,
         ]
     )
+    # Whatever fails while answering someone: they get a polite answer, the log the error once.
+    application.add_error_handler(errors.on_error)
 
 
 def build_application(
