@@ -15,9 +15,9 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 # HTTPXRequest's defaults, in seconds.
 CONNECT_TIMEOUT = 5.0
