@@ -296,3 +296,18 @@ async def test_backup_speaks_the_operators_language(
     assert "--force" in err
     with closing(sqlite3.connect(tmp_path / "copy.sqlite3")) as db:
         assert db.execute("SELECT count(*) FROM cards").fetchone() == (1,)
+
+
+def test_the_example_iccids_people_copy_pass_the_check_digit() -> None:
+    import re
+
+    from bot.iccid import check_iccid
+
+    sources = [ROOT / "README.md", *sorted((ROOT / "bot" / "locales").glob("*.toml"))]
+    examples = {
+        (path.name, number)
+        for path in sources
+        for number in re.findall(r"/addcard (89\d{17,18})\b", path.read_text("utf-8"))
+    }
+    assert examples
+    assert [example for example in examples if not check_iccid(example[1]).luhn_ok] == []
