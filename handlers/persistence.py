@@ -24,12 +24,23 @@ log = logging.getLogger(__name__)
 class SafePicklePersistence(PicklePersistence[Any, Any, Any]):
     """``PicklePersistence`` (single file) with atomic writes and a damaged file set aside."""
 
+    _damaged = False  # the file was found damaged: start (and stay) without it
+
     def _load_singlefile(self) -> None:
         try:
+            if self._damaged:
+                raise FileNotFoundError(self.filepath)  # PTB loads lazily, more than once
             super()._load_singlefile()
+        except FileNotFoundError:
+            self._empty()
         except TypeError as exc:  # PTB's wrapping of any unpickling failure
+            self._damaged = True
             aside = self.filepath.with_name(self.filepath.name + ".damaged")
-            self.filepath.replace(aside)
+            try:
+                self.filepath.replace(aside)
+            except OSError as error:  # then the next write replaces it
+                aside = self.filepath
+                log.warning("could not set %s aside: %s", self.filepath, error)
             log.warning(
                 "the conversations file %s was damaged (%s); starting without conversations "
                 "in progress, the damaged file is kept as %s",
@@ -37,11 +48,14 @@ class SafePicklePersistence(PicklePersistence[Any, Any, Any]):
                 exc.__cause__ or exc,
                 aside,
             )
-            self.conversations = {}
-            self.user_data = {}
-            self.chat_data = {}
-            self.bot_data = self.context_types.bot_data()
-            self.callback_data = None
+            self._empty()
+
+    def _empty(self) -> None:
+        self.conversations = {}
+        self.user_data = {}
+        self.chat_data = {}
+        self.bot_data = self.context_types.bot_data()
+        self.callback_data = None
 
     def _dump_singlefile(self) -> None:
         data = {
