@@ -237,3 +237,15 @@ async def test_a_failure_after_a_button_press_is_answered_too(
     assert "存储空间满了" in said
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
     assert TOKEN not in caplog.text
+
+
+async def test_in_a_group_the_apology_is_addressed_to_whoever_acted(
+    full_disk: Any, emulator: BotApiEmulator
+) -> None:
+    boss = emulator.user(4244, "Boss Zhou", language_code="zh-hans")
+    chat = emulator.group_chat(-100777, "门店群", supergroup=True, admins=[4244])
+    zhou = ChatDriver(full_disk, emulator, chat, boss)
+    await walk(zhou, [*WALK_TO_PLAN, "3个月 30元", "press:是"])
+    said = texts(await zhou.press("保存"))
+    assert "Boss Zhou：" in said
+    assert "存储空间满了" in said
