@@ -1,20 +1,42 @@
-"""``python -m bot``: run the bot, or one of the operator commands (see ``--help``)."""
+"""``python -m bot``: run the bot, or one of the operator commands (see ``--help``).
+
+Every command starts the same way: files it creates are private to the user running it (umask
+077: the database and its -wal/-shm files, the conversations, backups and exports), logging goes
+to stderr at ``LOG_LEVEL`` with every secret of the settings redacted, and a bad or rejected
+setting is one line on stderr with exit status 2. Operator messages use the catalogue, in
+``LANGUAGE`` (Chinese by default).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.bulk.cli import add_bulk_parsers, run_export, run_import
-from bot.config import Settings, SettingsError, load_settings
-from bot.logs import setup_logging
+from bot.config import (
+    Settings,
+    SettingsError,
+    TelegramUnreachableError,
+    TokenRejectedError,
+    load_settings,
+)
+from bot.i18n import t
+from bot.logs import install_excepthook, redact, register_secrets, setup_logging
 from bot.plans.catalogue import CatalogueError
-from bot.reminders.cli import add_remind_parser, run_remind
+from bot.reminders.cli import add_remind_parser, plain, run_remind
 from bot.shell import add_shell_parser, run_shell
 from storage.base import SchemaTooNewError
+
+PRIVATE_UMASK = 0o077  # files 0600, folders 0700
+
+
+def _say(settings: Settings, key: str, /, *, err: bool = False, **params: object) -> None:
+    print(plain(t(settings.language, key, **params)), file=sys.stderr if err else sys.stdout)
 
 
 async def preflight(settings: Settings, token: str) -> None:
@@ -22,49 +44,39 @@ async def preflight(settings: Settings, token: str) -> None:
 
     Doing this ourselves turns the usual first-run mistakes into one clear line each.
     """
-    from telegram import Bot
-
-    from handlers.transport import AiohttpRequest
+    from handlers.delivery import check_token
     from storage.sqlite import SqliteStorage
 
     storage = await SqliteStorage.open(settings.database_path)
     await storage.close()
-    bot = Bot(token, base_url=settings.telegram_base_url, request=AiohttpRequest())
-    async with bot:  # initialize() calls getMe
-        pass
+    await check_token(settings)
 
 
 def run_bot(settings: Settings) -> int:
-    from telegram.error import InvalidToken, NetworkError
-
     from bot.app import build_application
 
     token = settings.require_token()
-    setup_logging(settings.log_level, token)
     application = build_application(settings, token=token)
-    try:
-        asyncio.run(preflight(settings, token))
-    except InvalidToken:
-        print(
-            "simwatch: BOT_TOKEN was rejected by Telegram: check it with @BotFather",
-            file=sys.stderr,
-        )
-        return 2
-    except NetworkError as exc:
-        print(
-            f"simwatch: cannot reach Telegram at {settings.telegram_base_url} ({exc.message}); "
-            "check the network or TELEGRAM_BASE_URL",
-            file=sys.stderr,
-        )
-        return 1
+    asyncio.run(preflight(settings, token))  # TokenRejectedError / TelegramUnreachableError
     application.run_polling(allowed_updates=None, drop_pending_updates=False)
     return 0
+
+
+class PlainHelpFormatter(argparse.HelpFormatter):
+    """Help as terminal text: the docstrings' ``literal`` markup without its backticks."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(re.sub(r"``([^`]*)``", r"\1", text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return re.sub(r"``([^`]*)``", r"\1", super()._expand_help(action))
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m bot",
         description="SimWatch (流量卡管家): reminders to renew POS terminals' data SIM cards.",
+        formatter_class=PlainHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the bot on Telegram (long polling); the default")
@@ -76,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     add_shell_parser(commands)
     add_bulk_parsers(commands)
     add_remind_parser(commands)
+    for command in commands.choices.values():
+        command.formatter_class = PlainHelpFormatter
     return root
 
 
@@ -85,37 +99,65 @@ def run_backup(settings: Settings, file: Path, *, force: bool) -> int:
     try:
         cards = backup_database(settings.database_path, file, overwrite=force)
     except BackupError as exc:
-        print(f"simwatch: backup failed: {exc}", file=sys.stderr)
+        reason = t(settings.language, exc.key, **exc.params)
+        _say(settings, "cli.backup_failed", err=True, reason=reason)
         return 1
-    print(f"backed up {settings.database_path} to {file} ({cards} cards)")
+    _say(settings, "cli.backed_up", source=settings.database_path, target=file, cards=cards)
+    return 0
+
+
+def _remind(settings: Settings, args: argparse.Namespace) -> int:
+    if args.dry_run and not settings.database_path.exists():
+        _say(settings, "cli.no_database", err=True, path=settings.database_path)
+        return 2
+    return asyncio.run(
+        run_remind(settings, on_date=args.date, dry_run=args.dry_run, out=sys.stdout)
+    )
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command in (None, "run"):
+        return run_bot(settings)
+    if args.command == "shell":
+        return run_shell(args)
+    if args.command == "remind":
+        return _remind(settings, args)
+    if args.command == "import":
+        return asyncio.run(run_import(settings, args, sys.stdout))
+    if args.command == "export":
+        return asyncio.run(run_export(settings, args, sys.stdout))
+    if args.command == "backup":
+        return run_backup(settings, args.file, force=args.force)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
+    install_excepthook()
     args = parser().parse_args(argv)
     try:
         settings = load_settings()
-        if args.command in (None, "run"):
-            return run_bot(settings)
-        if args.command == "shell":
-            return run_shell(args)
-        if args.command == "remind":
-            return asyncio.run(
-                run_remind(settings, on_date=args.date, dry_run=args.dry_run, out=sys.stdout)
-            )
-        if args.command == "import":
-            return asyncio.run(run_import(settings, args, sys.stdout))
-        if args.command == "export":
-            return asyncio.run(run_export(settings, args, sys.stdout))
-        if args.command == "backup":
-            return run_backup(settings, args.file, force=args.force)
-    except (SettingsError, SchemaTooNewError) as exc:
+    except SettingsError as exc:
         print(f"simwatch: {exc}", file=sys.stderr)
+        return 2
+    register_secrets(settings.secrets())
+    if args.command != "shell":  # the shell sets up its own, quieter log
+        setup_logging(settings.log_level, settings.secrets())
+    try:
+        return _command(settings, args)
+    except TokenRejectedError:
+        _say(settings, "cli.token_rejected", err=True)
+        return 2
+    except TelegramUnreachableError as exc:
+        url = redact(settings.telegram_base_url)
+        _say(settings, "cli.unreachable", err=True, url=url, error=redact(exc.detail))
+        return 1
+    except (SettingsError, SchemaTooNewError) as exc:
+        print(f"simwatch: {redact(str(exc))}", file=sys.stderr)
         return 2
     except CatalogueError as exc:
         print(f"simwatch: PLAN_CATALOGUE is invalid: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

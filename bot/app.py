@@ -11,7 +11,6 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     PersistenceInput,
-    PicklePersistence,
 )
 
 from bot.clock import Clock, SystemClock
@@ -25,6 +24,7 @@ from handlers import (
     cards,
     digest,
     edit,
+    errors,
     find,
     money,
     reminder_settings,
@@ -40,6 +40,7 @@ from handlers.common import (
     Services,
     install_services,
 )
+from handlers.persistence import SafePicklePersistence
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
@@ -74,13 +75,14 @@ def conversations_path(database_path: Path) -> Path:
     return database_path.with_name(f"{database_path.stem}.conversations.pickle")
 
 
-def conversation_store(database_path: Path) -> PicklePersistence[Any, Any, Any]:
+def conversation_store(database_path: Path) -> SafePicklePersistence:
     """Conversation steps and their drafts (``user_data``) survive a restart.
 
     Cards, settings and reminders are in the database; what is kept here is only where each
-    person is in a conversation, written every few seconds and on shutdown.
+    person is in a conversation, written every few seconds and on shutdown, each time whole
+    or not at all; a damaged file is set aside and the bot starts without it.
     """
-    return PicklePersistence(
+    return SafePicklePersistence(
         filepath=conversations_path(database_path),
         store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
         update_interval=CONVERSATION_FLUSH_SECONDS,
@@ -127,6 +129,8 @@ def add_handlers(application: AnyApplication) -> None:
             *start.FALLBACK_HANDLERS,
         ]
     )
+    # Whatever fails while answering someone: they get a polite answer, the log the error once.
+    application.add_error_handler(errors.on_error)
 
 
 def build_application(

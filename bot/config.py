@@ -7,21 +7,39 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.i18n import LANGUAGES
 from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
+from bot.timezones import is_zone
 
 
 class SettingsError(Exception):
     """A setting is missing or invalid; the message says which and how to fix it."""
 
 
+class TokenRejectedError(SettingsError):
+    """Telegram refused the bot token (``InvalidToken``)."""
+
+    def __init__(self) -> None:
+        super().__init__("BOT_TOKEN was rejected by Telegram: check it with @BotFather")
+
+
+class TelegramUnreachableError(Exception):
+    """The Bot API did not answer at all; ``detail`` says how it failed (without the token)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value (``PLAN_CATALOGUE=`` as in .env.example) means the setting's default.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     bot_token: SecretStr | None = Field(default=None, description="from @BotFather")
     telegram_base_url: str = "https://api.telegram.org/bot"
@@ -35,11 +53,9 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai"
-            raise ValueError(msg) from None
+        if not is_zone(value):
+            msg = f"unknown time zone {value[:64]!r}; use an IANA name such as Asia/Shanghai"
+            raise ValueError(msg)
         return value
 
     @field_validator("language")
@@ -56,6 +72,16 @@ class Settings(BaseSettings):
         if level not in logging.getLevelNamesMapping():
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    def secrets(self) -> dict[str, str]:
+        """Every secret setting's value -> its name (``BOT_TOKEN``): what logs must not show.
+        A new secret setting is a ``SecretStr`` field and is covered by that alone."""
+        found: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value().strip():
+                found[value.get_secret_value().strip()] = name.upper()
+        return found
 
     def require_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():

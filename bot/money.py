@@ -20,12 +20,11 @@ import unicodedata
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-from bot.errors import InputError
+from bot.errors import InputError, excerpt
 
 FEN_PER_YUAN = 100
 MAX_AMOUNT_FEN = 100_000 * FEN_PER_YUAN  # ¥100,000.00 is accepted, a fen more is not
 MAX_INPUT_LEN = 64  # longer input is refused before any Unicode work
-_SHOWN_LEN = 32  # how much of bad input is echoed back in the error
 # Enough digits for any input we accept, so multiplying never rounds (the default context
 # keeps 28 digits and would turn 1.000…0001 into a whole number of fen).
 _EXACT = Context(prec=4 * MAX_INPUT_LEN)
@@ -65,11 +64,6 @@ _FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Decimal | None]],
 )
 
 
-def _shown(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _SHOWN_LEN else text[:_SHOWN_LEN] + "…"
-
-
 def _parse_body(body: str) -> Decimal | None:
     for pattern, convert in _FORMS:
         m = pattern.fullmatch(body)
@@ -86,7 +80,7 @@ def parse_amount(text: str) -> int:
     Raises ``InputError``: ``error.money.unrecognized`` (text), ``error.money.negative``,
     ``error.money.precision`` (a non-zero digit past the fen), ``error.money.too_large`` (max).
     """
-    unrecognized = InputError("error.money.unrecognized", text=_shown(text))
+    unrecognized = InputError("error.money.unrecognized", text=excerpt(text))
     if len(text) > MAX_INPUT_LEN:
         raise unrecognized
     normal = unicodedata.normalize("NFKC", text).translate(_MINUS).strip().casefold()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 SERVICES_KEY = "simwatch.services"
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True)
@@ -237,15 +239,22 @@ async def pressed(update: Update, context: Context) -> tuple[str, Here]:
     return (query.data if isinstance(query.data, str) else ""), await here(update, context)
 
 
+MAX_CALLBACK_INT = 2**63 - 1  # SQLite's largest integer: ids and pages are never above it
+
+
 def callback_arg(update: Update, index: int) -> int | None:
-    """The index-th ':'-separated field of the pressed button's data, as an int (None if bad)."""
+    """The index-th ':'-separated field of the pressed button's data, as an int (None if bad).
+
+    Button data can be forged: only plain digits (ASCII, no sign) up to SQLite's largest
+    integer count, so a forged ``cd:`` + 61 digits is a bad button, not an ``OverflowError``.
+    """
     query = update.callback_query
     data = query.data if query is not None and isinstance(query.data, str) else ""
     parts = data.split(":")
-    try:
-        return int(parts[index])
-    except (IndexError, ValueError):
+    if index >= len(parts) or not _DIGITS.fullmatch(parts[index]):
         return None
+    value = int(parts[index])
+    return value if value <= MAX_CALLBACK_INT else None
 
 
 def command_args(context: Context) -> list[str]:

@@ -22,7 +22,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.config import Settings
+from bot.config import Settings, TelegramUnreachableError, TokenRejectedError
 from bot.reminders.models import Keyboard
 from bot.reminders.sender import (
     Blocked,
@@ -110,7 +110,26 @@ def make_bot(settings: Settings) -> Bot:
 
 
 @asynccontextmanager
+async def _credentials_checked() -> AsyncIterator[None]:
+    """PTB's ``InvalidToken`` quotes the token; commands report a rejected one as a setting."""
+    try:
+        yield
+    except InvalidToken:
+        raise TokenRejectedError from None
+    except NetworkError as exc:
+        raise TelegramUnreachableError(exc.message) from None
+
+
+async def check_token(settings: Settings) -> None:
+    """Ask Telegram who the bot is (``getMe``): ``TokenRejectedError`` or
+    ``TelegramUnreachableError`` if that fails."""
+    async with _credentials_checked(), make_bot(settings):
+        pass
+
+
+@asynccontextmanager
 async def open_messenger(settings: Settings) -> AsyncIterator[TelegramMessenger]:
-    """A messenger on a fresh ``Bot`` for ``python -m bot remind`` (initialised, shut down)."""
-    async with make_bot(settings) as bot:
+    """A messenger on a fresh ``Bot`` for ``python -m bot remind`` (initialised, shut down).
+    A token Telegram rejects raises ``TokenRejectedError``, also in the middle of a pass."""
+    async with _credentials_checked(), make_bot(settings) as bot:
         yield TelegramMessenger(bot)

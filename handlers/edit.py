@@ -23,7 +23,7 @@ from bot.cardinput import (
     parse_expiry_change,
     parse_plan,
 )
-from bot.errors import InputError
+from bot.errors import InputError, excerpt
 from bot.i18n import Html
 from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
 from bot.models import Card, Carrier, RenewalRule
@@ -126,10 +126,10 @@ async def edit_command(update: Update, context: Context) -> int:
         return END
     matches = await services(context).cards.resolve(where.chat_id, args[0])
     if not matches:
-        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        await reply(update, where.t("renew.no_match", ref=excerpt(args[0])), edit=False)
     elif len(matches) > 1:
         rows = [[button(card_pick_text(c, where.is_group), f"ed:{c.id}")] for c in matches]
-        await reply(update, where.t("renew.which", ref=args[0]), markup(rows), edit=False)
+        await reply(update, where.t("renew.which", ref=excerpt(args[0])), markup(rows), edit=False)
     else:
         await show_menu(update, context, where, matches[0].id)
     return END
@@ -431,7 +431,7 @@ async def delete_command(update: Update, context: Context) -> None:
         return
     matches = await services(context).cards.resolve(where.chat_id, args[0])
     if not matches:
-        await reply(update, where.t("renew.no_match", ref=args[0]), edit=False)
+        await reply(update, where.t("renew.no_match", ref=excerpt(args[0])), edit=False)
         return
     rows = [[button(card_pick_text(c, where.is_group, "🗑"), f"dl:{c.id}")] for c in matches]
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)

@@ -15,7 +15,7 @@ from telegram.ext import (
 )
 
 from bot.dates import parse_expiry, parse_period
-from bot.errors import InputError
+from bot.errors import InputError, excerpt
 from bot.i18n import Html
 from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
@@ -175,11 +175,12 @@ async def period_button(update: Update, context: Context) -> int:
     elif value.startswith("cat:") and int(value[4:]) < len(plans):
         data["choice"] = plans[int(value[4:])].period
         data["expected_fen"] = plans[int(value[4:])].price_fen
-    elif value.isdecimal():
+    elif value.isdecimal() and int(value) in STANDARD_MONTHS:  # only the periods offered
         data["choice"] = Period(months=int(value))
         same_as_plan = data["choice"] == card.plan_period
         data["expected_fen"] = card.plan_price_fen if same_as_plan else None
-    else:
+    else:  # a stale or forged button
+        await ask(update, where, where.t("renew.bad_period"), "ask.placeholder.period", edit=False)
         return PERIOD
     return await _ask_amount(update, where, data.get("expected_fen"))
 
@@ -372,7 +373,7 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
     matches, used = await _named_cards(context, where, args)
     ref = " ".join(args[:used])
     if not matches:
-        await reply(update, where.t("renew.no_card", ref=ref), edit=False)
+        await reply(update, where.t("renew.no_card", ref=excerpt(ref)), edit=False)
         return END
     data = _scratch(context, where)
     rest = args[used:]
@@ -386,7 +387,7 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
         data.update(choice=choice, amount_fen=amount)
     if len(matches) > 1:
         rows = [[button(card_pick_text(c, where.is_group), f"rwhich:{c.id}")] for c in matches]
-        await reply(update, where.t("renew.which", ref=ref), markup(rows), edit=False)
+        await reply(update, where.t("renew.which", ref=excerpt(ref)), markup(rows), edit=False)
         return PICK
     data["card_id"] = matches[0].id
     if not rest:  # just the card: ask for how long, as after picking it from the list

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from telegram import Update
 from telegram.ext import (
@@ -14,31 +13,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.errors import excerpt
 from bot.i18n import LANGUAGES, t
+from bot.timezones import parse_timezone, zone_label
 from handlers.common import Context, Here, answer, ask, here, is_admin, reply, services
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
 
 TIMEZONE = 0
 COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "UTC")
-
-
-def _zone_lookup() -> dict[str, str]:
-    # Users type 'asia/shanghai' or 'Shanghai'; match case-insensitively on the full name or city.
-    names: dict[str, str] = {}
-    for zone in available_timezones():
-        names.setdefault(zone.lower(), zone)
-        names.setdefault(zone.rsplit("/", 1)[-1].lower(), zone)
-    return names
-
-
-def parse_timezone(text: str) -> str | None:
-    text = text.strip().replace(" ", "_")
-    try:
-        ZoneInfo(text)
-        return text
-    except (ZoneInfoNotFoundError, ValueError):
-        return _zone_lookup().get(text.lower())
 
 
 async def _show(update: Update, where: Here) -> None:
@@ -52,7 +35,8 @@ async def _show(update: Update, where: Here) -> None:
         [button(where.t("settings.reminders"), "rs:menu")],
     ]
     language = where.t(f"settings.language_name.{where.lang}")
-    text = where.t("settings.show", language=language, timezone=where.chat.timezone)
+    timezone = zone_label(where.chat.timezone)
+    text = where.t("settings.show", language=language, timezone=timezone)
     await reply(update, text, markup(rows))
 
 
@@ -94,15 +78,14 @@ async def _set_zone(update: Update, context: Context, text: str) -> int:
     where = await here(update, context)
     zone = parse_timezone(text)
     if zone is None:
-        said = where.t("settings.bad_timezone", text=text)
+        said = where.t("settings.bad_timezone", text=excerpt(text))
         await ask(update, where, said, "ask.placeholder.timezone", edit=False)
         return TIMEZONE
     chat = where.chat.model_copy(update={"timezone": zone})
     await services(context).cards.save_settings(chat)
     where = await here(update, context)
-    await reply(
-        update, where.t("settings.timezone_set", timezone=zone, today=where.today.isoformat())
-    )
+    today = where.today.isoformat()
+    await reply(update, where.t("settings.timezone_set", timezone=zone_label(zone), today=today))
     return END
 
 

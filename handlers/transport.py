@@ -10,12 +10,14 @@ like ``HTTPXRequest``, whose timeouts and errors it mirrors.
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from urllib.parse import urlsplit
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 # HTTPXRequest's defaults, in seconds.
 CONNECT_TIMEOUT = 5.0
@@ -138,9 +140,21 @@ def _without(url: str, error: BaseException) -> str:
     text = str(error)
     parts = urlsplit(url)
     method = parts.path.rsplit("/", 1)[-1]
-    for quoted in (url, parts.path):
-        if quoted:
-            text = text.replace(quoted, f"{parts.scheme}://{parts.netloc}/…/{method}")
+    shown = f"{parts.scheme}://{parts.netloc}/…/{method}"
+    # aiohttp quotes the URL as it normalised it ("/./bot…" and "/x/../bot…" lose a piece,
+    # odd characters are %-encoded): replace those forms too, and then anything after the host.
+    quoted_forms, hosts = [url, parts.path], {f"{parts.scheme}://{parts.netloc}"}
+    try:
+        normalised = URL(url)
+        quoted_forms += [str(normalised), normalised.raw_path, normalised.path]
+        hosts.add(str(normalised.origin()))
+    except ValueError:  # not a URL aiohttp could have normalised either
+        pass
+    for quoted in quoted_forms:
+        if quoted and quoted != "/":
+            text = text.replace(quoted, shown)
+    for host in hosts:
+        text = re.sub(re.escape(host) + r"/(?!…/)\S*", lambda _: shown, text)
     return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,14 @@ def _filter_sql(card_filter: CardFilter | None) -> tuple[str, list[Any]]:
     return " AND expiry <= ?", [card_filter.expiring_before.isoformat()]
 
 
+def _create_private(path: Path) -> None:
+    """The database file (and folders) only their owner can open: 0600 in 0700 folders.
+    SQLite gives the -wal and -shm files it makes the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SqliteStorage:
     """One connection; an asyncio lock keeps coroutines from interleaving inside a transaction."""
 
@@ -129,7 +138,7 @@ class SqliteStorage:
     @classmethod
     async def open(cls, path: Path | str) -> SqliteStorage:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
         try:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from cards_util import iccid
 
-from bot.__main__ import main
 from bot.models import CardDraft
 from storage.backup import BackupError, backup_database
 from storage.sqlite import SqliteStorage
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_backup_while_writing_is_consistent(tmp_path: Path) -> None:
@@ -65,17 +68,28 @@ def test_backup_refuses_to_overwrite_or_copy_nothing(tmp_path: Path) -> None:
     assert existing.read_text() == "keep me"
 
 
-def test_backup_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "db.sqlite3"))
+def test_backup_command(tmp_path: Path) -> None:
     asyncio.run(_make_db(tmp_path / "db.sqlite3"))
-    assert main(["backup", str(tmp_path / "out.sqlite3")]) == 0
-    assert "(1 cards)" in capsys.readouterr().out
-    assert main(["backup", str(tmp_path / "out.sqlite3")]) == 1
-    assert "--force" in capsys.readouterr().err
-    assert main(["backup", "--force", str(tmp_path / "out.sqlite3")]) == 0
+
+    def backup(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "LANGUAGE"}
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "backup", *args, str(tmp_path / "out.sqlite3")],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT), "DATABASE_PATH": str(tmp_path / "db.sqlite3")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    done = backup()
+    assert done.returncode == 0, done.stderr
+    assert "（1 张卡）" in done.stdout
+    refused = backup()
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    assert backup("--force").returncode == 0
 
 
 async def _make_db(path: Path) -> None:

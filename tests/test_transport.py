@@ -153,9 +153,18 @@ async def test_a_timeout_waiting_for_a_connection_does_not_quote_the_token(
     assert emu.token.split(":")[1] not in shown
 
 
-async def test_a_mistyped_base_url_is_reported_without_the_token() -> None:
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "htps://api.telegram.org/bot",
+        "htps://api.telegram.org/./bot",  # aiohttp quotes the URL normalised: no "/./"
+        "htps://api.telegram.org/x/../bot",
+        "http://api.telegram.org:99999/bot",
+    ],
+)
+async def test_a_mistyped_base_url_is_reported_without_the_token(base_url: str) -> None:
     token = "123456:SECRET-TOKEN"
-    bot = Bot(token, base_url="htps://api.telegram.org/bot", request=AiohttpRequest())
+    bot = Bot(token, base_url=base_url, request=AiohttpRequest())
     with pytest.raises(NetworkError) as raised:
         await bot.initialize()
     shown = "".join(traceback.format_exception(raised.value))

@@ -24,9 +24,12 @@ from datetime import date
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot.clock import SystemClock
-from bot.config import Settings
+from bot.clock import SystemClock, local_today
+from bot.config import Settings, SettingsError, load_settings
+from bot.dates import parse_expiry
+from bot.errors import InputError, excerpt
 from bot.i18n import t
+from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
 from storage.reminders import ReminderStore, SqliteReminderStore
@@ -45,16 +48,35 @@ def add_remind_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     )
     remind.add_argument(
         "--date",
-        type=date.fromisoformat,
+        type=date_argument,
         default=None,
-        metavar="YYYY-MM-DD",
-        help="compute as if today were this date in every chat's time zone (ignores send times)",
+        metavar="DATE",
+        help="compute as if today were this date in every chat's time zone (ignores send "
+        "times); written as in the bot: 2026-12-25, 2026/12/25, 12月25日…",
     )
     remind.add_argument(
         "--dry-run",
         action="store_true",
         help="print what would be sent; change nothing, send nothing",
     )
+
+
+def _operator_language() -> str:
+    try:
+        return load_settings().language
+    except SettingsError:
+        return DEFAULT_LANGUAGE
+
+
+def date_argument(text: str) -> date:
+    """``--date`` as the bot reads dates (``bot.dates.parse_expiry``: 2026-12-25, 2026/12/25,
+    12月25日, a length such as 30天 from today); a friendly error otherwise."""
+    today = local_today(SystemClock(), DEFAULT_TIMEZONE)
+    try:
+        return parse_expiry(text, today)
+    except InputError:
+        message = t(_operator_language(), "remind_cli.bad_date", text=excerpt(text))
+        raise argparse.ArgumentTypeError(plain(message)) from None
 
 
 def plain(text: str) -> str:
