@@ -361,7 +361,7 @@ async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
     assert muted is not None
     assert muted.muted
     # the notice's undo button works for anyone in the group
-    assert "Boss 恢复了流量卡" in texts(await boss.press("🔔 恢复提醒"))
+    assert "Boss恢复了流量卡" in texts(await boss.press("🔔 恢复提醒"))
     [menu] = await boss.send(f"/edit {card.iccid[-6:]}")
     await boss.press_data(f"et:{card.id}:mute", menu.message_id)
     said = texts(await boss.press_data(f"et:{card.id}:mute", menu.message_id))  # unmute
