@@ -213,7 +213,7 @@ def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
 
 
 _DUE_CHATS_SQL = """
-SELECT ch.chat_id, ch.is_group, ch.language, ch.timezone,
+SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.timezone,
        s.send_time, s.days_before, s.overdue_daily_days
 FROM chats ch
 LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
@@ -265,8 +265,9 @@ WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
 """
 
 # The chat (NULLs if unknown) beside each of its due cards, or once with NULL cards if none.
+# Its language: the one /settings fixed, else the chat's default (its first user's).
 _DIGEST_SQL = f"""
-SELECT ch.is_group, ch.language, d.*
+SELECT ch.is_group, coalesce(ch.language, ch.default_language), d.*
 FROM (SELECT :chat AS chat_id) q
 LEFT JOIN chats ch ON ch.chat_id = q.chat_id
 LEFT JOIN ({_DIGEST_CARDS_SQL}) d ON 1

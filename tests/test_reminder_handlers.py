@@ -28,6 +28,7 @@ from storage.sqlite import SqliteStorage
 
 DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
 DAY_NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+BOSS_EN = 1201  # a group's English-speaking administrator
 
 
 @pytest.fixture
@@ -252,3 +253,45 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     )
     await app.process_update(Update.de_json(back, app.bot))
     assert await store.is_active(alice.chat_id)
+
+
+async def test_an_english_users_digest_is_in_english(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    alice_en: ChatDriver,
+) -> None:
+    await alice_en.send("/start")  # never touches /settings
+    await add_card(storage, alice_en.chat_id, 1, 3)
+    await runner.tick()
+    [digest] = emulator.chat_messages(alice_en.chat_id)[1:]
+    assert digest.text is not None
+    assert "SIM cards to renew" in digest.text
+    assert "到期" not in digest.text
+
+
+async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fix_one(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    app: AnyApplication,
+    clock: FixedClock,
+) -> None:
+    chat = emulator.group_chat(-100777, "Shop", supergroup=True, admins=[BOSS_EN])
+    boss = ChatDriver(app, emulator, chat, emulator.user(BOSS_EN, "Boss", language_code="en"))
+    staff = boss.as_user(emulator.user(BOSS_EN + 1, "小王", language_code="zh-hans"))
+    await boss.send("/cards")  # the first to use the bot here: English
+    said = texts(await staff.send("/settings"))
+    assert "设置" in said  # replies follow each person's language
+    assert "每日提醒语言：English" in said
+    await add_card(storage, chat["id"], 1, 3)
+    await runner.tick()
+    [digest] = [m for m in emulator.chat_messages(chat["id"]) if "renew" in (m.text or "")]
+    assert "SIM cards to renew" in (digest.text or "")
+    # an admin fixes Chinese for everyone: the next digest and every reply are Chinese
+    await boss.press_data("st:lang:zh_CN", emulator.last_message(chat["id"]).message_id)
+    assert "每日提醒语言：中文（本聊天所有人统一）" in texts(await boss.send("/settings"))
+    await add_card(storage, chat["id"], 2, 30)
+    clock.instant += timedelta(days=1)
+    await runner.tick()
+    assert "流量卡到期提醒" in (emulator.chat_messages(chat["id"])[-1].text or "")

@@ -1,0 +1,23 @@
+-- A chat's digest language, a group's move to a supergroup, and a system clock that ran ahead.
+
+-- The language of the first person who used the bot in the chat (NULL: nobody with a known
+-- Telegram language yet). Digests use it when /settings has not fixed ``language``.
+ALTER TABLE chats ADD COLUMN default_language TEXT;
+
+-- 1 once the chat chose its time zone in /settings: when a group becomes a supergroup that
+-- wrote to the bot first, the old group's choices fill only what the new chat has not chosen.
+-- A zone other than the default was chosen; one equal to the default can't be told apart.
+ALTER TABLE chats ADD COLUMN timezone_chosen INTEGER NOT NULL DEFAULT 0;
+UPDATE chats SET timezone_chosen = 1 WHERE timezone <> 'Asia/Shanghai';
+
+-- The instant (UTC) of the pass that set ``composed_on``. A pass made while the system clock
+-- ran ahead is recognised by both: a date after the chat's today and an instant after now
+-- (``remind --date`` for a later day stamps the real instant and stays).
+ALTER TABLE chat_reminders ADD COLUMN composed_at TEXT;
+CREATE INDEX chat_reminders_composed_at ON chat_reminders (composed_at)
+    WHERE composed_at IS NOT NULL;
+
+-- The sent-log's entry before the latest pass changed it (set when a pass of a later date
+-- overwrites it), so that undoing a pass made by a clock that ran ahead puts it back.
+ALTER TABLE reminder_log ADD COLUMN prev_level INTEGER;
+ALTER TABLE reminder_log ADD COLUMN prev_reminded_on TEXT;
