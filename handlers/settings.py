@@ -62,8 +62,8 @@ async def _show(update: Update, context: Context, where: Here) -> None:
     ]
     language = where.t(f"settings.language_name.{where.lang}")
     text = where.t("settings.show", language=language, timezone=where.chat.timezone)
-    text = f"{text}\n{digest_language_line(where, services(context).settings.language)}"
-    await reply(update, text, markup(rows))
+    digest = digest_language_line(where, services(context).settings.language)
+    await reply(update, f"{text}\n{digest}", markup(rows))
 
 
 async def settings_command(update: Update, context: Context) -> None:
