@@ -8,7 +8,7 @@ batch or none of it, and a million cards take seconds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ import aiosqlite
 from bot.models import Period, RenewalRule
 from bot.reminders.models import (
     DEFAULT_SEND_TIME,
+    AheadUndone,
     AutoRenewal,
     AutoRenewCandidate,
     ChatToRemind,
@@ -75,7 +76,16 @@ class ReminderBatch(Protocol):
         ``renewed`` (chat id -> JSON notes). Returns (cards, digests)."""
         ...
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None: ...
+    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
+        """The chats' pass for ``today`` ran (at ``now``)."""
+        ...
+
+    async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
+        """Undo what passes made while the system clock ran ahead did: for each chat whose
+        last pass was for a day after its today (``today_in(its time zone)``) at an instant
+        after ``now``, the sent-log entries and undelivered digests dated after today, the
+        automatic renewals before a card's real expiry day, and the day it was composed for."""
+        ...
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         """The chat and the cards its digest for ``day`` reminds about, as they are now."""
@@ -118,6 +128,11 @@ class ReminderStore(Protocol):
     ) -> list[OutboxMessage]:
         """Pending messages not backing off and not claimed, by id; ``groups``: only those to
         groups (True) or to private chats (False)."""
+        ...
+
+    async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
+        """Free pending messages claimed past ``claims`` or backing off past ``waits``: no
+        sender sets either that far ahead, a clock that ran ahead did. The number freed."""
         ...
 
     async def count_pending(self) -> int: ...
@@ -254,6 +269,46 @@ FROM (
 LEFT JOIN reminder_log r ON r.card_id = x.id AND r.expiry = x.expiry
 WHERE r.level IS NULL OR x.level < r.level
 """
+
+# Record the due cards in the sent-log. An entry a pass of a later day overwrites is kept as
+# the previous one, so that undoing a pass made while the clock ran ahead can put it back.
+_LOG_SQL = """
+INSERT INTO reminder_log (card_id, expiry, level, reminded_on)
+SELECT card_id, expiry, level, ? FROM temp.due_now WHERE true
+ON CONFLICT (card_id, expiry) DO UPDATE SET
+    prev_level = CASE WHEN reminded_on < excluded.reminded_on THEN level ELSE prev_level END,
+    prev_reminded_on = CASE WHEN reminded_on < excluded.reminded_on
+                            THEN reminded_on ELSE prev_reminded_on END,
+    level = excluded.level,
+    reminded_on = excluded.reminded_on
+"""
+
+# Undo what passes made while the clock ran ahead did to the chats in temp.ahead_chats (their
+# cards in temp.ahead_cards), each with its real today: sent-log entries dated after it go
+# back to what they overwrote (or go), their digests not sent yet are dropped, and the chats
+# are composed as of before those passes.
+_UNDO_AHEAD_SQL = (
+    """UPDATE reminder_log SET level = prev_level, reminded_on = prev_reminded_on,
+           prev_level = NULL, prev_reminded_on = NULL
+       WHERE prev_reminded_on IS NOT NULL
+         AND reminded_on > (SELECT a.today FROM temp.ahead_cards a
+                            WHERE a.card_id = reminder_log.card_id)
+         AND prev_reminded_on <= (SELECT a.today FROM temp.ahead_cards a
+                                  WHERE a.card_id = reminder_log.card_id)""",
+    """DELETE FROM reminder_log
+       WHERE reminded_on > (SELECT a.today FROM temp.ahead_cards a
+                            WHERE a.card_id = reminder_log.card_id)""",
+    """UPDATE outbox SET status = 'dropped', error = 'the clock ran ahead', claimed_until = NULL
+       WHERE status = 'pending'
+         AND digest_date > (SELECT a.today FROM temp.ahead_chats a
+                            WHERE a.chat_id = outbox.chat_id)""",
+    """UPDATE chat_reminders SET
+           composed_on = CASE WHEN prev_composed_on <= (SELECT a.today FROM temp.ahead_chats a
+                                                        WHERE a.chat_id = chat_reminders.chat_id)
+                              THEN prev_composed_on END,
+           prev_composed_on = NULL, composed_at = NULL
+       WHERE chat_id IN (SELECT chat_id FROM temp.ahead_chats)""",
+)
 
 _DIGEST_CARDS_SQL = """
 SELECT c.id, c.iccid, c.label, c.expiry, CAST(julianday(c.expiry) - julianday(:day) AS INTEGER),
@@ -425,13 +480,7 @@ class _SqliteBatch:
             sql = _DUE_SQL.format(bands=" ".join(whens), marks=_marks(chat_ids, params))
             await db.execute(sql, params)
         day, created = today.isoformat(), _instant(now)
-        await db.execute(
-            "INSERT INTO reminder_log (card_id, expiry, level, reminded_on) "
-            "SELECT card_id, expiry, level, ? FROM temp.due_now WHERE true "
-            "ON CONFLICT (card_id, expiry) DO UPDATE "
-            "SET level = excluded.level, reminded_on = excluded.reminded_on",
-            (day,),
-        )
+        await db.execute(_LOG_SQL, (day,))
         async with db.execute("SELECT count(*) FROM temp.due_now") as cursor:
             row = await cursor.fetchone()
         cards = int(row[0]) if row else 0
@@ -447,13 +496,78 @@ class _SqliteBatch:
         )
         return cards, len(renewed) + max(cursor.rowcount, 0)
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None:
-        day = today.isoformat()
+    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
+        day, at = today.isoformat(), _instant(now)
         await self._db.executemany(
-            "INSERT INTO chat_reminders (chat_id, composed_on) VALUES (?, ?) "
-            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on",
-            [(chat_id, day) for chat_id in chat_ids],
+            "INSERT INTO chat_reminders (chat_id, composed_on, composed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on, "
+            "composed_at = excluded.composed_at, prev_composed_on = CASE "
+            "WHEN composed_on < excluded.composed_on THEN composed_on ELSE prev_composed_on END",
+            [(chat_id, day, at) for chat_id in chat_ids],
         )
+
+    async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
+        db = self._db
+        # Chats whose last pass was for a day after their today, at an instant after now: the
+        # system clock ran ahead then (a deliberate ``remind --date`` stamps the real instant).
+        rows = await db.execute_fetchall(
+            "SELECT s.chat_id, ch.timezone, s.composed_on FROM chat_reminders s "
+            "JOIN chats ch ON ch.chat_id = s.chat_id "
+            "WHERE s.composed_at IS NOT NULL AND s.composed_at > ?",
+            (_instant(now),),
+        )
+        ahead = []
+        for chat_id, zone, composed_on in rows:
+            today = today_in(zone).isoformat()
+            if composed_on is not None and composed_on > today:
+                ahead.append((chat_id, today))
+        if not ahead:
+            return AheadUndone(0, 0)
+        for table, key in (("ahead_chats", "chat_id"), ("ahead_cards", "card_id")):
+            await db.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {table} "
+                f"({key} INTEGER PRIMARY KEY, today TEXT NOT NULL)"
+            )
+            await db.execute(f"DELETE FROM temp.{table}")
+        await db.executemany("INSERT INTO temp.ahead_chats VALUES (?, ?)", ahead)
+        await db.execute(
+            "INSERT INTO temp.ahead_cards SELECT c.id, a.today "
+            "FROM temp.ahead_chats a JOIN cards c ON c.chat_id = a.chat_id"
+        )
+        renewals = await self._undo_early_renewals(now)
+        for sql in _UNDO_AHEAD_SQL:
+            await db.execute(sql)
+        return AheadUndone(len(ahead), renewals)
+
+    async def _undo_early_renewals(self, now: datetime) -> int:
+        """Take back the automatic renewals a pass ahead of time made before a card's real
+        expiry day (the card's expiry goes back; the record goes): the carrier charges on the
+        real day, when the pass renews it again. A renewal someone built on since (the card's
+        expiry is no longer what it made) stays, and the ones before it with it."""
+        rows = await self._db.execute_fetchall(
+            "SELECT r.id, r.card_id, r.old_expiry, r.new_expiry, c.expiry "
+            "FROM temp.ahead_cards a JOIN cards c ON c.id = a.card_id "
+            "JOIN renewals r ON r.card_id = a.card_id "
+            "WHERE r.automatic = 1 AND r.renewed_at > ? AND r.old_expiry > a.today "
+            "ORDER BY r.card_id, r.new_expiry DESC",
+            (now.astimezone(UTC).isoformat(),),
+        )
+        undone: list[tuple[int]] = []
+        expiries: dict[int, tuple[str, str]] = {}  # card -> (its expiry now, after the undo)
+        for renewal_id, card_id, old_expiry, new_expiry, expiry in rows:
+            before, current = expiries.get(card_id, (expiry, expiry))
+            if new_expiry != current:
+                expiries.setdefault(card_id, (before, "-"))  # built on: keep the rest
+                continue
+            expiries[card_id] = (before, old_expiry)
+            undone.append((renewal_id,))
+        await self._db.executemany("DELETE FROM renewals WHERE id = ?", undone)
+        await self._db.executemany(
+            "UPDATE cards SET expiry = ? WHERE id = ? AND expiry = ?",
+            [(after, card_id, before) for card_id, (before, after) in expiries.items()
+             if after not in ("-", before)],
+        )  # fmt: skip
+        return len(undone)
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         return await _digest_cards(self._db, chat_id, day)
@@ -613,6 +727,19 @@ class SqliteReminderStore:
             (after_id, moment, moment, limit),
         )
         return [_outbox_message(row) for row in rows]
+
+    async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
+        async with self._storage.transaction() as db:
+            claimed = await db.execute(
+                "UPDATE outbox SET claimed_until = NULL "
+                "WHERE status = 'pending' AND claimed_until > ?",
+                (_instant(claims),),
+            )
+            waiting = await db.execute(
+                "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > ?",
+                (_instant(waits),),
+            )
+            return max(claimed.rowcount, 0) + max(waiting.rowcount, 0)
 
     async def count_pending(self) -> int:
         row = await self._storage.fetchone("SELECT count(*) FROM outbox WHERE status = 'pending'")

@@ -82,6 +82,11 @@ class Messenger(Protocol):
         ...
 
 
+# Telegram's longest flood wait that a deferred message honours (a longer one is a clock that
+# ran ahead, see ``OutboxSender.drain``).
+LONGEST_RETRY_AFTER = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class SenderPolicy:
     concurrency: int = 8  # chats served at once
@@ -183,6 +188,15 @@ class OutboxSender:
         now = self.monotonic()
         for chat_id in [c for c, b in self.chat_budgets.items() if b.full(now)]:
             del self.chat_budgets[chat_id]
+        # Claims and back-offs set by a clock that ran ahead would hold messages for as long
+        # as it was ahead: none is ever set further than these from the time it is set.
+        instant, policy = self.clock.now(), self.policy
+        longest_wait = max(policy.later_max, LONGEST_RETRY_AFTER)
+        freed = await self.store.lift_holds_beyond(
+            claims=instant + policy.claim, waits=instant + longest_wait
+        )
+        if freed:
+            log.warning("outbox: freed %d messages held by a clock that ran ahead", freed)
         run = _Drain(self, deadline)
         await run.run()
         return run.stats
