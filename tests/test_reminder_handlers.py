@@ -296,3 +296,71 @@ async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fi
     assert await runner.tick() is None  # a day's jump at once: believed on the next tick
     await runner.tick()
     assert "流量卡到期提醒" in (emulator.chat_messages(chat["id"])[-1].text or "")
+
+
+async def test_a_migration_message_merges_the_group_into_its_supergroup(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    app: AnyApplication,
+) -> None:
+    """Telegram's service message in the supergroup (``migrate_from_chat_id``) arrives after
+    someone used the bot there: the old group's language, time zone, reminder settings and
+    cards fill the new chat; a card both have becomes one, with both histories."""
+    old_id = -4242
+    boss_user = emulator.user(BOSS_EN, "Boss", language_code="zh-hans")
+    old = ChatDriver(
+        app, emulator, emulator.group_chat(old_id, "门店群", admins=[BOSS_EN]), boss_user
+    )
+    await old.send("/cards")
+    chat = await storage.get_chat(old_id)
+    assert chat is not None
+    await storage.save_chat(chat.model_copy(update={"language": "en", "timezone": "Asia/Tokyo"}))
+    store = SqliteReminderStore(storage)
+    await store.save_settings(old_id, ReminderSettings(send_time=time(8, 0)))
+    shared = await add_card(storage, old_id, 1, 40)
+    await add_card(storage, old_id, 2, 50, label="后厨")
+    await storage.renew_card(old_id, shared.id, renewal(shared.expiry, DAY + timedelta(days=60)))
+    supergroup = emulator.upgrade_to_supergroup(old_id)
+    new = ChatDriver(app, emulator, supergroup, boss_user)
+    await new.send("/cards")  # seen first: a chat of its own, with the defaults
+    new_shared = await add_card(storage, supergroup["id"], 1, 20, label="收银台")
+    await storage.renew_card(
+        supergroup["id"], new_shared.id, renewal(new_shared.expiry, DAY + timedelta(days=30))
+    )
+    moved = {
+        "update_id": 10_000,
+        "message": {
+            "message_id": 999,
+            "date": int(DAY_NOON.timestamp()),
+            "chat": supergroup,
+            "from": boss_user,
+            "migrate_from_chat_id": old_id,
+        },
+    }
+    await app.process_update(Update.de_json(moved, app.bot))
+    assert await storage.get_chat(old_id) is None
+    merged = await storage.get_chat(supergroup["id"])
+    assert merged is not None
+    assert (merged.language, merged.timezone) == ("en", "Asia/Tokyo")
+    assert (await store.get_settings(supergroup["id"])).send_time == time(8, 0)
+    cards = await storage.list_cards(supergroup["id"], limit=10)
+    assert len(cards) == 2
+    [card] = [c for c in cards if c.iccid == shared.iccid]
+    assert (card.expiry, card.label) == (DAY + timedelta(days=60), "收银台")
+    assert len(await storage.list_renewals(supergroup["id"], card.id)) == 2
+    said = texts(await new.send("/cards"))
+    assert "后厨" in said
+    assert "收银台" in said
+
+
+def renewal(old: date, new: date) -> RenewalDraft:
+    return RenewalDraft(
+        renewed_at=DAY_NOON,
+        by_user_id=BOSS_EN,
+        by_name="Boss",
+        old_expiry=old,
+        new_expiry=new,
+        period=None,
+        rule=RenewalRule.SET_DATE,
+    )
