@@ -298,20 +298,22 @@ async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fi
     assert "流量卡到期提醒" in (emulator.chat_messages(chat["id"])[-1].text or "")
 
 
+@pytest.mark.parametrize("told_in", ["supergroup", "group"])
 async def test_a_migration_message_merges_the_group_into_its_supergroup(
     runner: ReminderRunner,
     storage: SqliteStorage,
     emulator: BotApiEmulator,
     app: AnyApplication,
+    told_in: str,
 ) -> None:
-    """Telegram's service message in the supergroup (``migrate_from_chat_id``) arrives after
-    someone used the bot there: the old group's language, time zone, reminder settings and
-    cards fill the new chat; a card both have becomes one, with both histories."""
+    """Telegram's service message (``migrate_from_chat_id`` in the supergroup, or
+    ``migrate_to_chat_id`` in the group) arrives after someone used the bot in the supergroup:
+    the old group's language, time zone, reminder settings and cards fill the new chat; a
+    card both have becomes one, with both histories."""
     old_id = -4242
     boss_user = emulator.user(BOSS_EN, "Boss", language_code="zh-hans")
-    old = ChatDriver(
-        app, emulator, emulator.group_chat(old_id, "门店群", admins=[BOSS_EN]), boss_user
-    )
+    group_json = emulator.group_chat(old_id, "门店群", admins=[BOSS_EN])
+    old = ChatDriver(app, emulator, group_json, boss_user)
     await old.send("/cards")
     chat = await storage.get_chat(old_id)
     assert chat is not None
@@ -328,16 +330,16 @@ async def test_a_migration_message_merges_the_group_into_its_supergroup(
     await storage.renew_card(
         supergroup["id"], new_shared.id, renewal(new_shared.expiry, DAY + timedelta(days=30))
     )
-    moved = {
-        "update_id": 10_000,
-        "message": {
-            "message_id": 999,
-            "date": int(DAY_NOON.timestamp()),
-            "chat": supergroup,
-            "from": boss_user,
-            "migrate_from_chat_id": old_id,
-        },
+    service_message = {
+        "message_id": 999,
+        "date": int(DAY_NOON.timestamp()),
+        "from": boss_user,
     }
+    if told_in == "supergroup":
+        service_message |= {"chat": supergroup, "migrate_from_chat_id": old_id}
+    else:
+        service_message |= {"chat": group_json, "migrate_to_chat_id": supergroup["id"]}
+    moved = {"update_id": 10_000, "message": service_message}
     await app.process_update(Update.de_json(moved, app.bot))
     assert await storage.get_chat(old_id) is None
     merged = await storage.get_chat(supergroup["id"])
