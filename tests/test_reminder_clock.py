@@ -237,3 +237,28 @@ async def test_messages_held_by_a_clock_ahead_are_freed(
     time.passes(TICK)
     assert (await runner.sender.drain()).sent == 1
     assert len(digests(emulator, alice.chat_id)) == 1
+
+
+async def test_a_clock_ahead_for_days_still_loses_no_reminder(
+    runner: ReminderRunner,
+    time: Time,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """Two days' passes ahead: the sent-log keeps one previous entry, so the card's entry from
+    before the jump is gone; recomputed as of today (at worst a reminder at a threshold it had
+    reached repeats: here today's, already sent, so nothing), every real reminder comes."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    time.jumps(timedelta(days=30))
+    await runner.tick()
+    for _ in range(2):
+        time.passes(TICK)
+        await runner.tick()
+        time.passes(timedelta(days=1) - TICK)
+    time.jumps(-timedelta(days=32))
+    time.passes(TICK)
+    await runner.tick()
+    assert await renewals(storage, auto) == []
+    assert len(digests(emulator, alice.chat_id)) == 3  # today's, and the two days ahead
+    assert_real_days(await day_by_day(runner, time, emulator, alice.chat_id, 11))

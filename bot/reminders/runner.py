@@ -46,6 +46,7 @@ class ReminderRunner:
         self._monotonic = monotonic
         self._busy = asyncio.Lock()
         self._pruned_on: date | None = None
+        self._pruned_before: datetime | None = None
         # (system clock, monotonic clock) at the last tick that ran, and at a tick that found
         # the system clock jumped ahead of it (held until the next tick confirms the jump)
         self._last: tuple[datetime, float] | None = None
@@ -109,5 +110,10 @@ class ReminderRunner:
         now = self.clock.now()
         if self._pruned_on == now.date():
             return
-        await self.store.prune(sent_before=now - KEEP_FINISHED)
-        self._pruned_on = now.date()
+        # A day further at a time: a clock that ran ahead does not wipe the history (whose
+        # finished digests also keep a day's digest from being enqueued twice).
+        before = now - KEEP_FINISHED
+        if self._pruned_before is not None:
+            before = min(before, self._pruned_before + timedelta(days=1))
+        await self.store.prune(sent_before=before)
+        self._pruned_on, self._pruned_before = now.date(), before
