@@ -190,7 +190,8 @@ class SqliteStorage:
     async def save_chat(self, chat: ChatSettings) -> None:
         async with self.transaction() as db:
             await db.execute(
-                "UPDATE chats SET is_group = ?, language = ?, default_language = ?, "
+                "UPDATE chats SET is_group = ?, language = ?, "
+                "default_language = coalesce(?, default_language), "
                 "timezone_chosen = CASE WHEN timezone <> ? THEN 1 ELSE timezone_chosen END, "
                 "timezone = ? WHERE chat_id = ?",
                 (
