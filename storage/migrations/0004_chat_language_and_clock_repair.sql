@@ -4,9 +4,9 @@
 -- Telegram language yet). Digests use it when /settings has not fixed ``language``.
 ALTER TABLE chats ADD COLUMN default_language TEXT;
 
--- 1 once the chat chose its time zone in /settings: when a group becomes a supergroup that
--- wrote to the bot first, the old group's choices fill only what the new chat has not chosen.
--- A zone other than the default was chosen; one equal to the default can't be told apart.
+-- 1 once the chat changed its time zone in /settings: when a group becomes a supergroup that
+-- wrote to the bot first, the old group's zone fills the new chat's only if it has not chosen.
+-- Existing chats: a zone other than the default counts as chosen (the rest can't be told).
 ALTER TABLE chats ADD COLUMN timezone_chosen INTEGER NOT NULL DEFAULT 0;
 UPDATE chats SET timezone_chosen = 1 WHERE timezone <> 'Asia/Shanghai';
 
