@@ -145,3 +145,6 @@ class ChatSettings(BaseModel):
     is_group: bool = False
     language: str | None = None  # None: follow the user's Telegram language
     timezone: str = DEFAULT_TIMEZONE
+    # The digests' language while ``language`` is None: that of the first person who used the
+    # bot in the chat (None: nobody with a known Telegram language yet).
+    default_language: str | None = None

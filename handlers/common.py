@@ -79,11 +79,12 @@ async def here(update: Update, context: Context) -> Here:
     assert chat is not None, "handlers are only registered for updates with a chat"
     svc = services(context)
     is_group = chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-    settings = await svc.cards.chat(chat.id, is_group=is_group)
     user = update.effective_user
-    lang = resolve_language(
-        settings.language, user.language_code if user else None, svc.settings.language
-    )
+    code = user.language_code if user else None
+    # the person's own language; the chat's default for digests if it has none yet
+    own = resolve_language(None, code, svc.settings.language) if code else None
+    settings = await svc.cards.chat(chat.id, is_group=is_group, language=own)
+    lang = resolve_language(settings.language, code, svc.settings.language)
     return Here(
         chat=settings,
         lang=lang,

@@ -14,7 +14,7 @@ from telegram.ext import (
 )
 
 from bot.errors import excerpt
-from bot.i18n import LANGUAGES, t
+from bot.i18n import LANGUAGES, resolve_language, t
 from bot.timezones import parse_timezone, zone_label
 from handlers.common import Context, Here, answer, ask, here, is_admin, reply, services
 from handlers.conversation import END, conversation
@@ -24,7 +24,16 @@ TIMEZONE = 0
 COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "UTC")
 
 
-async def _show(update: Update, where: Here) -> None:
+def digest_language_line(where: Here, default: str) -> str:
+    """Which language the chat's daily digest is in, and why (``default``: LANGUAGE)."""
+    chat = where.chat
+    lang = resolve_language(chat.language or chat.default_language, None, default)
+    name = where.t(f"settings.language_name.{lang}")
+    key = "settings.digest_language" if chat.language else "settings.digest_language_default"
+    return where.t(key, language=name)
+
+
+async def _show(update: Update, context: Context, where: Here) -> None:
     rows = [
         # each language named in itself, so a user who can't read the current one finds theirs
         [
@@ -37,11 +46,12 @@ async def _show(update: Update, where: Here) -> None:
     language = where.t(f"settings.language_name.{where.lang}")
     timezone = zone_label(where.chat.timezone)
     text = where.t("settings.show", language=language, timezone=timezone)
-    await reply(update, text, markup(rows))
+    digest = digest_language_line(where, services(context).settings.language)
+    await reply(update, f"{text}\n{digest}", markup(rows))
 
 
 async def settings_command(update: Update, context: Context) -> None:
-    await _show(update, await here(update, context))
+    await _show(update, context, await here(update, context))
 
 
 async def language_button(update: Update, context: Context) -> None:
@@ -58,7 +68,7 @@ async def language_button(update: Update, context: Context) -> None:
     chat = where.chat.model_copy(update={"language": lang})
     await services(context).cards.save_settings(chat)
     await answer(query)
-    await _show(update, await here(update, context))
+    await _show(update, context, await here(update, context))
 
 
 async def timezone_button(update: Update, context: Context) -> int:

@@ -8,7 +8,8 @@ batch or none of it, and a million cards take seconds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ import aiosqlite
 from bot.models import Period, RenewalRule
 from bot.reminders.models import (
     DEFAULT_SEND_TIME,
+    AheadUndone,
     AutoRenewal,
     AutoRenewCandidate,
     ChatToRemind,
@@ -75,7 +77,16 @@ class ReminderBatch(Protocol):
         ``renewed`` (chat id -> JSON notes). Returns (cards, digests)."""
         ...
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None: ...
+    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
+        """The chats' pass for ``today`` ran (at ``now``)."""
+        ...
+
+    async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
+        """Undo what passes made while the system clock ran ahead did: for each chat whose
+        last pass was for a day after its today (``today_in(its time zone)``) at an instant
+        after ``now``, the sent-log entries and undelivered digests dated after today, the
+        automatic renewals before a card's real expiry day, and the day it was composed for."""
+        ...
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         """The chat and the cards its digest for ``day`` reminds about, as they are now."""
@@ -102,7 +113,12 @@ class ReminderStore(Protocol):
         ...
 
     async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
-        """A group became a supergroup: its cards, settings and outbox follow the new id."""
+        """A group became a supergroup: its cards, settings and outbox follow the new id. If
+        the supergroup has a row already (it wrote to the bot first), the two merge, and
+        nothing is deleted: the group's settings fill what the supergroup has not set; a card
+        both have becomes one (the later expiry, each field of that card, an empty one the
+        other's; both histories and sent-logs); digests of a day both have become one where
+        neither is rendered yet, else go out without listing a card twice."""
         ...
 
     # cards
@@ -118,6 +134,11 @@ class ReminderStore(Protocol):
     ) -> list[OutboxMessage]:
         """Pending messages not backing off and not claimed, by id; ``groups``: only those to
         groups (True) or to private chats (False)."""
+        ...
+
+    async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
+        """Free pending messages claimed past ``claims`` or backing off past ``waits``: no
+        sender sets either that far ahead, a clock that ran ahead did. The number freed."""
         ...
 
     async def count_pending(self) -> int: ...
@@ -213,7 +234,7 @@ def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
 
 
 _DUE_CHATS_SQL = """
-SELECT ch.chat_id, ch.is_group, ch.language, ch.timezone,
+SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.timezone,
        s.send_time, s.days_before, s.overdue_daily_days
 FROM chats ch
 LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
@@ -255,6 +276,46 @@ LEFT JOIN reminder_log r ON r.card_id = x.id AND r.expiry = x.expiry
 WHERE r.level IS NULL OR x.level < r.level
 """
 
+# Record the due cards in the sent-log. An entry a pass of a later day overwrites is kept as
+# the previous one, so that undoing a pass made while the clock ran ahead can put it back.
+_LOG_SQL = """
+INSERT INTO reminder_log (card_id, expiry, level, reminded_on)
+SELECT card_id, expiry, level, ? FROM temp.due_now WHERE true
+ON CONFLICT (card_id, expiry) DO UPDATE SET
+    prev_level = CASE WHEN reminded_on < excluded.reminded_on THEN level ELSE prev_level END,
+    prev_reminded_on = CASE WHEN reminded_on < excluded.reminded_on
+                            THEN reminded_on ELSE prev_reminded_on END,
+    level = excluded.level,
+    reminded_on = excluded.reminded_on
+"""
+
+# Undo what passes made while the clock ran ahead did to the chats in temp.ahead_chats (their
+# cards in temp.ahead_cards), each with its real today: sent-log entries dated after it go
+# back to what they overwrote (or go), their digests not sent yet are dropped, and the chats
+# are composed as of before those passes.
+_UNDO_AHEAD_SQL = (
+    """UPDATE reminder_log SET level = prev_level, reminded_on = prev_reminded_on,
+           prev_level = NULL, prev_reminded_on = NULL
+       WHERE prev_reminded_on IS NOT NULL
+         AND reminded_on > (SELECT a.today FROM temp.ahead_cards a
+                            WHERE a.card_id = reminder_log.card_id)
+         AND prev_reminded_on <= (SELECT a.today FROM temp.ahead_cards a
+                                  WHERE a.card_id = reminder_log.card_id)""",
+    """DELETE FROM reminder_log
+       WHERE reminded_on > (SELECT a.today FROM temp.ahead_cards a
+                            WHERE a.card_id = reminder_log.card_id)""",
+    """UPDATE outbox SET status = 'dropped', error = 'the clock ran ahead', claimed_until = NULL
+       WHERE status = 'pending'
+         AND digest_date > (SELECT a.today FROM temp.ahead_chats a
+                            WHERE a.chat_id = outbox.chat_id)""",
+    """UPDATE chat_reminders SET
+           composed_on = CASE WHEN prev_composed_on <= (SELECT a.today FROM temp.ahead_chats a
+                                                        WHERE a.chat_id = chat_reminders.chat_id)
+                              THEN prev_composed_on END,
+           prev_composed_on = NULL, composed_at = NULL
+       WHERE chat_id IN (SELECT chat_id FROM temp.ahead_chats)""",
+)
+
 _DIGEST_CARDS_SQL = """
 SELECT c.id, c.iccid, c.label, c.expiry, CAST(julianday(c.expiry) - julianday(:day) AS INTEGER),
        c.plan_price_fen
@@ -265,8 +326,9 @@ WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
 """
 
 # The chat (NULLs if unknown) beside each of its due cards, or once with NULL cards if none.
+# Its language: the one /settings fixed, else the chat's default (its first user's).
 _DIGEST_SQL = f"""
-SELECT ch.is_group, ch.language, d.*
+SELECT ch.is_group, coalesce(ch.language, ch.default_language), d.*
 FROM (SELECT :chat AS chat_id) q
 LEFT JOIN chats ch ON ch.chat_id = q.chat_id
 LEFT JOIN ({_DIGEST_CARDS_SQL}) d ON 1
@@ -299,6 +361,199 @@ async def _digest_cards(
     return chat, [
         DueCard(r[2], r[3], r[4], fromiso(r[5]), r[6], r[7]) for r in rows if r[2] is not None
     ]
+
+
+# Merging a group into the supergroup it became, when the supergroup has a row already (it
+# wrote to the bot before the move was known). Nothing is deleted but the old chat's empty row.
+# The old chat's settings fill what the new one has not set.
+_MERGE_CHAT_SQL = (
+    """UPDATE chats SET is_group = 1,
+           language = coalesce(language, (SELECT language FROM chats WHERE chat_id = :old)),
+           default_language = coalesce(default_language,
+                                       (SELECT default_language FROM chats WHERE chat_id = :old)),
+           timezone = CASE WHEN timezone_chosen THEN timezone
+                           ELSE (SELECT CASE WHEN o.timezone_chosen THEN o.timezone
+                                        ELSE chats.timezone END
+                                 FROM chats o WHERE o.chat_id = :old) END,
+           timezone_chosen = timezone_chosen
+                             OR (SELECT timezone_chosen FROM chats WHERE chat_id = :old)
+       WHERE chat_id = :new""",
+    # reminder settings: the new chat's where set, else the old one's; composed for the later
+    # day of the two (a card of the later one is not reminded twice that day)
+    """INSERT INTO chat_reminders (chat_id, send_time, days_before, overdue_daily_days,
+                                   composed_on, composed_at, prev_composed_on)
+       SELECT :new, send_time, days_before, overdue_daily_days, composed_on, composed_at,
+              prev_composed_on
+       FROM chat_reminders WHERE chat_id = :old
+       ON CONFLICT (chat_id) DO UPDATE SET
+           send_time = coalesce(send_time, excluded.send_time),
+           days_before = coalesce(days_before, excluded.days_before),
+           overdue_daily_days = coalesce(overdue_daily_days, excluded.overdue_daily_days),
+           composed_at = CASE WHEN excluded.composed_on > coalesce(composed_on, '')
+                              THEN excluded.composed_at ELSE composed_at END,
+           prev_composed_on = CASE WHEN excluded.composed_on > coalesce(composed_on, '')
+                                   THEN excluded.prev_composed_on ELSE prev_composed_on END,
+           composed_on = max(coalesce(composed_on, ''), coalesce(excluded.composed_on, ''))""",
+    "UPDATE chat_reminders SET composed_on = NULL WHERE chat_id = :new AND composed_on = ''",
+)
+
+_MERGED_COLUMNS = (
+    "expiry, carrier, label, plan_months, plan_days, plan_price_fen, auto_renew, note, muted, "
+    "snoozed_until, created_at"
+)
+
+
+def _merged_card(winner: Sequence[Any], loser: Sequence[Any]) -> list[Any]:
+    """An ICCID both chats have: the card with the later expiry (``winner``) wins each field;
+    an empty one takes the other card's (columns as ``_MERGED_COLUMNS``)."""
+    (expiry, carrier, label, months, days, price, auto, note, muted, snoozed, created) = winner
+    has_plan = months is not None or days is not None
+    return [
+        expiry,
+        carrier if carrier != "other" else loser[1],
+        label or loser[2],
+        months if has_plan else loser[3],
+        days if has_plan else loser[4],
+        price if price is not None else loser[5],
+        auto,
+        note or loser[7],
+        muted,
+        snoozed,
+        min(created, loser[10]),
+    ]
+
+
+async def _card_references(db: aiosqlite.Connection) -> list[tuple[str, str]]:
+    """(table, column) of every foreign key to cards(id) but the sent-log's (merged by hand):
+    the renewals, and whatever history later schema versions keep on a card."""
+    rows = await db.execute_fetchall(
+        'SELECT m.name, f."from" FROM sqlite_master m, pragma_foreign_key_list(m.name) f '
+        "WHERE m.type = 'table' AND f.\"table\" = 'cards' AND m.name <> 'reminder_log'"
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def _merge_cards(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
+    pairs = await db.execute_fetchall(
+        "SELECT o.id, n.id, o.expiry > n.expiry FROM cards o "
+        "JOIN cards n ON n.chat_id = ? AND n.iccid = o.iccid WHERE o.chat_id = ?",
+        (new_chat_id, old_chat_id),
+    )
+    references = await _card_references(db) if pairs else []
+    for old_id, new_id, old_later in pairs:
+        rows = {
+            row[0]: list(row[1:])
+            for row in await db.execute_fetchall(
+                f"SELECT id, {_MERGED_COLUMNS} FROM cards WHERE id IN (?, ?)", (old_id, new_id)
+            )
+        }
+        winner, loser = (old_id, new_id) if old_later else (new_id, old_id)
+        merged = _merged_card(rows[winner], rows[loser])
+        assignments = ", ".join(f"{name} = ?" for name in _MERGED_COLUMNS.split(", "))
+        await db.execute(f"UPDATE cards SET {assignments} WHERE id = ?", (*merged, new_id))
+        # the sent-log: per expiry, the more urgent entry of the two
+        await db.execute(
+            "INSERT INTO reminder_log (card_id, expiry, level, reminded_on, prev_level, "
+            "prev_reminded_on) SELECT ?, expiry, level, reminded_on, prev_level, "
+            "prev_reminded_on FROM reminder_log WHERE card_id = ? AND true "
+            "ON CONFLICT (card_id, expiry) DO UPDATE SET level = excluded.level, "
+            "reminded_on = excluded.reminded_on, prev_level = excluded.prev_level, "
+            "prev_reminded_on = excluded.prev_reminded_on WHERE excluded.level < level",
+            (new_id, old_id),
+        )
+        for table, column in references:  # histories join
+            await db.execute(
+                f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?', (new_id, old_id)
+            )
+        await db.execute("DELETE FROM cards WHERE id = ?", (old_id,))
+    await db.execute("UPDATE cards SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id))
+
+
+# A digest still to render, not being sent (a claimed one may be on its way, rendered by the
+# sender but not stored yet).
+_TO_RENDER = "status = 'pending' AND text IS NULL AND claimed_until IS NULL"
+
+
+def _joined_notes(first: str | None, second: str | None) -> str | None:
+    """Two digests' auto-renewal notes (JSON lists) as one."""
+    if not first or not second:
+        return first or second
+    return json.dumps(json.loads(first) + json.loads(second), ensure_ascii=False)
+
+
+async def _merge_outbox(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
+    """The old chat's messages join the new chat's. A digest not rendered yet that meets one of
+    the new chat's for the same day, also not rendered, becomes part of it (rendering reads the
+    sent-log by chat and day, so it will list both chats' cards). Other messages of a day the
+    new chat has messages for are numbered after them (the sender goes by id, not number)."""
+    rows = await db.execute_fetchall(
+        "SELECT o.id, o.renewed, (SELECT n.id FROM outbox n WHERE n.chat_id = :new "
+        f"AND n.digest_date = o.digest_date AND {_TO_RENDER} "
+        "ORDER BY n.id LIMIT 1) FROM outbox o "
+        f"WHERE o.chat_id = :old AND {_TO_RENDER}",
+        {"old": old_chat_id, "new": new_chat_id},
+    )
+    for old_id, renewed, into in rows:
+        if into is None:
+            continue
+        await db.execute(
+            "UPDATE outbox SET renewed = ? WHERE id = ?",
+            (_joined_notes(await _renewed(db, into), renewed), into),
+        )
+        await db.execute("DELETE FROM outbox WHERE id = ?", (old_id,))
+    taken = await db.execute_fetchall(
+        "SELECT digest_date, max(part) FROM outbox WHERE chat_id = ? GROUP BY digest_date",
+        (new_chat_id,),
+    )
+    await db.executemany(
+        "UPDATE outbox SET chat_id = ?, part = part + ? WHERE chat_id = ? AND digest_date = ?",
+        [(new_chat_id, last, old_chat_id, day) for day, last in taken],
+    )
+    await db.execute("UPDATE outbox SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id))
+
+
+async def _renewed(db: aiosqlite.Connection, message_id: int) -> str | None:
+    rows = list(await db.execute_fetchall("SELECT renewed FROM outbox WHERE id = ?", (message_id,)))
+    return rows[0][0] if rows else None
+
+
+# The sent-log's date for cards whose digest of the day was rendered before their chat merged
+# into another: no digest still to render lists them (the other chat's would, by chat and day).
+CARRIED = "0001-01-01"
+
+
+async def _keep_carried(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
+    """For a day both chats have messages for, where one chat's digest is rendered already
+    (sent, or stored to send) and the other's is not: the rendered one carries its cards, so
+    the other, rendered after the merge, must not list them again."""
+    sides = await db.execute_fetchall(
+        f"SELECT chat_id, digest_date, max(NOT ({_TO_RENDER})), max({_TO_RENDER}) "
+        "FROM outbox WHERE chat_id IN (?, ?) GROUP BY chat_id, digest_date",
+        (old_chat_id, new_chat_id),
+    )
+    days: dict[str, dict[int, tuple[bool, bool]]] = {}
+    for chat_id, day, rendered, unrendered in sides:
+        days.setdefault(day, {})[chat_id] = (bool(rendered), bool(unrendered))
+    for day, chats in days.items():
+        if len(chats) < 2:
+            continue
+        for carrier, other in ((old_chat_id, new_chat_id), (new_chat_id, old_chat_id)):
+            if chats[carrier][0] and not chats[carrier][1] and chats[other][1]:
+                await db.execute(
+                    "UPDATE reminder_log SET reminded_on = ? WHERE reminded_on = ? "
+                    "AND card_id IN (SELECT id FROM cards WHERE chat_id = ?)",
+                    (CARRIED, day, carrier),
+                )
+
+
+async def _merge_chats(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: int) -> None:
+    params = {"old": old_chat_id, "new": new_chat_id}
+    for sql in _MERGE_CHAT_SQL:
+        await db.execute(sql, params)
+    await _keep_carried(db, old_chat_id, new_chat_id)
+    await _merge_cards(db, old_chat_id, new_chat_id)
+    await _merge_outbox(db, old_chat_id, new_chat_id)
+    await db.execute("DELETE FROM chats WHERE chat_id = ?", (old_chat_id,))  # empty by now
 
 
 class _SqliteBatch:
@@ -424,13 +679,7 @@ class _SqliteBatch:
             sql = _DUE_SQL.format(bands=" ".join(whens), marks=_marks(chat_ids, params))
             await db.execute(sql, params)
         day, created = today.isoformat(), _instant(now)
-        await db.execute(
-            "INSERT INTO reminder_log (card_id, expiry, level, reminded_on) "
-            "SELECT card_id, expiry, level, ? FROM temp.due_now WHERE true "
-            "ON CONFLICT (card_id, expiry) DO UPDATE "
-            "SET level = excluded.level, reminded_on = excluded.reminded_on",
-            (day,),
-        )
+        await db.execute(_LOG_SQL, (day,))
         async with db.execute("SELECT count(*) FROM temp.due_now") as cursor:
             row = await cursor.fetchone()
         cards = int(row[0]) if row else 0
@@ -446,13 +695,78 @@ class _SqliteBatch:
         )
         return cards, len(renewed) + max(cursor.rowcount, 0)
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date) -> None:
-        day = today.isoformat()
+    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
+        day, at = today.isoformat(), _instant(now)
         await self._db.executemany(
-            "INSERT INTO chat_reminders (chat_id, composed_on) VALUES (?, ?) "
-            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on",
-            [(chat_id, day) for chat_id in chat_ids],
+            "INSERT INTO chat_reminders (chat_id, composed_on, composed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on, "
+            "composed_at = excluded.composed_at, prev_composed_on = CASE "
+            "WHEN composed_on < excluded.composed_on THEN composed_on ELSE prev_composed_on END",
+            [(chat_id, day, at) for chat_id in chat_ids],
         )
+
+    async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
+        db = self._db
+        # Chats whose last pass was for a day after their today, at an instant after now: the
+        # system clock ran ahead then (a deliberate ``remind --date`` stamps the real instant).
+        rows = await db.execute_fetchall(
+            "SELECT s.chat_id, ch.timezone, s.composed_on FROM chat_reminders s "
+            "JOIN chats ch ON ch.chat_id = s.chat_id "
+            "WHERE s.composed_at IS NOT NULL AND s.composed_at > ?",
+            (_instant(now),),
+        )
+        ahead = []
+        for chat_id, zone, composed_on in rows:
+            today = today_in(zone).isoformat()
+            if composed_on is not None and composed_on > today:
+                ahead.append((chat_id, today))
+        if not ahead:
+            return AheadUndone(0, 0)
+        for table, key in (("ahead_chats", "chat_id"), ("ahead_cards", "card_id")):
+            await db.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {table} "
+                f"({key} INTEGER PRIMARY KEY, today TEXT NOT NULL)"
+            )
+            await db.execute(f"DELETE FROM temp.{table}")
+        await db.executemany("INSERT INTO temp.ahead_chats VALUES (?, ?)", ahead)
+        await db.execute(
+            "INSERT INTO temp.ahead_cards SELECT c.id, a.today "
+            "FROM temp.ahead_chats a JOIN cards c ON c.chat_id = a.chat_id"
+        )
+        renewals = await self._undo_early_renewals(now)
+        for sql in _UNDO_AHEAD_SQL:
+            await db.execute(sql)
+        return AheadUndone(len(ahead), renewals)
+
+    async def _undo_early_renewals(self, now: datetime) -> int:
+        """Take back the automatic renewals a pass ahead of time made before a card's real
+        expiry day (the card's expiry goes back; the record goes): the carrier charges on the
+        real day, when the pass renews it again. A renewal someone built on since (the card's
+        expiry is no longer what it made) stays, and the ones before it with it."""
+        rows = await self._db.execute_fetchall(
+            "SELECT r.id, r.card_id, r.old_expiry, r.new_expiry, c.expiry "
+            "FROM temp.ahead_cards a JOIN cards c ON c.id = a.card_id "
+            "JOIN renewals r ON r.card_id = a.card_id "
+            "WHERE r.automatic = 1 AND r.renewed_at > ? AND r.old_expiry > a.today "
+            "ORDER BY r.card_id, r.new_expiry DESC",
+            (now.astimezone(UTC).isoformat(),),
+        )
+        undone: list[tuple[int]] = []
+        expiries: dict[int, tuple[str, str]] = {}  # card -> (its expiry now, after the undo)
+        for renewal_id, card_id, old_expiry, new_expiry, expiry in rows:
+            before, current = expiries.get(card_id, (expiry, expiry))
+            if new_expiry != current:
+                expiries.setdefault(card_id, (before, "-"))  # built on: keep the rest
+                continue
+            expiries[card_id] = (before, old_expiry)
+            undone.append((renewal_id,))
+        await self._db.executemany("DELETE FROM renewals WHERE id = ?", undone)
+        await self._db.executemany(
+            "UPDATE cards SET expiry = ? WHERE id = ? AND expiry = ?",
+            [(after, card_id, before) for card_id, (before, after) in expiries.items()
+             if after not in ("-", before)],
+        )  # fmt: skip
+        return len(undone)
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         return await _digest_cards(self._db, chat_id, day)
@@ -558,23 +872,8 @@ class SqliteReminderStore:
                     (new_chat_id, old_chat_id),
                 )
                 return
-            # The supergroup wrote first and has a row already: move everything into it. A
-            # card whose ICCID the new chat also has stays behind and goes with the old chat.
-            await db.execute(
-                "UPDATE OR IGNORE cards SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
-            await db.execute(
-                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
-            await db.execute(
-                "INSERT OR IGNORE INTO chat_reminders (chat_id, send_time, days_before, "
-                "overdue_daily_days, composed_on) SELECT ?, send_time, days_before, "
-                "overdue_daily_days, composed_on FROM chat_reminders WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
-            await db.execute("DELETE FROM chats WHERE chat_id = ?", (old_chat_id,))
+            # The supergroup wrote to the bot first and has a row already: merge into it.
+            await _merge_chats(db, old_chat_id, new_chat_id)
 
     # cards
 
@@ -612,6 +911,19 @@ class SqliteReminderStore:
             (after_id, moment, moment, limit),
         )
         return [_outbox_message(row) for row in rows]
+
+    async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
+        async with self._storage.transaction() as db:
+            claimed = await db.execute(
+                "UPDATE outbox SET claimed_until = NULL "
+                "WHERE status = 'pending' AND claimed_until > ?",
+                (_instant(claims),),
+            )
+            waiting = await db.execute(
+                "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > ?",
+                (_instant(waits),),
+            )
+            return max(claimed.rowcount, 0) + max(waiting.rowcount, 0)
 
     async def count_pending(self) -> int:
         row = await self._storage.fetchone("SELECT count(*) FROM outbox WHERE status = 'pending'")
@@ -654,16 +966,19 @@ class SqliteReminderStore:
         ids = [message.id]
         async with self._storage.transaction() as db:
             await db.execute(
-                "UPDATE outbox SET part = 1, parts = ?, text = ?, buttons = ? WHERE id = ?",
+                "UPDATE outbox SET parts = ?, text = ?, buttons = ? WHERE id = ?",
                 (count, parts[0].text, parts[0].buttons_json, message.id),
             )
-            for number, part in enumerate(parts[1:], start=2):
+            # Further parts are numbered after the day's last message: usually 2, 3…; after a
+            # group merged into its supergroup, after the messages the two had for the day.
+            for part in parts[1:]:
                 async with db.execute(
                     "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
                     "created_at, claimed_until) "
-                    "SELECT ?, digest_date, ?, ?, ?, ?, created_at, ? "
-                    "FROM outbox WHERE id = ? RETURNING id",
-                    (chat_id, number, count, part.text, part.buttons_json, until, message.id),
+                    "SELECT ?, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
+                    "WHERE m.chat_id = ? AND m.digest_date = o.digest_date), ?, ?, ?, "
+                    "created_at, ? FROM outbox o WHERE id = ? RETURNING id",
+                    (chat_id, chat_id, count, part.text, part.buttons_json, until, message.id),
                 ) as cursor:
                     row = await cursor.fetchone()
                 assert row is not None
@@ -721,10 +1036,8 @@ class SqliteReminderStore:
         await self._storage.execute(
             "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL, "
             "message_id = coalesce(?, message_id), text = coalesce(?, text), "
-            "buttons = coalesce(?, buttons), part = coalesce(?, part), "
-            "parts = coalesce(?, parts) WHERE id = ?",
-            (status, _instant(at), error, telegram_message_id, text, buttons, parts, parts,
-             message_id),
+            "buttons = coalesce(?, buttons), parts = coalesce(?, parts) WHERE id = ?",
+            (status, _instant(at), error, telegram_message_id, text, buttons, parts, message_id),
         )  # fmt: skip
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:

@@ -96,6 +96,7 @@ def _chat(row: aiosqlite.Row) -> ChatSettings:
         is_group=bool(row["is_group"]),
         language=row["language"],
         timezone=row["timezone"],
+        default_language=row["default_language"],
     )
 
 
@@ -196,16 +197,20 @@ class SqliteStorage:
 
     # chats
 
-    async def ensure_chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
-        # Every update asks for its chat: read first, write only the first time.
+    async def ensure_chat(
+        self, chat_id: int, *, is_group: bool, language: str | None = None
+    ) -> ChatSettings:
+        # Every update asks for its chat: read first, write only the first time (or the first
+        # time someone with a known language comes, for a chat that had nobody such yet).
         chat = await self.get_chat(chat_id)
-        if chat is not None:
+        if chat is not None and (chat.default_language is not None or language is None):
             return chat
         async with self.transaction() as db:
             await db.execute(
-                "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (chat_id) DO NOTHING",
-                (chat_id, int(is_group), datetime.now(UTC).isoformat()),
+                "INSERT INTO chats (chat_id, is_group, created_at, default_language) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+                "default_language = coalesce(default_language, excluded.default_language)",
+                (chat_id, int(is_group), datetime.now(UTC).isoformat(), language),
             )
         chat = await self.get_chat(chat_id)
         assert chat is not None
@@ -218,8 +223,18 @@ class SqliteStorage:
     async def save_chat(self, chat: ChatSettings) -> None:
         async with self.transaction() as db:
             await db.execute(
-                "UPDATE chats SET is_group = ?, language = ?, timezone = ? WHERE chat_id = ?",
-                (int(chat.is_group), chat.language, chat.timezone, chat.chat_id),
+                "UPDATE chats SET is_group = ?, language = ?, "
+                "default_language = coalesce(?, default_language), "
+                "timezone_chosen = CASE WHEN timezone <> ? THEN 1 ELSE timezone_chosen END, "
+                "timezone = ? WHERE chat_id = ?",
+                (
+                    int(chat.is_group),
+                    chat.language,
+                    chat.default_language,
+                    chat.timezone,
+                    chat.timezone,
+                    chat.chat_id,
+                ),
             )
 
     # cards

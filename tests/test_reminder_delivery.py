@@ -15,12 +15,13 @@ from telegram import Bot
 
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
-from bot.models import Card, CardDraft
+from bot.models import Card, CardDraft, RenewalRule
 from bot.reminders.compose import ReminderComposer
 from bot.reminders.models import Keyboard
 from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
 from handlers.transport import AiohttpRequest
+from storage.base import RenewalDraft
 from storage.reminders import SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -366,3 +367,71 @@ async def test_one_slow_chat_does_not_hold_back_the_others(setup: Setup) -> None
     events = {e.chat_id: e.time for e in setup.emulator.take_events() if e.kind == "message"}
     assert set(events) == set(chats)
     assert all(events[c] < events[chats[0]] for c in chats[1:])
+
+
+async def test_a_group_that_merges_into_its_supergroup_keeps_every_card_and_reminder(
+    setup: Setup,
+) -> None:
+    """The supergroup wrote to the bot before its group's move was known (it has a row, a card
+    of the group's and a digest for the day of its own): sending the group's digest learns of
+    the move, and the two chats become one. Nothing is deleted; each card is reminded once."""
+    storage = setup.storage
+    await setup.chat(BASIC_GROUP)
+    shared = "89860012345678999999"
+    old_shared = await storage.add_card(
+        BASIC_GROUP, CardDraft(iccid=shared, expiry=DAY), setup.clock.now()
+    )
+    assert await storage.renew_card(
+        BASIC_GROUP, old_shared.id, renewal(DAY, DAY + timedelta(days=7))
+    )
+    await setup.card(BASIC_GROUP, 1, "后厨")
+    new_id = setup.emulator.upgrade_to_supergroup(BASIC_GROUP)["id"]
+    await setup.chat(new_id)
+    new_shared = await storage.add_card(
+        new_id, CardDraft(iccid=shared, expiry=DAY, label="收银台"), setup.clock.now()
+    )
+    assert await storage.renew_card(new_id, new_shared.id, renewal(DAY, DAY + timedelta(days=3)))
+    await setup.card(new_id, 0, "前台")
+    await setup.compose()  # a digest for each chat, for the same day
+    stats = await setup.drain()
+    assert stats.migrated_chats == 1
+    assert await storage.get_chat(BASIC_GROUP) is None
+    sent = setup.texts(new_id)
+    assert len(sent) == 2
+    joined = "\n".join(sent)
+    assert (joined.count("后厨"), joined.count("前台")) == (1, 1)
+    assert f"收银台 · 到期 {DAY + timedelta(days=7)}" in sent[-1]  # the merged card, as it is now
+    assert [status for _, status, _ in await setup.statuses()] == ["sent", "sent"]
+    # one card for the ICCID: the later expiry, the label the other had, both histories
+    [card] = [c for c in await storage.list_cards(new_id, limit=10) if c.iccid == shared]
+    assert (card.id, card.expiry, card.label) == (
+        new_shared.id,
+        DAY + timedelta(days=7),
+        "收银台",
+    )
+    history = await storage.list_renewals(new_id, card.id)
+    assert sorted(r.new_expiry for r in history) == [
+        DAY + timedelta(days=3),
+        DAY + timedelta(days=7),
+    ]
+    assert len(await storage.list_cards(new_id, limit=10)) == 3
+    # the next day: what was reminded is not reminded again, what is due comes
+    setup.clock.instant += timedelta(days=1)
+    await setup.compose()
+    assert (await setup.drain()).sent == 1
+    [next_day] = setup.texts(new_id)[2:]
+    assert "后厨" in next_day
+    assert "前台" in next_day
+    assert "收银台" not in next_day
+
+
+def renewal(old: date, new: date) -> RenewalDraft:
+    return RenewalDraft(
+        renewed_at=NOW,
+        by_user_id=BOB,
+        by_name="Bob",
+        old_expiry=old,
+        new_expiry=new,
+        period=None,
+        rule=RenewalRule.SET_DATE,
+    )

@@ -28,6 +28,7 @@ from storage.sqlite import SqliteStorage
 
 DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
 DAY_NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+BOSS_EN = 1201  # a group's English-speaking administrator
 
 
 @pytest.fixture
@@ -369,3 +370,116 @@ async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
     unmuted = await storage.get_card(bob.chat_id, card.id)
     assert unmuted is not None
     assert not unmuted.muted
+
+
+async def test_an_english_users_digest_is_in_english(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    alice_en: ChatDriver,
+) -> None:
+    await alice_en.send("/start")  # never touches /settings
+    await add_card(storage, alice_en.chat_id, 1, 3)
+    await runner.tick()
+    [digest] = emulator.chat_messages(alice_en.chat_id)[1:]
+    assert digest.text is not None
+    assert "SIM cards to renew" in digest.text
+    assert "到期" not in digest.text
+
+
+async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fix_one(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    app: AnyApplication,
+    clock: FixedClock,
+) -> None:
+    chat = emulator.group_chat(-100777, "Shop", supergroup=True, admins=[BOSS_EN])
+    boss = ChatDriver(app, emulator, chat, emulator.user(BOSS_EN, "Boss", language_code="en"))
+    staff = boss.as_user(emulator.user(BOSS_EN + 1, "小王", language_code="zh-hans"))
+    await boss.send("/cards")  # the first to use the bot here: English
+    said = texts(await staff.send("/settings"))
+    assert "设置" in said  # replies follow each person's language
+    assert "每日提醒语言：English" in said
+    await add_card(storage, chat["id"], 1, 3)
+    await runner.tick()
+    [digest] = [m for m in emulator.chat_messages(chat["id"]) if "renew" in (m.text or "")]
+    assert "SIM cards to renew" in (digest.text or "")
+    # an admin fixes Chinese for everyone: the next digest and every reply are Chinese
+    await boss.press_data("st:lang:zh_CN", emulator.last_message(chat["id"]).message_id)
+    assert "每日提醒语言：中文（本聊天所有人统一）" in texts(await boss.send("/settings"))
+    await add_card(storage, chat["id"], 2, 30)
+    clock.instant += timedelta(days=1)
+    assert await runner.tick() is None  # a day's jump at once: believed on the next tick
+    await runner.tick()
+    assert "流量卡到期提醒" in (emulator.chat_messages(chat["id"])[-1].text or "")
+
+
+@pytest.mark.parametrize("told_in", ["supergroup", "group"])
+async def test_a_migration_message_merges_the_group_into_its_supergroup(
+    runner: ReminderRunner,
+    storage: SqliteStorage,
+    emulator: BotApiEmulator,
+    app: AnyApplication,
+    told_in: str,
+) -> None:
+    """Telegram's service message (``migrate_from_chat_id`` in the supergroup, or
+    ``migrate_to_chat_id`` in the group) arrives after someone used the bot in the supergroup:
+    the old group's language, time zone, reminder settings and cards fill the new chat; a
+    card both have becomes one, with both histories."""
+    old_id = -4242
+    boss_user = emulator.user(BOSS_EN, "Boss", language_code="zh-hans")
+    group_json = emulator.group_chat(old_id, "门店群", admins=[BOSS_EN])
+    old = ChatDriver(app, emulator, group_json, boss_user)
+    await old.send("/cards")
+    chat = await storage.get_chat(old_id)
+    assert chat is not None
+    await storage.save_chat(chat.model_copy(update={"language": "en", "timezone": "Asia/Tokyo"}))
+    store = SqliteReminderStore(storage)
+    await store.save_settings(old_id, ReminderSettings(send_time=time(8, 0)))
+    shared = await add_card(storage, old_id, 1, 40)
+    await add_card(storage, old_id, 2, 50, label="后厨")
+    await storage.renew_card(old_id, shared.id, renewal(shared.expiry, DAY + timedelta(days=60)))
+    supergroup = emulator.upgrade_to_supergroup(old_id)
+    new = ChatDriver(app, emulator, supergroup, boss_user)
+    await new.send("/cards")  # seen first: a chat of its own, with the defaults
+    new_shared = await add_card(storage, supergroup["id"], 1, 20, label="收银台")
+    await storage.renew_card(
+        supergroup["id"], new_shared.id, renewal(new_shared.expiry, DAY + timedelta(days=30))
+    )
+    service_message = {
+        "message_id": 999,
+        "date": int(DAY_NOON.timestamp()),
+        "from": boss_user,
+    }
+    if told_in == "supergroup":
+        service_message |= {"chat": supergroup, "migrate_from_chat_id": old_id}
+    else:
+        service_message |= {"chat": group_json, "migrate_to_chat_id": supergroup["id"]}
+    moved = {"update_id": 10_000, "message": service_message}
+    await app.process_update(Update.de_json(moved, app.bot))
+    assert await storage.get_chat(old_id) is None
+    merged = await storage.get_chat(supergroup["id"])
+    assert merged is not None
+    assert (merged.language, merged.timezone) == ("en", "Asia/Tokyo")
+    assert (await store.get_settings(supergroup["id"])).send_time == time(8, 0)
+    cards = await storage.list_cards(supergroup["id"], limit=10)
+    assert len(cards) == 2
+    [card] = [c for c in cards if c.iccid == shared.iccid]
+    assert (card.expiry, card.label) == (DAY + timedelta(days=60), "收银台")
+    assert len(await storage.list_renewals(supergroup["id"], card.id)) == 2
+    said = texts(await new.send("/cards"))
+    assert "后厨" in said
+    assert "收银台" in said
+
+
+def renewal(old: date, new: date) -> RenewalDraft:
+    return RenewalDraft(
+        renewed_at=DAY_NOON,
+        by_user_id=BOSS_EN,
+        by_name="Boss",
+        old_expiry=old,
+        new_expiry=new,
+        period=None,
+        rule=RenewalRule.SET_DATE,
+    )

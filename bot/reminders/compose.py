@@ -21,6 +21,7 @@ from bot.models import DEFAULT_TIMEZONE
 from bot.reminders.autorenew import auto_renewal
 from bot.reminders.digest import make_digest, render_digest
 from bot.reminders.models import (
+    AheadUndone,
     AutoRenewal,
     ChatToRemind,
     DigestPart,
@@ -115,6 +116,8 @@ class ReminderComposer:
         everything back and returns the digests it would have sent."""
         now = self.clock.now()
         stats = ComposeStats()
+        if not dry_run:
+            await self.undo_ahead(now)
         for name in await self.store.timezones():
             local = now.astimezone(_zone(name))
             stats.add(
@@ -127,6 +130,24 @@ class ReminderComposer:
                 )
             )
         return stats
+
+    async def undo_ahead(self, now: datetime) -> AheadUndone:
+        """Take back what passes made while the system clock ran ahead did (the clock is back:
+        ``now`` is earlier than they were), so that every reminder comes on its real day and
+        no card stays renewed before its real expiry day. A deliberate run for a later day
+        (``compose_for_date``, ``remind --date``) stamps the real time and is kept."""
+        async with self.store.batch() as batch:
+            undone = await batch.undo_ahead(
+                now=now, today_in=lambda zone: now.astimezone(_zone(zone)).date()
+            )
+        if undone.chats:
+            log.warning(
+                "reminders: the clock ran ahead earlier; undid the passes it made for %d chats "
+                "(%d automatic renewals before their day)",
+                undone.chats,
+                undone.renewals,
+            )
+        return undone
 
     async def compose_for_date(self, on_date: date, *, dry_run: bool = False) -> ComposeStats:
         """Every chat not composed yet for ``on_date``, as if it were that day everywhere,
@@ -183,7 +204,7 @@ class ReminderComposer:
             now=now,
             renewed={chat_id: notes_to_json(chat_notes) for chat_id, chat_notes in notes.items()},
         )
-        await batch.mark_composed(ids, today)
+        await batch.mark_composed(ids, today, now=now)
         stats = ComposeStats(
             chats=len(chats), digests=digests, cards_due=cards, auto_renewed=len(renewals)
         )

@@ -255,6 +255,14 @@ class DigestPart:
 
 
 @dataclass(frozen=True, slots=True)
+class AheadUndone:
+    """What undoing the passes of a clock that ran ahead took back."""
+
+    chats: int
+    renewals: int  # automatic renewals made before the card's real expiry day
+
+
+@dataclass(frozen=True, slots=True)
 class HeldMessages:
     """Pending messages a sender (maybe a crashed one) still has claimed."""
 

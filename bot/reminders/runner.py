@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time as time_module
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from bot.clock import Clock
 from bot.reminders.compose import ComposeStats, ReminderComposer
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 45.0  # per tick, so a tick ends before the next one is due
 KEEP_FINISHED = timedelta(days=14)  # sent/failed outbox rows, for looking into complaints
+# The system clock moving ahead of the time that really passed (the monotonic clock) by more
+# than this between two ticks is a jump: the tick waits for the next one to confirm it.
+CLOCK_JUMP = timedelta(hours=1)
 
 
 class ReminderRunner:
@@ -43,12 +46,45 @@ class ReminderRunner:
         self._monotonic = monotonic
         self._busy = asyncio.Lock()
         self._pruned_on: date | None = None
+        self._pruned_before: datetime | None = None
+        # (system clock, monotonic clock) at the last tick that ran, and at a tick that found
+        # the system clock jumped ahead of it (held until the next tick confirms the jump)
+        self._last: tuple[datetime, float] | None = None
+        self._jumped: tuple[datetime, float] | None = None
+
+    def _clock_believed(self) -> bool:
+        """Whether the system clock can be acted on. A jump ahead is believed once it holds
+        for a second tick: a clock that ran ahead for one tick and was corrected composes,
+        auto-renews and sends nothing for the day it showed. (A clock that stayed ahead
+        longer is undone once it is back: ``ReminderComposer.undo_ahead``.) A jump back is
+        believed at once: a pass for a day already done does nothing."""
+        wall, mono = self.clock.now(), self._monotonic()
+        for seen in (self._last, self._jumped):
+            if (
+                seen is not None
+                and wall - seen[0] - timedelta(seconds=mono - seen[1]) <= CLOCK_JUMP
+            ):
+                self._last, self._jumped = (wall, mono), None
+                return True
+        if self._last is None:
+            self._last = (wall, mono)
+            return True
+        log.warning(
+            "reminders: the system clock jumped ahead to %s; waiting for the next tick to "
+            "confirm it before composing anything",
+            wall.isoformat(timespec="seconds"),
+        )
+        self._jumped = (wall, mono)
+        return False
 
     async def tick(self) -> tuple[ComposeStats, DrainStats] | None:
-        """One tick; None if the previous one is still running (it will pick up the rest)."""
+        """One tick; None if the previous one is still running (it will pick up the rest), or
+        if the system clock just jumped ahead (see ``_clock_believed``)."""
         if self._busy.locked():
             return None
         async with self._busy:
+            if not self._clock_believed():
+                return None
             composed = await self.composer.compose_due()
             if composed.digests:
                 log.info(
@@ -74,5 +110,10 @@ class ReminderRunner:
         now = self.clock.now()
         if self._pruned_on == now.date():
             return
-        await self.store.prune(sent_before=now - KEEP_FINISHED)
-        self._pruned_on = now.date()
+        # A day further at a time: a clock that ran ahead does not wipe the history (whose
+        # finished digests also keep a day's digest from being enqueued twice).
+        before = now - KEEP_FINISHED
+        if self._pruned_before is not None:
+            before = min(before, self._pruned_before + timedelta(days=1))
+        await self.store.prune(sent_before=before)
+        self._pruned_on, self._pruned_before = now.date(), before

@@ -19,7 +19,8 @@ only a message Telegram accepted in that instant. Outcomes of a send:
   then leave it (and the chat's later messages, to keep their order) in the outbox, backing off;
 * ``Rejected`` (400): record the error, give up on that message, carry on;
 * ``Blocked`` (403): mark the chat inactive and drop its pending messages;
-* ``Migrated``: move the chat to its new id (its cards follow) and resend there.
+* ``Migrated``: move the chat to its new id (its cards follow; into the supergroup's own if it
+  has one) and resend there, a digest not stored yet rendered again as the new chat has it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class Messenger(Protocol):
         ...
 
 
+# Telegram's longest flood wait that a deferred message honours (a longer one is a clock that
+# ran ahead, see ``OutboxSender.drain``).
+LONGEST_RETRY_AFTER = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class SenderPolicy:
     concurrency: int = 8  # chats served at once
@@ -123,6 +129,7 @@ class DrainStats:
 class _Verdict(Enum):
     NEXT = auto()  # go on with the chat's next message
     HALT = auto()  # stop the chat for this drain; its remaining messages stay pending
+    RENDER = auto()  # render the digest again (the chat moved: see ``_Drain.deliver``)
 
 
 class _Bucket:
@@ -183,6 +190,15 @@ class OutboxSender:
         now = self.monotonic()
         for chat_id in [c for c, b in self.chat_budgets.items() if b.full(now)]:
             del self.chat_budgets[chat_id]
+        # Claims and back-offs set by a clock that ran ahead would hold messages for as long
+        # as it was ahead: none is ever set further than these from the time it is set.
+        instant, policy = self.clock.now(), self.policy
+        longest_wait = max(policy.later_max, LONGEST_RETRY_AFTER)
+        freed = await self.store.lift_holds_beyond(
+            claims=instant + policy.claim, waits=instant + longest_wait
+        )
+        if freed:
+            log.warning("outbox: freed %d messages held by a clock that ran ahead", freed)
         run = _Drain(self, deadline)
         await run.run()
         return run.stats
@@ -204,8 +220,10 @@ class _Drain:
         self.halted: set[int] = set()  # chats done for this drain; their later rows wait
         # Messages this drain holds the claim of, and until when.
         self.claimed: dict[int, datetime] = {}
-        # One-message digests rendered but not stored: they are stored when marked sent.
+        # One-message digests rendered but not stored: they are stored when marked sent; and
+        # each as it was before rendering (to render it again if its chat moves).
         self.unstored: dict[int, DigestPart] = {}
+        self.unrendered: dict[int, OutboxMessage] = {}
         self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=policy.concurrency * 2)
         self.produced = False
         self.all_served = asyncio.Event()  # set once produced and nothing is left in work
@@ -290,6 +308,9 @@ class _Drain:
                 break  # the drain ends first: the rest waits for the next one
             await self._keep_claims(message, queued)
             verdict, target = await self.deliver(message, target, budget)
+            if verdict is _Verdict.RENDER:
+                queued.appendleft(self.unrendered.pop(message.id))
+                continue
             if verdict is _Verdict.HALT:
                 self.halted.add(chat_id)
                 break
@@ -354,6 +375,7 @@ class _Drain:
             # Most digests: send first, store with the "sent" mark (one write, not two). Should
             # the send not end in a mark, the row stays unrendered and is rendered afresh.
             self.unstored[message.id] = parts[0]
+            self.unrendered[message.id] = message
             return [
                 replace(
                     message,
@@ -408,9 +430,19 @@ class _Drain:
                 if migrations > policy.max_migrations:
                     return await self._later(message, target, "migrated too often")
                 log.info("chat %s moved to %s", target, outcome.new_chat_id)
+                # A digest rendered but not stored is rendered again as the new chat has it:
+                # the supergroup may have had cards and a digest for the day of its own, merged
+                # with the group's (one digest of both, not two).
+                again = self.unrendered.get(message.id)
+                if again is not None:
+                    self._settle(message)
+                    self.unrendered[message.id] = again  # for serve() to render again
+                    await store.release([message.id])
                 await store.migrate_chat(target, outcome.new_chat_id)
                 self.stats.migrated_chats += 1
                 target = outcome.new_chat_id
+                if again is not None:
+                    return _Verdict.RENDER, target
                 continue
             if isinstance(outcome, RateLimited):
                 rate_limited += 1
@@ -434,7 +466,10 @@ class _Drain:
         """This drain is done with the message: forget its claim; its content if it was sent
         without being stored first (a one-message digest), for the final mark to store."""
         self.claimed.pop(message.id, None)
-        return self.unstored.pop(message.id, None)
+        if message.id not in self.unstored:
+            return None
+        self.unrendered.pop(message.id, None)
+        return self.unstored.pop(message.id)
 
     def _chat_budget(self, chat_id: int) -> _Bucket:
         """The chat's own budget: a group's (negative id) per minute, a private chat's per

@@ -130,8 +130,12 @@ class CardService:
         self.storage = storage
         self.clock = clock
 
-    async def chat(self, chat_id: int, *, is_group: bool) -> ChatSettings:
-        return await self.storage.ensure_chat(chat_id, is_group=is_group)
+    async def chat(
+        self, chat_id: int, *, is_group: bool, language: str | None = None
+    ) -> ChatSettings:
+        """The chat; ``language``: the language of the person using it (the chat's default
+        for its digests if nobody's was known before)."""
+        return await self.storage.ensure_chat(chat_id, is_group=is_group, language=language)
 
     def today(self, chat: ChatSettings) -> date:
         return local_today(self.clock, chat.timezone)
