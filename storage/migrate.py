@@ -21,23 +21,19 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    """The migrations shipped in ``storage/migrations``, by version.
-
-    Versions start at 1 and are unique; a gap (0005 without 0004, while two branches each add
-    their own) is allowed, and each migration is applied once when the database is older."""
+    """The migrations shipped in ``storage/migrations``, by version; versions must be 1, 2, 3…"""
     found = []
     for entry in resources.files("storage.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
-        raise RuntimeError(f"migration files are not numbered 1, 2, …: {[m.name for m in found]}")
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migration files are not numbered 1..n: {[m.name for m in found]}")
     return found
 
 
-LATEST_VERSION = load_migrations()[-1].version
+LATEST_VERSION = len(load_migrations())
 
 
 async def migrate(db: aiosqlite.Connection) -> int:
@@ -46,13 +42,12 @@ async def migrate(db: aiosqlite.Connection) -> int:
         row = await cursor.fetchone()
     current = int(row[0]) if row else 0
     migrations = load_migrations()
-    latest = migrations[-1].version
-    if current > latest:
+    if current > len(migrations):
         raise SchemaTooNewError(
             f"the database is at schema version {current}, but this SimWatch only knows up to "
-            f"{latest}: upgrade SimWatch (or restore a backup taken before the upgrade)"
+            f"{len(migrations)}: upgrade SimWatch (or restore a backup taken before the upgrade)"
         )
-    for migration in (m for m in migrations if m.version > current):
+    for migration in migrations[current:]:
         # executescript runs outside aiosqlite's implicit transactions, so the file and its
         # version bump are wrapped in one explicit transaction: all of it or none.
         try:
@@ -64,4 +59,4 @@ async def migrate(db: aiosqlite.Connection) -> int:
             if db.in_transaction:
                 await db.rollback()
             raise
-    return latest
+    return len(migrations)
