@@ -392,6 +392,7 @@ async def test_an_old_spreadsheet_does_not_undo_a_renewal(
     assert "已续费" in texts(await alice.press("确认续费"))
     again = texts(await alice.send_document("cards.csv", content, "/import"))
     assert "更新：0" in again
+    assert "比 SimWatch 里旧，未导入：1" in again
     assert "比 SimWatch 里的早" in again
     assert "第 2 行：文件里 2026-12-31，SimWatch 里 2027-12-31" in again
     card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))

@@ -96,6 +96,8 @@ def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Htm
             rejected=len(report.rejected),
         )
     ]
+    if report.older:
+        head.append(t(lang, "import.report.older_count", count=len(report.older)))
     if report.duplicates:
         rows = _numbers([row for row, _ in report.duplicates])
         head.append(t(lang, "import.report.duplicates", count=len(report.duplicates), rows=rows))
