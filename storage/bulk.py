@@ -7,6 +7,7 @@ handful of statements (``executemany``), not a round trip per row.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -171,7 +172,7 @@ class SqliteBulkStore:
 
     async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
         rows = await self.storage.fetchall(_BY_ICCID, (chat_id, json.dumps(list(iccids))))
-        return _by_iccid(rows)
+        return await asyncio.to_thread(_by_iccid, rows)  # thousands of models: off the loop
 
     async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
         columns = ", ".join(f"c.{name.strip()}" for name in _CARD_COLUMNS.split(","))
