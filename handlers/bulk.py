@@ -216,7 +216,7 @@ async def _drop_older_button(update: Update) -> None:
 
 
 async def older_button(update: Update, context: Context) -> None:
-    """ "Apply anyway" under an import report: the rows left because they are older."""
+    """The button under an import report that applies the rows left as older, after all."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
     where = await here(update, context)
