@@ -5,7 +5,14 @@ Which documents are imported, decided to be explicit so a stray file is never im
 * a document whose caption starts with ``/import``; or
 * the next document the same user sends in the same chat after ``/import`` (within the usual
   10-minute conversation window; /cancel stops waiting). In a group with privacy mode on, the
-  bot only sees a document that is a reply to it or has a command caption: the prompt says so.
+  bot only sees a document that is a reply to it or has a command caption: the prompt says so;
+* after an import that asked for a fixed file (the file was refused, or some rows were), the
+  next document the same user sends: the wait goes on, so the fix is sent straight back.
+
+Rows that would move a card's expiry earlier (an old spreadsheet) are left; the report offers a
+button to apply them anyway. What it applies is kept in the importing user's ``user_data``
+(persisted with the conversations); the button works for whoever may import in the chat, once,
+and only on cards whose expiry is still the one the import saw.
 
 Any other document gets a hint in a private chat and is ignored in groups. Importing (it can
 overwrite many cards) and exporting (the file has the full ICCIDs) are for administrators in
@@ -17,12 +24,15 @@ one-shot handlers, and ``FALLBACK_HANDLERS`` before the catch-all fallbacks.
 
 from __future__ import annotations
 
+import html
 import re
+import secrets
 from pathlib import PurePath
 from typing import Any
 
-from telegram import Document, InputFile, Update
+from telegram import Document, ForceReply, InputFile, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -31,6 +41,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.bulk.importer import OlderRow
 from bot.bulk.reading import CHAT_LIMITS
 from bot.bulk.report import rejected_file, report_text
 from bot.bulk.service import BulkService
@@ -59,6 +70,9 @@ WAITING = 0
 NAME = "import"
 IMPORT_CAPTION = filters.CaptionRegex(r"^/import(@\w+)?(\s|$)")
 EXPORT_PREFIX = "bx:"
+OLDER_PREFIX = "io:"  # io:<importing user's id>:<token>
+OLDER_KEY = "import.older"  # in that user's user_data: {chat id: {token: [OlderRow…]}}
+MAX_PENDING_OLDER = 3  # per user and chat: the latest imports' buttons work, older ones expire
 _FORMATS: dict[str, OutputFormat] = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx", "xls": "xlsx"}
 _SAFE_STEM = re.compile(r"[^\w.\-]+")
 
@@ -109,49 +123,123 @@ def _stem(document: Document) -> str:
     return stem[:40] or "import"
 
 
-async def import_document(update: Update, context: Context) -> None:
-    """Import the document of this message (the caller decided that it is meant for import)."""
+def _keep_older(context: Context, where: Here, older: list[OlderRow]) -> str | None:
+    """Keep the rows for the "apply anyway" button; its callback data, None without a user."""
+    if where.user_id is None or context.user_data is None:
+        return None
+    pending: dict[int, dict[str, list[OlderRow]]] = context.user_data.setdefault(OLDER_KEY, {})
+    tokens = pending.setdefault(where.chat_id, {})
+    while len(tokens) >= MAX_PENDING_OLDER:
+        del tokens[next(iter(tokens))]  # dicts keep insertion order: the oldest import first
+    token = secrets.token_urlsafe(6)
+    tokens[token] = older
+    return f"{OLDER_PREFIX}{where.user_id}:{token}"
+
+
+async def import_document(update: Update, context: Context) -> bool:
+    """Import the document of this message (the caller decided that it is meant for import).
+    True when the answer asks for a fixed file: the next document is then awaited."""
     where = await here(update, context)
     message = update.effective_message
     assert message is not None and message.document is not None
     document = message.document
     if await _refuse_non_admin(update, context, where, "import.admins_only"):
-        return
+        return False
     limits = CHAT_LIMITS
     if document.file_size is not None and document.file_size > limits.max_bytes:
-        await reply(update, where.t("import.file.too_big", max=limits.max_mb), edit=False)
-        return
+        text = where.t("import.file.too_big", max=limits.max_mb)
+        await ask(update, where, text, "ask.placeholder.import_file", edit=False)
+        return True
     telegram_file = await document.get_file()
     content = bytes(await telegram_file.download_as_bytearray())
     try:
         result = await bulk(context).import_file(where.chat_id, content, today=where.today)
     except InputError as exc:
-        await reply(update, where.t(exc.key, **exc.params), edit=False)
-        return
-    await reply(update, report_text(where.lang, result.report), edit=False)
-    rejected = rejected_file(where.lang, result.sheet, result.report, _stem(document))
-    if rejected is not None:
-        await message.reply_document(
-            InputFile(rejected.content, filename=rejected.filename),
-            caption=where.t("import.rejected.caption", count=len(result.report.rejected)),
-            parse_mode=ParseMode.HTML,
-        )
+        # a question for the fixed file: in groups it opens the reply box (privacy mode)
+        text = where.t(exc.key, **exc.params)
+        await ask(update, where, text, "ask.placeholder.import_file", edit=False)
+        return True
+    report = result.report
+    keyboard = None
+    if report.older:
+        data = _keep_older(context, where, report.older)
+        if data is not None:
+            label = where.t("import.older.button", count=len(report.older))
+            keyboard = markup([[button(label, data)]])
+    await reply(update, report_text(where.lang, report), keyboard, edit=False)
+    rejected = rejected_file(where.lang, result.sheet, report, _stem(document))
+    if rejected is None:
+        return False
+    force = None
+    if where.is_group:  # the fixed file must come as a reply to reach the bot: open the box
+        hint = html.unescape(where.t("ask.placeholder.import_file"))
+        force = ForceReply(selective=True, input_field_placeholder=hint)
+    await message.reply_document(
+        InputFile(rejected.content, filename=rejected.filename),
+        caption=where.t("import.rejected.caption", count=len(report.rejected)),
+        parse_mode=ParseMode.HTML,
+        reply_markup=force,
+        do_quote=True,
+    )
+    return True
 
 
-async def captioned_document(update: Update, context: Context) -> None:
-    """``/import`` in the caption; ``/import@other_bot`` is another bot's business."""
+def _waiting_after(fix_asked: bool) -> int:
+    return WAITING if fix_asked else END
+
+
+async def captioned_document(update: Update, context: Context) -> int | None:
+    """``/import`` in the caption; ``/import@other_bot`` is another bot's business (None: a
+    wait for our file, if any, goes on)."""
     message = update.effective_message
     caption = message.caption if message is not None and message.caption else ""
     command = caption.split(maxsplit=1)[0] if caption.strip() else ""
     _, _, mention = command.partition("@")
     if mention and mention.lower() != (context.bot.username or "").lower():
-        return
-    await import_document(update, context)
+        return None
+    return _waiting_after(await import_document(update, context))
 
 
 async def document_while_waiting(update: Update, context: Context) -> int:
-    await import_document(update, context)
-    return END
+    return _waiting_after(await import_document(update, context))
+
+
+async def _drop_older_button(update: Update) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.edit_message_reply_markup(None)
+    except BadRequest as exc:  # already gone (pressed twice at once, or an old message)
+        if "not modified" not in exc.message:
+            raise
+
+
+async def older_button(update: Update, context: Context) -> None:
+    """The button under an import report that applies the rows left as older, after all."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    where = await here(update, context)
+    if await _refuse_non_admin(update, context, where, "import.admins_only"):
+        return
+    user_part, _, token = query.data.removeprefix(OLDER_PREFIX).partition(":")
+    importer = int(user_part) if user_part.isdigit() else None
+    data = context.application.user_data.get(importer) if importer is not None else None
+    tokens = data.get(OLDER_KEY, {}).get(where.chat_id, {}) if data is not None else {}
+    older: list[OlderRow] | None = tokens.get(token)
+    if older is None:
+        await answer(query, where.t("import.older.gone"), alert=True)
+        await _drop_older_button(update)
+        return
+    await answer(query)
+    outcome = await bulk(context).apply_older(where.chat_id, older)
+    del tokens[token]  # once applied, never again (a second press finds nothing)
+    context.application.mark_data_for_update_persistence(user_ids=importer)
+    await _drop_older_button(update)
+    text = where.t("import.older.done", applied=outcome.applied)
+    if outcome.changed:
+        text = Html(f"{text}\n{where.t('import.older.changed', changed=outcome.changed)}")
+    await reply(update, text, edit=False)
 
 
 async def not_a_document(update: Update, context: Context) -> int:
@@ -174,7 +262,10 @@ def conversation_handler() -> ConversationHandler[Any]:
     typed_or_photo = (filters.TEXT & ~filters.COMMAND) | filters.PHOTO
     return conversation(
         NAME,
-        entry_points=[CommandHandler("import", import_command)],
+        entry_points=[
+            CommandHandler("import", import_command),
+            MessageHandler(filters.Document.ALL & IMPORT_CAPTION, captioned_document),
+        ],
         states={
             WAITING: [
                 MessageHandler(filters.Document.ALL, document_while_waiting),
@@ -267,7 +358,7 @@ async def calendar_command(update: Update, context: Context) -> None:
 
 
 HANDLERS = [
-    MessageHandler(filters.Document.ALL & IMPORT_CAPTION, captioned_document),
+    CallbackQueryHandler(older_button, pattern=rf"^{OLDER_PREFIX}"),
     CommandHandler("export", export_command),
     CallbackQueryHandler(export_button, pattern=rf"^{EXPORT_PREFIX}(csv|xlsx)$"),
     CommandHandler("calendar", calendar_command),

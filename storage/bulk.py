@@ -7,20 +7,37 @@ handful of statements (``executemany``), not a round trip per row.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import aiosqlite
 
-from bot.bulk.models import CardWithRenewal, FindQuery
+from bot.bulk.models import CardChange, CardWithRenewal, FindQuery
 from bot.models import Card, CardDraft, Carrier
 from storage.sqlite import _CARD_COLUMNS, SqliteStorage, _card
 
 _LIKE_ESCAPE = "\\"
 _WRITTEN = "expiry, carrier, label, plan_months, plan_days, plan_price_fen, auto_renew, note"
+
+
+class DatabaseUnusableError(Exception):
+    """The database can't be opened or written (a read-only file or folder, a full disk, locked
+    too long): something for the operator to fix, said in one line."""
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turns SQLite's operational errors (and the OS's, opening the file) into
+    ``DatabaseUnusableError``; errors of the program itself pass unchanged."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        raise DatabaseUnusableError(str(exc)) from exc
 
 
 class ImportSession(Protocol):
@@ -30,14 +47,22 @@ class ImportSession(Protocol):
         """The chat's cards with these ICCIDs, by ICCID."""
         ...
 
-    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> None: ...
-    async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
-        """``(card id, new values)``: every field a file can set; snoozes untouched, and a
-        mute ends where the new expiry is later (a renewal by a person)."""
+    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> int:
+        """New cards, each only if the chat has no card with its ICCID yet: how many were."""
+        ...
+
+    async def update(self, changes: Sequence[CardChange]) -> int:
+        """Every field a file can set, each card only while all those fields are still its
+        ``before``: how many cards were changed. Snoozes are untouched; a mute ends where the
+        new expiry is later (a renewal by a person)."""
         ...
 
 
 class BulkStore(Protocol):
+    async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
+        """The chat's cards with these ICCIDs, by ICCID (outside any import transaction)."""
+        ...
+
     def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
         """All changes made through the session are committed together when the block ends,
         or none of them if it raises."""
@@ -84,42 +109,61 @@ def _written_values(draft: CardDraft) -> tuple[Any, ...]:
     )
 
 
+# one statement for any number of ICCIDs: the list goes in as a JSON array
+_BY_ICCID = (
+    f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
+    "AND iccid IN (SELECT value FROM json_each(?))"
+)
+_NAMES = [name.strip() for name in _WRITTEN.split(",")]
+_ASSIGNMENTS = ", ".join(f"{name} = ?" for name in _NAMES)
+_UNCHANGED = " AND ".join(f"{name} IS ?" for name in _NAMES)  # IS: NULL matches NULL
+
+
+def _by_iccid(rows: Sequence[aiosqlite.Row]) -> dict[str, Card]:
+    cards = [_card(row) for row in rows]
+    return {card.iccid: card for card in cards}
+
+
 class _SqliteImportSession:
     def __init__(self, db: aiosqlite.Connection, chat_id: int) -> None:
         self._db = db
         self._chat_id = chat_id
 
     async def existing(self, iccids: Sequence[str]) -> dict[str, Card]:
-        # one statement for any number of ICCIDs: the list goes in as a JSON array
-        async with self._db.execute(
-            f"SELECT {_CARD_COLUMNS} FROM cards WHERE chat_id = ? "
-            "AND iccid IN (SELECT value FROM json_each(?))",
-            (self._chat_id, json.dumps(list(iccids))),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        cards = [_card(row) for row in rows]
-        return {card.iccid: card for card in cards}
+        rows = await self._db.execute_fetchall(_BY_ICCID, (self._chat_id, json.dumps(list(iccids))))
+        return _by_iccid(list(rows))
 
-    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> None:
+    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> int:
+        if not drafts:
+            return 0
         stamp = created_at.isoformat()
-        await self._db.executemany(
+        cursor = await self._db.executemany(
             f"INSERT INTO cards (chat_id, iccid, created_at, {_WRITTEN}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, iccid) DO NOTHING",
             [(self._chat_id, d.iccid, stamp, *_written_values(d)) for d in drafts],
         )
+        return cursor.rowcount
 
-    async def update(self, changes: Sequence[tuple[int, CardDraft]]) -> None:
-        assignments = ", ".join(f"{name.strip()} = ?" for name in _WRITTEN.split(","))
-        # A file that moves a card's expiry later is a renewal by a person: that ends a
-        # mute, as /renew does (SET reads the old row, so ``expiry`` here is the old one).
-        unmute = "muted = CASE WHEN ? > expiry THEN 0 ELSE muted END"
-        await self._db.executemany(
-            f"UPDATE cards SET {unmute}, {assignments} WHERE chat_id = ? AND id = ?",
+    async def update(self, changes: Sequence[CardChange]) -> int:
+        if not changes:
+            return 0
+        cursor = await self._db.executemany(
+            # A file that moves a card's expiry later is a renewal by a person: that ends a
+            # mute, as /renew does (SET reads the old row, so ``expiry`` here is the old one).
+            f"UPDATE cards SET muted = CASE WHEN ? > expiry THEN 0 ELSE muted END, {_ASSIGNMENTS} "
+            f"WHERE chat_id = ? AND id = ? AND {_UNCHANGED}",
             [
-                (d.expiry.isoformat(), *_written_values(d), self._chat_id, card_id)
-                for card_id, d in changes
+                (
+                    c.after.expiry.isoformat(),
+                    *_written_values(c.after),
+                    self._chat_id,
+                    c.card_id,
+                    *_written_values(c.before),
+                )
+                for c in changes
             ],
         )
+        return cursor.rowcount
 
 
 class SqliteBulkStore:
@@ -135,6 +179,10 @@ class SqliteBulkStore:
 
     def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
         return self._session(chat_id)
+
+    async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
+        rows = await self.storage.fetchall(_BY_ICCID, (chat_id, json.dumps(list(iccids))))
+        return await asyncio.to_thread(_by_iccid, rows)  # thousands of models: off the loop
 
     async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
         columns = ", ".join(f"c.{name.strip()}" for name in _CARD_COLUMNS.split(","))

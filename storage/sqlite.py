@@ -27,6 +27,9 @@ from bot.models import (
 from storage.base import CardFilter, DuplicateCardError, RenewalDraft
 from storage.migrate import migrate
 
+# How long a statement waits for another process's write (a big `python -m bot import`, a
+# backup) before failing with "database is locked": longer than such a write takes.
+BUSY_TIMEOUT_MS = 30_000
 _CARD_COLUMNS = (
     "id, chat_id, iccid, expiry, carrier, label, plan_months, plan_days, plan_price_fen, "
     "auto_renew, note, muted, snoozed_until, created_at"
@@ -146,7 +149,7 @@ class SqliteStorage:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
             await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await migrate(db)
         except BaseException:
             await db.close()

@@ -76,8 +76,17 @@ async def test_import_after_the_command_reports_and_returns_the_rejected_rows(
     assert card is not None
     assert card.label == "新店 · T3"
     assert card.carrier is Carrier.CHINA_TELECOM
-    # the conversation ended: another document is not imported
-    assert "/import" in texts(await alice.send_document("again.csv", content))
+    # rows were refused: the fixed ones go straight back, without /import again
+    fixed = csv_bytes([["ICCID", "到期日"], ["8986", ""], [iccid(5), "2027-02-28"]])
+    again = texts(await alice.send_document("代理商-未导入.csv", fixed))
+    assert "新增：1" in again
+    assert "未导入：1" in again
+    fixed = csv_bytes([["ICCID", "到期日"], [iccid(4), "2027-02-28"]])
+    assert "新增：1" in texts(await alice.send_document("代理商-未导入.csv", fixed))
+    # all imported: the conversation ended, another document is not imported
+    stray = texts(await alice.send_document("again.csv", content))
+    assert "/import" in stray
+    assert "新增" not in stray
 
 
 async def test_xlsx_with_the_caption_is_imported_directly(
@@ -410,3 +419,134 @@ async def test_a_file_that_renews_a_muted_card_ends_the_mute(
     assert (renewed.expiry, renewed.muted) == (date(2027, 12, 1), False)
     assert kept.muted
     assert "🔕" in texts(await alice.send("/cards"))
+
+
+# --- older files, long reports, fixing a refused file -------------------------------------------
+
+
+async def test_an_old_spreadsheet_does_not_undo_a_renewal(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    content = csv_bytes([["ICCID", "到期日", "商户"], [iccid(1), "2026-12-31", "收银台"]])
+    assert "新增：1" in texts(await alice.send_document("cards.csv", content, "/import"))
+    await alice.send(f"/renew {iccid(1)[-4:]} 1年 50")
+    assert "已续费" in texts(await alice.press("确认续费"))
+    again = texts(await alice.send_document("cards.csv", content, "/import"))
+    assert "更新：0" in again
+    assert "比 SimWatch 里旧，未导入：1" in again
+    assert "比 SimWatch 里的早" in again
+    assert "第 2 行：文件里 2026-12-31，SimWatch 里 2027-12-31" in again
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 12, 31), "the renewal stands"
+    assert len(await storage.list_renewals(alice.chat_id, card.id)) == 1
+
+    message, data = alice.find_button("仍然导入")
+    applied = await alice.press("仍然导入")
+    assert "已按文件导入 1 行" in texts(applied)
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2026, 12, 31), "applied because the user said so"
+    assert alice.emulator.chat_messages(alice.chat_id)[-2].buttons == []  # the button went
+    # the same button again (a double tap, a stale client): nothing more happens
+    twice = await alice.press_data(data, message.message_id)
+    assert any(e.kind == "callback_answer" and "已经导入过" in (e.text or "") for e in twice)
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2026, 12, 31)
+
+
+async def test_apply_anyway_pressed_late_leaves_cards_renewed_since(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1, expiry=date(2027, 6, 1))
+    await add(storage, alice.chat_id, 2, expiry=date(2027, 6, 1))
+    old = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"], [iccid(2), "2027-01-01"]])
+    report = texts(await alice.send_document("old.csv", old, "/import"))
+    assert "有 2 行的到期日比 SimWatch 里的早" in report
+    await alice.send(f"/renew {iccid(2)[-4:]} 1个月")
+    await alice.press("确认续费")  # card 2: 2027-07-01 now
+    said = texts(await alice.press("仍然导入"))
+    assert "已按文件导入 1 行" in said
+    assert "有 1 行的卡在导入之后又改过" in said
+    one = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    two = await storage.get_card_by_iccid(alice.chat_id, iccid(2))
+    assert one is not None
+    assert two is not None
+    assert (one.expiry, two.expiry) == (date(2027, 1, 1), date(2027, 7, 1))
+
+
+async def test_apply_anyway_is_for_those_who_may_import(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    boss, bob = group["boss"], group["bob"]
+    await add(storage, boss.chat_id, 1, expiry=date(2027, 6, 1))
+    old = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    assert "比 SimWatch 里的早" in texts(await boss.send_document("old.csv", old, "/import"))
+    refused = await bob.press("仍然导入")
+    assert any(e.kind == "callback_answer" and e.show_alert for e in refused)
+    card = await storage.get_card_by_iccid(boss.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 6, 1)
+    assert "已按文件导入 1 行" in texts(await boss.press("仍然导入"))
+    card = await storage.get_card_by_iccid(boss.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 1, 1)
+
+
+async def test_a_forged_apply_anyway_button_finds_nothing(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1, expiry=date(2027, 6, 1))
+    await alice.send_document(
+        "old.csv", csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]), "/import"
+    )
+    for data in ("io:", "io:x:y", f"io:{alice.user['id']}:nope", "io:99999999999999999999:a"):
+        events = await alice.press_data(data)
+        assert any(e.kind == "callback_answer" and "已经导入过" in (e.text or "") for e in events)
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 6, 1)
+
+
+async def test_a_report_too_long_for_telegram_is_cut_to_fit_and_the_file_still_comes(
+    alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    rows = [["ICCID", "expiry", "plan", "note"]]
+    rows += [[iccid(1), f"2027-01-{1 + n % 28:02d}", "", f"copy {n}"] for n in range(1500)]
+    rows += [[iccid(2), "2027-01-01", "每" * 3000, "x"]]  # a plan nobody can read, quoted
+    events = await alice_en.send_document("big.csv", csv_bytes(rows), "/import")
+    (report,) = [e for e in events if e.kind == "message"]
+    assert report.text is not None
+    assert "Not imported: 1501" in report.text
+    assert len(report.text.encode("utf-16-le")) // 2 <= 4096
+    assert "more" in report.text
+    (rejected,) = documents(events)
+    assert rejected.content is not None
+    assert len(read_sheet(rejected.content, CHAT_LIMITS).rows) == 1501
+    assert len(rejected.content) < 400_000  # short reasons, not every other row's number
+
+
+async def test_a_refused_file_can_be_fixed_and_sent_straight_back(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await alice.send("/import")
+    png = PNG_SIGNATURE + b"\0" * 64
+    assert "不是表格文件" in texts(await alice.send_document("cards.xlsx", png))
+    bad = csv_bytes([["ICCID", "到期日"], [iccid(1), "明年"]])
+    assert "未导入：1" in texts(await alice.send_document("cards.csv", bad))
+    good = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    assert "新增：1" in texts(await alice.send_document("cards.csv", good))
+    # everything imported: the wait is over, a further file is not imported
+    other = csv_bytes([["ICCID", "到期日"], [iccid(2), "2027-01-01"]])
+    assert "新增" not in texts(await alice.send_document("more.csv", other))
+    assert await storage.count_cards(alice.chat_id) == 1
+
+
+async def test_a_refused_captioned_file_can_be_sent_back_without_the_caption(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    bad = csv_bytes([["卡号", "到期日"], ["8986", "2027-01-01"]])
+    assert "未导入：1" in texts(await alice.send_document("c.csv", bad, caption="/import"))
+    good = csv_bytes([["卡号", "到期日"], [iccid(1), "2027-01-01"]])
+    assert "新增：1" in texts(await alice.send_document("c.csv", good))

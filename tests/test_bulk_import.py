@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
+import os
+import sqlite3
+import subprocess
+import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,11 +22,12 @@ from fixtures.bulk_files import csv_bytes, xlsx_bytes, xlsx_with_formula
 from bot.bulk import cli
 from bot.bulk.importer import ImportReport, import_sheet
 from bot.bulk.reading import CHAT_LIMITS, CLI_LIMITS, read_sheet
-from bot.bulk.report import rejected_file, report_text
+from bot.bulk.report import rejected_file, rejected_reason, report_text, visible_length
 from bot.bulk.service import BulkService
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.models import CardDraft, Carrier, Period
+from bot.models import Card, CardDraft, Carrier, Period, RenewalRule
+from storage.base import RenewalDraft
 from storage.bulk import SqliteBulkStore
 from storage.sqlite import SqliteStorage
 
@@ -247,8 +254,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return root.parse_args(argv)
 
 
+async def known_chat(settings: Settings, chat_id: int) -> None:
+    """The chat has used the bot (the command line imports only into chats the bot knows)."""
+    storage = await SqliteStorage.open(settings.database_path)
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    await storage.close()
+
+
 async def test_cli_import_then_export_round_trip(tmp_path: Path) -> None:
     settings = Settings(database_path=tmp_path / "cli.sqlite3")
+    await known_chat(settings, -100777)
     source = tmp_path / "agent.csv"
     rows = [
         ["ICCID", "到期日", "运营商", "商户"],
@@ -286,6 +301,17 @@ async def test_cli_missing_file_and_unknown_chat(tmp_path: Path) -> None:
     out = io.StringIO()
     assert await cli.run_export(settings, parse(["export", "--chat", "99"]), out) == 2
     assert "99" in out.getvalue()
+    source = tmp_path / "cards.csv"
+    source.write_bytes(csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]))
+    out = io.StringIO()
+    args = parse(["import", str(source), "--chat", "99", "--no-progress"])
+    assert await cli.run_import(settings, args, out) == 2, "no chat 99 was ever seen"
+    (line,) = out.getvalue().splitlines()
+    assert "99" in line
+    assert "/id" in line
+    storage = await SqliteStorage.open(settings.database_path)
+    assert await storage.get_chat(99) is None
+    await storage.close()
 
 
 async def test_report_of_many_bad_rows_fits_in_one_message(store: SqliteBulkStore) -> None:
@@ -309,3 +335,229 @@ async def test_formula_text_goes_back_as_text_not_as_a_formula(store: SqliteBulk
     (row,) = read_sheet(made.content, CHAT_LIMITS).rows
     assert isinstance(row.cells[1], str)
     assert row.cells[1].startswith("=TEXT(")
+
+
+# --- bounded reports, older files, short write transactions ---------------------------------------
+
+
+async def test_one_iccid_in_thousands_of_rows_gives_short_reasons(store: SqliteBulkStore) -> None:
+    rows = [["ICCID", "到期日"]]
+    rows += [[iccid(1), f"2027-{1 + n % 12:02d}-{1 + n % 28:02d}"] for n in range(3000)]
+    sheet = read_sheet(csv_bytes(rows), CLI_LIMITS)
+    report = await import_sheet(store, CHAT, sheet, today=TODAY, now=NOW)
+    assert len(report.rejected) == 3000
+    first, second = report.rejected[0], report.rejected[1]
+    assert rejected_reason("zh_CN", first) == (
+        "同一个 ICCID 在第 3, 4, 5, 6, 7 行等另外 2999 行也出现了，但内容不同。请只保留一行。"
+    )
+    assert "第 2, 4, 5, 6, 7 行" in rejected_reason("zh_CN", second)
+    assert "rows 2, 3, 4, 5, 6, … (2999 other rows in all)" in rejected_reason(
+        "en", report.rejected[-1]
+    )
+    assert max(len(rejected_reason("en", r)) for r in report.rejected) < 200
+    made = rejected_file("zh_CN", sheet, report, "dup")
+    assert made is not None
+    assert len(made.content) < 500_000
+    assert visible_length(report_text("zh_CN", report)) <= 4096
+
+
+async def test_a_reason_quotes_only_a_short_excerpt_of_a_cell(store: SqliteBulkStore) -> None:
+    rows = [["ICCID", "到期日", "套餐"], [iccid(1), "2027-01-01", "很长的套餐" * 1000]]
+    report = await run(store, csv_bytes(rows))
+    (rejected,) = report.rejected
+    assert len(rejected_reason("zh_CN", rejected)) < 200
+
+
+async def test_every_report_fits_in_one_telegram_message(store: SqliteBulkStore) -> None:
+    # reasons as long as they get (every cell wrong, long headers), emoji counted twice
+    headers = ["ICCID", "到期日" + "😀" * 50, "运营商", "自动续费", "备注", "套餐"]
+    rows = [headers]
+    rows += [
+        [f"8986{n}" + "x" * 30, "2027-02-30", "火星" * 10, "也许" * 10, "n" * 600, "?" * 90]
+        for n in range(400)
+    ]
+    report = await run(store, csv_bytes(rows))
+    for lang in ("zh_CN", "en"):
+        text = report_text(lang, report)
+        assert visible_length(text) <= 4096
+        assert text.count("<b>") == text.count("</b>")
+
+
+async def renew(storage: SqliteStorage, card: Card, new_expiry: date) -> None:
+    renewal = RenewalDraft(
+        renewed_at=NOW,
+        by_user_id=1,
+        by_name="店长",
+        old_expiry=card.expiry,
+        new_expiry=new_expiry,
+        period=Period(months=12),
+        rule=RenewalRule.EXTEND,
+        amount_fen=5000,
+    )
+    assert await storage.renew_card(card.chat_id, card.id, renewal) is not None
+
+
+async def test_rows_older_than_simwatch_are_left_and_reported(
+    store: SqliteBulkStore, storage: SqliteStorage
+) -> None:
+    content = csv_bytes(
+        [["ICCID", "到期日", "标签"], [iccid(1), "2027-01-01", "新标签"], [iccid(2), "", "b"]]
+    )
+    card = await storage.add_card(CHAT, CardDraft(iccid=iccid(1), expiry=date(2027, 1, 1)), NOW)
+    await storage.add_card(CHAT, CardDraft(iccid=iccid(2), expiry=date(2027, 1, 1)), NOW)
+    await renew(storage, card, date(2028, 1, 1))
+    report = await run(store, content)
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
+    (older,) = report.older
+    assert (older.number, older.file_expiry, older.card_expiry) == (
+        2,
+        date(2027, 1, 1),
+        date(2028, 1, 1),
+    )
+    kept = await storage.get_card_by_iccid(CHAT, iccid(1))
+    assert kept is not None
+    assert (kept.expiry, kept.label) == (date(2028, 1, 1), None), "the row is left as a whole"
+    said = report_text("zh_CN", report, in_chat=False)
+    assert "第 2 行：文件里 2027-01-01，SimWatch 里 2028-01-01" in said
+    assert "--apply-older" in said
+
+
+async def test_cli_leaves_older_rows_unless_told_and_reports_the_lock_time(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(database_path=tmp_path / "cli.sqlite3")
+    await known_chat(settings, 5)
+    source = tmp_path / "cards.csv"
+    source.write_bytes(csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]))
+    args = ["import", str(source), "--chat", "5", "--no-progress"]
+    out = io.StringIO()
+    assert await cli.run_import(settings, parse(args), out) == 0
+    assert "写入数据库用了" in out.getvalue()
+    storage = await SqliteStorage.open(settings.database_path)
+    card = await storage.get_card_by_iccid(5, iccid(1))
+    assert card is not None
+    await renew(storage, card, date(2028, 1, 1))
+    await storage.close()
+    out = io.StringIO()
+    assert await cli.run_import(settings, parse(args), out) == 1, "a row was left"
+    assert "--apply-older" in out.getvalue()
+    out = io.StringIO()
+    assert await cli.run_import(settings, parse([*args, "--apply-older"]), out) == 0
+    assert "按文件改早了" in out.getvalue()
+    storage = await SqliteStorage.open(settings.database_path)
+    card = await storage.get_card_by_iccid(5, iccid(1))
+    await storage.close()
+    assert card is not None
+    assert card.expiry == date(2027, 1, 1)
+
+
+class RenewsAfterReading(SqliteBulkStore):
+    """The bot renews a card in the moment between the import's read and its write."""
+
+    def __init__(self, storage: SqliteStorage, card: Card) -> None:
+        super().__init__(storage)
+        self.card: Card | None = card
+
+    async def cards_by_iccid(self, chat_id: int, iccids: object) -> dict[str, Card]:
+        cards = await super().cards_by_iccid(chat_id, iccids)  # type: ignore[arg-type]
+        if self.card is not None:
+            await renew(self.storage, self.card, date(2028, 1, 1))
+            self.card = None
+        return cards
+
+
+async def test_a_card_renewed_while_the_file_is_checked_keeps_its_renewal(
+    storage: SqliteStorage,
+) -> None:
+    await storage.ensure_chat(CHAT, is_group=False)
+    card = await storage.add_card(CHAT, CardDraft(iccid=iccid(1), expiry=date(2027, 1, 1)), NOW)
+    content = csv_bytes(
+        [["ICCID", "到期日", "标签"], [iccid(1), "2027-06-01", "A"], [iccid(2), "2027-01-01", "B"]]
+    )
+    sheet = read_sheet(content, CLI_LIMITS)
+    store = RenewsAfterReading(storage, card)
+    report = await import_sheet(store, CHAT, sheet, today=TODAY, now=NOW)
+    renewed = await storage.get_card_by_iccid(CHAT, iccid(1))
+    assert renewed is not None
+    assert renewed.expiry == date(2028, 1, 1), "not overwritten by what the file planned"
+    assert [older.number for older in report.older] == [2]
+    assert report.added == 1
+
+
+async def test_the_write_lock_is_held_for_the_writes_only(
+    store: SqliteBulkStore, storage: SqliteStorage
+) -> None:
+    drafts = [CardDraft(iccid=iccid(n), expiry=date(2027, 1, 1)) for n in range(20_000)]
+    async with store.import_session(CHAT) as session:
+        await session.insert(drafts, NOW)
+    rows = [["ICCID", "到期日", "运营商", "终端号", "商户"]]
+    rows += [[iccid(n), "2027-06-30", "移动", f"T{n}", "店"] for n in range(30_000)]
+    sheet = read_sheet(csv_bytes(rows), CLI_LIMITS)
+    started = time.perf_counter()
+    report = await import_sheet(store, CHAT, sheet, today=TODAY, now=NOW)
+    elapsed = time.perf_counter() - started
+    assert (report.added, report.updated) == (10_000, 20_000)
+    assert 0 < report.lock_seconds < elapsed / 3, (report.lock_seconds, elapsed)
+
+
+async def test_the_bot_waits_out_another_process_writing_for_more_than_5_s(
+    storage: SqliteStorage, tmp_path: Path
+) -> None:
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:
+        with sqlite3.connect(tmp_path / "simwatch.sqlite3", isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO chats (chat_id, is_group, created_at) VALUES (1, 0, 'x')")
+            locked.set()
+            time.sleep(5.5)
+            other.execute("COMMIT")
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        await asyncio.to_thread(locked.wait)
+        chat = await storage.ensure_chat(2, is_group=False)  # a write: waits, then succeeds
+        assert chat.chat_id == 2
+    finally:
+        await asyncio.to_thread(holder.join)
+
+
+@pytest.fixture
+async def read_only(tmp_path: Path) -> AsyncIterator[Path]:
+    """A database with chat 5 that nobody may write, root included (root ignores file modes:
+    the file is made immutable)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "ro.sqlite3"
+    await known_chat(Settings(database_path=path), 5)
+    for leftover in folder.glob("ro.sqlite3-*"):
+        leftover.unlink()
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield path
+        finally:
+            folder.chmod(0o755)
+        return
+    made = await asyncio.to_thread(subprocess.run, ["chattr", "+i", str(path)], check=False)
+    if made.returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(path)], check=True)
+
+
+async def test_cli_import_into_a_read_only_database_says_so_in_one_line(
+    read_only: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "cards.csv"
+    source.write_bytes(csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]))
+    out = io.StringIO()
+    args = parse(["import", str(source), "--chat", "5", "--no-progress"])
+    assert await cli.run_import(Settings(database_path=read_only), args, out) == 2
+    (line,) = out.getvalue().splitlines()
+    assert str(read_only) in line
+    assert "无法写入" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shlex
@@ -15,6 +16,7 @@ import pytest
 from cards_util import iccid
 
 from bot.logs import RedactToken
+from storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,6 +80,12 @@ def test_token_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
     assert "<BOT_TOKEN>" in caplog.text
 
 
+async def known_chat(database: Path, chat_id: int) -> None:
+    storage = await SqliteStorage.open(database)
+    await storage.ensure_chat(chat_id, is_group=chat_id < 0)
+    await storage.close()
+
+
 @pytest.mark.parametrize(
     ("language", "says"),
     [("zh_CN", "在这个文件里改好这些行"), ("en", "Fix those rows in that file")],
@@ -89,6 +97,7 @@ def test_import_tells_the_operator_to_fix_the_rejected_rows_and_run_it_again(
     sheet = tmp_path / "cards.csv"
     sheet.write_text(f"ICCID,到期日\n{iccid(1)},2027-01-31\n{bad},2027-02-28\n", encoding="utf-8")
     env = {"DATABASE_PATH": str(tmp_path / "db.sqlite3"), "LANGUAGE": language}
+    asyncio.run(known_chat(tmp_path / "db.sqlite3", 42))  # the chat has used the bot
     first = run(["import", str(sheet), "--chat", "42", "--no-progress"], tmp_path, **env)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "/import" not in first.stdout  # the chat's wording: nothing is attached here

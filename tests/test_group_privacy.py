@@ -333,6 +333,23 @@ async def test_import_file_sent_as_the_reply(
     assert await storage.get_card_by_iccid(GROUP, iccid(7)) is not None
 
 
+async def test_a_refused_import_file_is_fixed_in_the_reply_box(
+    shop: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    boss = shop["boss"]
+    await boss.send("/import")
+    refused = await boss.send_document("cards.csv", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    assert "不是表格文件" in texts(refused)
+    assert asking(refused)["input_field_placeholder"] == placeholder("zh_CN", "import_file")
+    bad = f"ICCID,到期日\n{iccid(7)},2027-03-01\n{iccid(8)},明年\n".encode()
+    rows_refused = await boss.send_document("cards.csv", bad)  # the reply box sends a reply
+    assert "未导入：1" in texts(rows_refused)
+    assert asking(rows_refused)["input_field_placeholder"] == placeholder("zh_CN", "import_file")
+    fixed = f"ICCID,到期日\n{iccid(8)},2028-03-01\n".encode()
+    assert "新增：1" in texts(await boss.send_document("fixed.csv", fixed))
+    assert await storage.get_card_by_iccid(GROUP, iccid(8)) is not None
+
+
 # --- private chats are unchanged ------------------------------------------------------------
 
 

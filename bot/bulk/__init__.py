@@ -21,6 +21,8 @@ The import file format, decided once here:
 * Upsert by ICCID within the chat: added / updated / unchanged. An ICCID twice in the file with
   the same values is imported once (the later rows are reported as duplicates); with different
   values every one of those rows is rejected.
+* A row that would move its card's expiry earlier is left and reported as older than SimWatch's
+  (an old spreadsheet must not undo renewals); the user may apply such rows anyway.
 * A wrong Luhn check digit does not reject the row (the numbers come from carriers' lists,
   not typing): the card is imported and the row is listed as a warning to double-check.
 * The whole file is one transaction: all of it is applied, or (on a crash) none of it.

@@ -1,9 +1,12 @@
 """``python -m bot import FILE --chat CHAT_ID`` and ``python -m bot export --chat CHAT_ID``.
 
 The same import as ``/import`` in a chat, for operators: the same validation and report, one
-transaction, but with the command line's larger limits and a progress bar on stderr. The rows
-not imported are written next to FILE (or to ``--rejected``). Exit status: 0 when every row
-was imported, 1 when some rows were not, 2 when the file or the chat can't be used.
+transaction, but with the command line's larger limits and a progress bar on stderr. CHAT_ID is
+the chat's id (``/id`` in the chat shows it); the chat must have used the bot. The rows not
+imported are written next to FILE (or to ``--rejected``); rows that would move an expiry
+earlier than SimWatch's are reported and left, unless ``--apply-older``. Exit status: 0 when
+every row was imported, 1 when some rows were not, 2 when the file, the chat or the database
+can't be used.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from bot.clock import SystemClock, local_today
 from bot.config import Settings
 from bot.errors import InputError
 from bot.i18n import t
-from storage.bulk import SqliteBulkStore
+from storage.bulk import DatabaseUnusableError, SqliteBulkStore, database_errors
 from storage.sqlite import SqliteStorage
 
 
@@ -41,7 +44,13 @@ def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     importing.add_argument("file", type=Path, metavar="FILE", help="a .csv or .xlsx file")
-    importing.add_argument("--chat", type=int, required=True, metavar="CHAT_ID")
+    importing.add_argument(
+        "--chat",
+        type=int,
+        required=True,
+        metavar="CHAT_ID",
+        help="the chat's id (send /id in the chat to see it); the bot must know the chat",
+    )
     importing.add_argument(
         "--rejected",
         type=Path,
@@ -55,6 +64,11 @@ def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         default=CLI_LIMITS.max_rows,
         metavar="N",
         help=f"refuse files with more data rows (default {CLI_LIMITS.max_rows})",
+    )
+    importing.add_argument(
+        "--apply-older",
+        action="store_true",
+        help="also apply rows whose expiry is earlier than the card's (default: report, leave)",
     )
     importing.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -112,36 +126,44 @@ async def run_import(
         _say(out, lang, "bulk.cli.read_error", path=path, error=exc.strerror or exc)
         return 2
     limits = replace(CLI_LIMITS, max_rows=args.max_rows)
-    storage = await SqliteStorage.open(settings.database_path)
+    enabled = not args.no_progress
     try:
-        chat = await storage.ensure_chat(args.chat, is_group=args.chat < 0)
-        today = local_today(SystemClock(), chat.timezone)
-        enabled = not args.no_progress
-        try:
-            with _progress_bar(
-                plain(t(lang, "bulk.cli.reading")), total=None, enabled=enabled
-            ) as p:
-                sheet = read_sheet(content, limits, p)
-        except InputError as exc:
-            print(plain(t(lang, exc.key, **exc.params)), file=out)
-            return 2
-        checking = plain(t(lang, "bulk.cli.checking"))
-        with _progress_bar(checking, total=len(sheet.rows), enabled=enabled) as p:
-            report = await import_sheet(
-                SqliteBulkStore(storage),
-                chat.chat_id,
-                sheet,
-                today=today,
-                now=SystemClock().now(),
-                progress=p,
-                before_commit=before_commit,
-            )
-    finally:
-        await storage.close()
+        with _progress_bar(plain(t(lang, "bulk.cli.reading")), total=None, enabled=enabled) as p:
+            sheet = await asyncio.to_thread(read_sheet, content, limits, p)
+    except InputError as exc:
+        print(plain(t(lang, exc.key, **exc.params)), file=out)
+        return 2
+    try:
+        with database_errors():
+            storage = await SqliteStorage.open(settings.database_path)
+            try:
+                chat = await storage.get_chat(args.chat)
+                if chat is None:
+                    _say(out, lang, "bulk.cli.no_chat", chat_id=args.chat)
+                    return 2
+                today = local_today(SystemClock(), chat.timezone)
+                checking = plain(t(lang, "bulk.cli.checking"))
+                with _progress_bar(checking, total=len(sheet.rows), enabled=enabled) as p:
+                    report = await import_sheet(
+                        SqliteBulkStore(storage),
+                        chat.chat_id,
+                        sheet,
+                        today=today,
+                        now=SystemClock().now(),
+                        progress=p,
+                        before_commit=before_commit,
+                        apply_older=args.apply_older,
+                    )
+            finally:
+                await storage.close()
+    except DatabaseUnusableError as exc:
+        _say(out, lang, "bulk.cli.database_error", path=settings.database_path, error=exc)
+        return 2
     print(plain(report_text(lang, report, in_chat=False)), file=out)
+    _say(out, lang, "bulk.cli.lock_time", seconds=f"{report.lock_seconds:.2f}")
     rejected = rejected_file(lang, sheet, report, path.stem)
     if rejected is None:
-        return 0
+        return 1 if report.older else 0
     target: Path = args.rejected or path.with_name(rejected.filename)
     await asyncio.to_thread(target.write_bytes, rejected.content)
     _say(out, lang, "bulk.cli.rejected_written", path=target)

@@ -1,21 +1,32 @@
 """Importing a sheet into a chat: validate every row, then upsert by ICCID in one transaction.
 
-Rows are parsed before the transaction (that needs no database); inside it, the chat's cards
-with the file's ICCIDs are read in one statement, each row is merged with its card (or becomes a
-new one), and the changes are written with two ``executemany`` calls. A failure anywhere inside
-rolls all of it back: the chat is as it was. ``import_sheet(before_commit=…)`` is the moment in
-between, every change written and nothing committed (the crash tests kill the process there).
+Everything slow happens before the transaction, so the write lock is held only for the writes
+(a big import from the command line must not stall the running bot): the rows are parsed, the
+chat's cards with the file's ICCIDs are read in one statement, and each row is merged with its
+card (or becomes a new one). The transaction then writes the changes with two ``executemany``
+calls, each row only if its card is still as it was read (an update only where every field is
+unchanged, an insert only where the ICCID is still free). When someone changed one of those
+cards in between, the transaction starts over and this time reads and merges inside it. A
+failure anywhere inside rolls all of it back: the chat is as it was.
+``import_sheet(before_commit=…)`` is the moment in between, every change written and nothing
+committed (the crash tests kill the process there).
+
+A row whose expiry is earlier than the card's (an old spreadsheet, after a renewal in
+SimWatch) is never applied silently: it is left as it is and reported as older, with what
+``apply_older`` needs to apply it anyway when the user says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from bot.bulk.columns import map_columns
+from bot.bulk.models import CardChange
 from bot.bulk.reading import Sheet, SheetRow
 from bot.bulk.rows import KEEP, CellProblem, ParseCache, RowProblems, RowValues, parse_row
 from bot.errors import InputError
@@ -25,6 +36,7 @@ from storage.bulk import BulkStore
 Progress = Callable[[int], None]  # rows validated so far
 BeforeCommit = Callable[[], Awaitable[None]]
 PROGRESS_EVERY = 1000
+MAX_OTHER_ROWS_NAMED = 5  # a duplicate's reason names this many of the other rows, then counts
 _MERGED_FIELDS = (
     "expiry",
     "carrier",
@@ -42,6 +54,20 @@ class RejectedRow:
     problems: tuple[CellProblem, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OlderRow:
+    """A row that would move its card's expiry earlier: left alone unless the user insists.
+    ``apply_older`` applies ``values`` only while the card still expires on ``card_expiry``."""
+
+    values: RowValues
+    card_expiry: date  # SimWatch's, when the file was imported
+    file_expiry: date
+
+    @property
+    def number(self) -> int:
+        return self.values.number
+
+
 @dataclass
 class ImportReport:
     rows: int = 0  # non-blank data rows in the file
@@ -52,6 +78,9 @@ class ImportReport:
     duplicates: list[tuple[int, int]] = field(default_factory=list)  # (row, same as row)
     luhn_rows: list[int] = field(default_factory=list)  # imported, check digit doesn't match
     unmuted: int = 0  # muted cards the file renewed (expiry moved later): reminders back on
+    older: list[OlderRow] = field(default_factory=list)  # left: earlier than SimWatch's expiry
+    older_applied: int = 0  # older rows applied all the same (``apply_older=True``)
+    lock_seconds: float = 0.0  # how long the write transaction held the database
 
     @property
     def imported(self) -> int:
@@ -88,11 +117,25 @@ def _same_values(a: RowValues, b: RowValues) -> bool:
     return all(getattr(a, name) == getattr(b, name) for name in ("iccid", *_MERGED_FIELDS))
 
 
+def _other_rows(numbers: Sequence[int], own: int) -> InputError:
+    """The reason of one of several rows with the same ICCID and different values: a few of the
+    others by number, then how many there are. Constant size whatever the file holds, so that
+    20,000 copies of one ICCID cost 20,000 short reasons, not 20,000 lists of 20,000."""
+    named = [n for n in numbers[: MAX_OTHER_ROWS_NAMED + 1] if n != own][:MAX_OTHER_ROWS_NAMED]
+    others = len(numbers) - 1
+    if others > len(named):
+        return InputError(
+            "import.reason.duplicate_many", rows=", ".join(map(str, named)), count=others
+        )
+    return InputError("import.reason.duplicate", rows=", ".join(map(str, named)))
+
+
 def _dedupe(
     parsed: Sequence[RowValues], rows: Mapping[int, SheetRow], report: ImportReport
 ) -> list[RowValues]:
     """One row per ICCID. Copies of a row are imported once; rows that give the same ICCID
-    different values are all rejected: which one is right is the user's call."""
+    different values are all rejected: which one is right is the user's call. Linear in the
+    number of rows."""
     by_iccid: dict[str, list[RowValues]] = {}
     for values in parsed:
         by_iccid.setdefault(values.iccid, []).append(values)
@@ -103,9 +146,9 @@ def _dedupe(
             kept.append(first)
             report.duplicates.extend((other.number, first.number) for other in group[1:])
             continue
+        numbers = [values.number for values in group]
         for values in group:
-            others = ", ".join(str(v.number) for v in group if v is not values)
-            problem = CellProblem(InputError("import.reason.duplicate", rows=others))
+            problem = CellProblem(_other_rows(numbers, values.number))
             report.rejected.append(RejectedRow(rows[values.number], (problem,)))
     return kept
 
@@ -130,6 +173,56 @@ def validate_rows(
     return _dedupe(parsed, {row.number: row for row in sheet.rows}, report)
 
 
+@dataclass
+class _Plan:
+    """What the file does to the chat's cards as they were read; nothing written yet."""
+
+    inserts: list[CardDraft] = field(default_factory=list)
+    updates: list[CardChange] = field(default_factory=list)
+    unchanged: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    luhn_rows: list[int] = field(default_factory=list)
+    older: list[OlderRow] = field(default_factory=list)
+    older_applied: int = 0
+    unmuted: int = 0  # muted cards whose expiry the file moves later: a renewal ends the mute
+
+
+def _plan(
+    candidates: Sequence[RowValues],
+    existing: Mapping[str, Card],
+    rows: Mapping[int, SheetRow],
+    *,
+    apply_older: bool,
+) -> _Plan:
+    plan = _Plan()
+    for values in candidates:
+        card = existing.get(values.iccid)
+        before = _draft_of(card) if card is not None else None
+        try:
+            after = merge(values, before)
+        except InputError as exc:
+            plan.rejected.append(RejectedRow(rows[values.number], (CellProblem(exc),)))
+            continue
+        if card is None or before is None:
+            plan.inserts.append(after)
+        elif after.expiry < before.expiry and not apply_older:
+            plan.older.append(OlderRow(values, before.expiry, after.expiry))
+            continue
+        elif _values_key(after) != _values_key(before):
+            plan.updates.append(CardChange(card.id, before, after))
+            plan.unmuted += card.muted and after.expiry > before.expiry
+            plan.older_applied += after.expiry < before.expiry
+        else:
+            plan.unchanged += 1
+        if values.luhn_ok is False:
+            plan.luhn_rows.append(values.number)
+    return plan
+
+
+class _Changed(Exception):
+    """A card the file changes was changed by someone else between reading and writing."""
+
+
 async def import_sheet(
     store: BulkStore,
     chat_id: int,
@@ -139,44 +232,78 @@ async def import_sheet(
     now: datetime,
     progress: Progress | None = None,
     before_commit: BeforeCommit | None = None,
+    apply_older: bool = False,
 ) -> ImportReport:
     """Validate and apply a whole sheet to the chat's cards, atomically.
 
     ``progress`` is called with the number of rows validated so far. ``before_commit`` is
     awaited inside the transaction once every change is written, just before it commits: what
     happens to the process until it returns (an exception, a kill) leaves the chat as it was.
+    ``apply_older``: apply rows that move an expiry earlier too (else they are left, reported).
     """
     report = ImportReport(rows=len(sheet.rows))
     # CPU work (Unicode, regexes): off the event loop, so the bot keeps answering meanwhile
     candidates = await asyncio.to_thread(validate_rows, sheet, today, report, progress)
     rows = {row.number: row for row in sheet.rows}
-    inserts: list[CardDraft] = []
-    updates: list[tuple[int, CardDraft]] = []
-    async with store.import_session(chat_id) as session:
-        existing = await session.existing([values.iccid for values in candidates])
-        for values in candidates:
-            card = existing.get(values.iccid)
-            before = _draft_of(card) if card is not None else None
-            try:
-                after = merge(values, before)
-            except InputError as exc:
-                report.rejected.append(RejectedRow(rows[values.number], (CellProblem(exc),)))
-                continue
-            if values.luhn_ok is False:
-                report.luhn_rows.append(values.number)
-            if card is None:
-                inserts.append(after)
-            elif before is not None and _values_key(after) != _values_key(before):
-                updates.append((card.id, after))
-                if card.muted and after.expiry > card.expiry:
-                    report.unmuted += 1
-            else:
-                report.unchanged += 1
-        await session.update(updates)
-        await session.insert(inserts, now)
-        if before_commit is not None:
-            await before_commit()
-    report.added, report.updated = len(inserts), len(updates)
+    iccids = [values.iccid for values in candidates]
+    existing = await store.cards_by_iccid(chat_id, iccids)
+    plan = await asyncio.to_thread(_plan, candidates, existing, rows, apply_older=apply_older)
+    try:
+        async with store.import_session(chat_id) as session:
+            locked_at = time.perf_counter()
+            written = await session.update(plan.updates)
+            written += await session.insert(plan.inserts, now)
+            if written != len(plan.updates) + len(plan.inserts):
+                raise _Changed  # rolled back; read again, this time under the lock
+            if before_commit is not None:
+                await before_commit()
+    except _Changed:
+        async with store.import_session(chat_id) as session:
+            locked_at = time.perf_counter()
+            existing = await session.existing(iccids)
+            plan = _plan(candidates, existing, rows, apply_older=apply_older)
+            await session.update(plan.updates)
+            await session.insert(plan.inserts, now)
+            if before_commit is not None:
+                await before_commit()
+    report.lock_seconds = time.perf_counter() - locked_at
+    report.added, report.updated, report.unchanged = (
+        len(plan.inserts),
+        len(plan.updates),
+        plan.unchanged,
+    )
+    report.rejected.extend(plan.rejected)
     report.rejected.sort(key=lambda rejected: rejected.row.number)
-    report.luhn_rows.sort()
+    report.luhn_rows = sorted(plan.luhn_rows)
+    report.older = plan.older
+    report.older_applied = plan.older_applied
+    report.unmuted = plan.unmuted
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class OlderApplied:
+    applied: int  # cards whose expiry (and the rest of the row) now follow the file
+    changed: int  # left: the card changed since the import (renewed again, edited, deleted)
+
+
+async def apply_older(store: BulkStore, chat_id: int, older: Sequence[OlderRow]) -> OlderApplied:
+    """Apply rows an import left as older, after all (the user pressed "apply anyway"). A row
+    is applied only while its card still expires on the date the import saw, so a late press,
+    or a second one, changes nothing that was decided since."""
+    async with store.import_session(chat_id) as session:
+        existing = await session.existing([row.values.iccid for row in older])
+        changes: list[CardChange] = []
+        for row in older:
+            card = existing.get(row.values.iccid)
+            if card is None or card.expiry != row.card_expiry:
+                continue
+            before = _draft_of(card)
+            try:
+                after = merge(row.values, before)
+            except InputError:
+                continue
+            if _values_key(after) != _values_key(before):
+                changes.append(CardChange(card.id, before, after))
+        await session.update(changes)
+    return OlderApplied(applied=len(changes), changed=len(older) - len(changes))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import Card
+from bot.models import Card, CardDraft
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +23,12 @@ class FindQuery:
 
     iccid: str | None
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardChange:
+    """An import's change to one card: written only while the card is still ``before``."""
+
+    card_id: int
+    before: CardDraft
+    after: CardDraft

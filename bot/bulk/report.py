@@ -6,6 +6,7 @@ column; its header is not a known column, so the fixed file imports without dele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.bulk.cells import Cell
@@ -17,8 +18,12 @@ from bot.bulk.writing import OutputFormat, OutValue, write_table
 from bot.i18n import Html, t
 
 MAX_REASONS_SHOWN = 10  # in the message; all of them are in the file
+MAX_OLDER_SHOWN = 5
 MAX_ROW_NUMBERS_SHOWN = 20
-MAX_MESSAGE_CHARS = 3500  # Telegram allows 4096 characters; the summary and footer need room
+MAX_PARAM_CHARS = 40  # what a reason quotes of a cell or a header, so every reason stays short
+# Telegram allows 4096 characters (UTF-16 units of the text after its HTML is parsed); the
+# report leaves a margin for what the handlers add around it
+MAX_MESSAGE_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,24 @@ class ReportFile:
     content: bytes
 
 
+def visible_length(text: str) -> int:
+    """What Telegram counts against its limit: the text without tags, entities decoded, in
+    UTF-16 code units (an emoji outside the BMP counts twice)."""
+    return len(plain(text).encode("utf-16-le")) // 2
+
+
+def _short(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
+        return value[: MAX_PARAM_CHARS - 1] + "…"
+    return value
+
+
 def problem_text(lang: str, problem: CellProblem) -> Html:
-    reason = t(lang, problem.error.key, **problem.error.params)
+    params = {name: _short(value) for name, value in problem.error.params.items()}
+    reason = t(lang, problem.error.key, **params)
     if problem.column is None:
         return reason
-    return t(lang, "import.reason.in_column", column=problem.column, reason=reason)
+    return t(lang, "import.reason.in_column", column=_short(problem.column), reason=reason)
 
 
 def rejected_reason(lang: str, rejected: RejectedRow) -> Html:
@@ -45,10 +63,29 @@ def _numbers(numbers: list[int]) -> str:
     return shown + ("…" if len(numbers) > MAX_ROW_NUMBERS_SHOWN else "")
 
 
+def _fill(lines: Sequence[Html], budget: int, limit: int) -> tuple[list[Html], int]:
+    """As many of ``lines`` (whole lines, so the HTML stays balanced) as fit in ``budget``."""
+    taken: list[Html] = []
+    for line in lines[:limit]:
+        cost = visible_length(line) + 1
+        if cost > budget:
+            break
+        taken.append(line)
+        budget -= cost
+    return taken, budget
+
+
+def _length(lines: Sequence[str]) -> int:
+    return sum(visible_length(line) + 1 for line in lines)
+
+
 def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Html:
-    """The import's summary. ``in_chat``: end with how to send the fixed rows back (the file of
-    rejected rows goes with the message); the command line says that in its own words."""
-    lines = [
+    """The import's summary, always short enough for one Telegram message: the first rejected
+    and older rows, then how many more (all of them are in the file or the command's output).
+    ``in_chat``: end with how to send the fixed rows back (the file of rejected rows goes with
+    the message) and offer the button for older rows; the command line says that in its own
+    words."""
+    head = [
         t(
             lang,
             "import.report.summary",
@@ -59,33 +96,72 @@ def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Htm
             rejected=len(report.rejected),
         )
     ]
+    if report.older:
+        head.append(t(lang, "import.report.older_count", count=len(report.older)))
     if report.duplicates:
         rows = _numbers([row for row, _ in report.duplicates])
-        lines.append(t(lang, "import.report.duplicates", count=len(report.duplicates), rows=rows))
+        head.append(t(lang, "import.report.duplicates", count=len(report.duplicates), rows=rows))
     if report.luhn_rows:
         rows = _numbers(report.luhn_rows)
-        lines.append(t(lang, "import.report.luhn", count=len(report.luhn_rows), rows=rows))
+        head.append(t(lang, "import.report.luhn", count=len(report.luhn_rows), rows=rows))
     if report.unmuted:
-        lines.append(t(lang, "import.report.unmuted", count=report.unmuted))
+        head.append(t(lang, "import.report.unmuted", count=report.unmuted))
+    if report.older_applied:
+        head.append(t(lang, "import.report.older_applied", count=report.older_applied))
+    if not report.rejected and not report.older and report.imported == 0 and report.rows == 0:
+        head.append(t(lang, "import.report.nothing"))
+    older_tail: list[Html] = []
+    rejected_tail: list[Html] = []
+    if report.older:
+        key = "import.report.older_button" if in_chat else "import.report.older_cli"
+        older_tail.append(t(lang, key, count=len(report.older)))
+    if report.rejected and in_chat:
+        rejected_tail.append(t(lang, "import.report.rejected_file"))
+    more = t(lang, "import.report.rejected_more", count=max(report.rows, 1))  # the longest
+    older_head = t(lang, "import.report.older_header", count=len(report.older))
+    rejected_head = t(lang, "import.report.rejected_header")
+    fixed = [*head, *older_tail, *rejected_tail]
+    if report.older:
+        fixed += [older_head, more]
     if report.rejected:
-        lines.append(t(lang, "import.report.rejected_header"))
-        budget = MAX_MESSAGE_CHARS - sum(len(line) + 1 for line in lines)
-        shown = 0
-        for rejected in report.rejected[:MAX_REASONS_SHOWN]:
-            reason = rejected_reason(lang, rejected)
-            line = t(lang, "import.report.rejected_line", row=rejected.row.number, reason=reason)
-            budget -= len(line) + 1
-            if budget < 0 and shown:  # whole lines only, so the HTML stays balanced
-                break
-            lines.append(line)
-            shown += 1
-        more = len(report.rejected) - shown
-        if more > 0:
-            lines.append(t(lang, "import.report.rejected_more", count=more))
-        if in_chat:
-            lines.append(t(lang, "import.report.rejected_file"))
-    elif report.imported == 0 and report.rows == 0:
-        lines.append(t(lang, "import.report.nothing"))
+        fixed += [rejected_head, more]
+    budget = MAX_MESSAGE_CHARS - _length(fixed)
+    lines: list[str] = list(head)
+    if report.older:
+        older_lines = [
+            t(
+                lang,
+                "import.report.older_line",
+                row=older.number,
+                file=older.file_expiry.isoformat(),
+                ours=older.card_expiry.isoformat(),
+            )
+            for older in report.older[:MAX_OLDER_SHOWN]
+        ]
+        shown, budget = _fill(older_lines, budget, MAX_OLDER_SHOWN)
+        lines += [older_head, *shown]
+        if len(report.older) > len(shown):
+            lines.append(
+                t(lang, "import.report.rejected_more", count=len(report.older) - len(shown))
+            )
+        lines += older_tail
+    if report.rejected:
+        rejected_lines = [
+            t(
+                lang,
+                "import.report.rejected_line",
+                row=rejected.row.number,
+                reason=rejected_reason(lang, rejected),
+            )
+            for rejected in report.rejected[:MAX_REASONS_SHOWN]
+        ]
+        shown, budget = _fill(rejected_lines, budget, MAX_REASONS_SHOWN)
+        lines += [rejected_head, *shown]
+        if len(report.rejected) > len(shown):
+            lines.append(
+                t(lang, "import.report.rejected_more", count=len(report.rejected) - len(shown))
+            )
+        lines += rejected_tail
     return Html("\n".join(lines))
 
 

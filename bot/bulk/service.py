@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -11,7 +12,14 @@ from bot.bulk.calendar import calendar_file
 from bot.bulk.chart import weekly_chart_png
 from bot.bulk.export import export_file
 from bot.bulk.find import find_page
-from bot.bulk.importer import ImportReport, Progress, import_sheet
+from bot.bulk.importer import (
+    ImportReport,
+    OlderApplied,
+    OlderRow,
+    Progress,
+    apply_older,
+    import_sheet,
+)
 from bot.bulk.models import FindQuery
 from bot.bulk.reading import CHAT_LIMITS, Limits, Sheet
 from bot.bulk.stats import ChatStats, chat_stats
@@ -58,6 +66,10 @@ class BulkService:
             self.store, chat_id, sheet, today=today, now=self.clock.now(), progress=progress
         )
         return ImportResult(sheet, report)
+
+    async def apply_older(self, chat_id: int, older: Sequence[OlderRow]) -> OlderApplied:
+        """Apply rows an import left because they move an expiry earlier (see ``apply_older``)."""
+        return await apply_older(self.store, chat_id, older)
 
     async def export(
         self, chat: ChatSettings, *, lang: str, today: date, fmt: OutputFormat
