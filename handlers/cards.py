@@ -17,7 +17,15 @@ from handlers.common import (
     reply,
     services,
 )
-from handlers.render import button, card_detail, card_list, detail_keyboard, iccid_shown, markup
+from handlers.render import (
+    button,
+    card_detail,
+    card_list,
+    detail_keyboard,
+    iccid_shown,
+    label_part,
+    markup,
+)
 
 DEFAULT_EXPIRING_DAYS = 30
 MAX_EXPIRING_DAYS = 3650
@@ -143,7 +151,7 @@ async def delete_button(update: Update, context: Context) -> None:
         )
         shown = iccid_shown(card, where.is_group)
         await reply(
-            update, where.t("delete.confirm", iccid=shown, label=card.label or ""), keyboard
+            update, where.t("delete.confirm", iccid=shown, label=label_part(card.label)), keyboard
         )
         return
     await svc.cards.delete(where.chat_id, card.id)

@@ -50,6 +50,7 @@ from handlers.render import (
     card_pick_text,
     carrier_name,
     iccid_shown,
+    label_part,
     markup,
     plan_buttons,
 )
@@ -97,7 +98,9 @@ def _menu(where: Here, card: Card) -> tuple[Html, Keyboard]:
         ],
         [button(where.t("button.back"), f"cd:{card.id}")],
     ]
-    text = where.t("edit.menu", iccid=iccid_shown(card, where.is_group), label=card.label or "")
+    text = where.t(
+        "edit.menu", iccid=iccid_shown(card, where.is_group), label=label_part(card.label)
+    )
     return text, rows
 
 
@@ -334,7 +337,7 @@ async def _ask_expiry_confirm(
     question = where.t(
         "edit.expiry_confirm",
         iccid=iccid_shown(card, where.is_group),
-        label=card.label or "",
+        label=label_part(card.label),
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),
         rule=_expiry_rule(where, plan),

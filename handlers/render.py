@@ -81,6 +81,12 @@ def status_text(lang: str, card: Card, today: date) -> Html:
     return t(lang, "status.expired", days=-days)
 
 
+def label_part(label: str | None) -> str:
+    """A card's label as it follows the ICCID in a sentence: " 收银台1", or nothing at all
+    (no stray space before the punctuation when the card has no label)."""
+    return f" {label}" if label else ""
+
+
 def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -> Html:
     line = t(
         lang,
@@ -88,7 +94,7 @@ def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -
         n=number,
         status=status_text(lang, card, today),
         iccid=iccid_shown(card, is_group),
-        label=card.label or "",
+        label=label_part(card.label),
         expiry=card.expiry.isoformat(),
     )
     return Html(line + t(lang, "cards.muted_mark")) if card.muted else line

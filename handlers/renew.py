@@ -36,7 +36,15 @@ from handlers.common import (
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.digest import RENEWING_SUFFIX, renewal_done, renewal_opened
 from handlers.money import plan_line
-from handlers.render import button, card_list, card_pick_text, iccid_shown, markup, period_text
+from handlers.render import (
+    button,
+    card_list,
+    card_pick_text,
+    iccid_shown,
+    label_part,
+    markup,
+    period_text,
+)
 
 PICK, PERIOD, AMOUNT, CONFIRM = range(4)
 NAME = "renew"
@@ -149,7 +157,7 @@ async def _ask_period(
     text = where.t(
         "renew.ask_period",
         iccid=iccid_shown(card, where.is_group),
-        label=card.label or "",
+        label=label_part(card.label),
         expiry=card.expiry.isoformat(),
     )
     catalogue = services(context).catalogue
@@ -265,7 +273,7 @@ async def _confirm(update: Update, context: Context, where: Here, card: Card) ->
     text = where.t(
         "renew.confirm",
         iccid=iccid_shown(card, where.is_group),
-        label=card.label or "",
+        label=label_part(card.label),
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),
         rule=_rule_text(where, plan),
@@ -311,7 +319,7 @@ async def confirm_button(update: Update, context: Context) -> int:
     text = where.t(
         "renew.done",
         iccid=iccid_shown(card, where.is_group),
-        label=card.label or "",
+        label=label_part(card.label),
         old=renewal.old_expiry.isoformat(),
         new=renewal.new_expiry.isoformat(),
         rule=_rule_text(where, plan),

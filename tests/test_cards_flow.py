@@ -129,3 +129,27 @@ async def test_english_lists_say_1_day_and_1_card(
     assert "Expiring within 1 day or expired" in said
     assert "Suspended for 1 day" in said
     assert "(2 cards)" in texts(await alice_en.send("/stats"))
+
+
+async def test_a_card_without_a_label_leaves_no_stray_space(
+    alice: ChatDriver, alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    """The label step can be skipped: sentences that name the card then read ICCID + punctuation,
+    not "8986…  · 到期" or "8986… :" with a gap where the label would be."""
+    for driver in (alice, alice_en):
+        await storage.ensure_chat(driver.chat_id, is_group=False)
+        draft = CardDraft(iccid=iccid(1), expiry=TODAY + timedelta(days=40))
+        await storage.add_card(driver.chat_id, draft, CREATED)
+        said = [texts(await driver.send("/cards"))]
+        said.append(texts(await driver.send(f"/renew {iccid(1)[-4:]}")))
+        said.append(texts(await driver.send("/cancel")))
+        said.append(texts(await driver.send(f"/renew {iccid(1)[-4:]} 3m")))
+        said.append(texts(await driver.send("/cancel")))
+        said.append(texts(await driver.send(f"/edit {iccid(1)[-4:]}")))
+        said.append(texts(await driver.send(f"/delete {iccid(1)[-4:]}")))
+        if "🗑" in said[-1]:  # a picker first: open the confirmation
+            said.append(texts(await driver.press("🗑")))
+        text = "\n".join(said)
+        assert iccid(1) in text
+        for gap in ("  ", " ：", " :", " ?", " （", " 吗"):
+            assert f"{iccid(1)}{gap}" not in text, (gap, text)
