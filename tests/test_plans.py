@@ -207,3 +207,20 @@ def test_promotions_only_on_their_dates() -> None:
     promo = next(p for p in CATALOGUE.plans if p.name == "old promo")
     assert promo.on_sale(date(2026, 11, 24))
     assert not promo.on_sale(TODAY)
+
+
+def test_a_yearly_saving_is_exact_to_the_fen() -> None:
+    """¥60 a year against a ¥50 yearly plan saves ¥10.00, not ¥9.99 (5000/12 rounded on the way)."""
+    only = parse_catalogue(
+        """
+[[plan]]
+carrier = "cmcc"
+name = "Year 50"
+months = 12
+price = "50.00"
+""",
+        "test",
+    )
+    advice = advise(card(12, 6000), only, TODAY)
+    assert advice is not None
+    assert advice.saving_per_year_fen == 1000

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 
-from bot.models import Card
-from bot.plans.catalogue import Catalogue, CataloguePlan, monthly_fen
+from bot.models import Card, Period
+from bot.plans.catalogue import Catalogue, CataloguePlan
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,20 @@ def advise(card: Card, catalogue: Catalogue, today: date) -> Advice | None:
     best = cheapest_for(card, catalogue, today)
     if best is None:
         return None
-    now = monthly_fen(card.plan_price_fen, card.plan_period)
-    then = monthly_fen(best.price_fen, best.period)
-    saving = ((now - then) * 12).quantize(Decimal(1), rounding=ROUND_DOWN)
+    # Exact fractions, rounded down once at the end: Decimal's 5000/12 is already rounded, and
+    # ¥60 → ¥50 a year would save ¥9.99 instead of ¥10.00.
+    saving = math.floor(
+        _yearly(card.plan_price_fen, card.plan_period) - _yearly(best.price_fen, best.period)
+    )
     if saving <= 0:
         return None
-    return Advice(card=card, plan=best, saving_per_year_fen=int(saving))
+    return Advice(card=card, plan=best, saving_per_year_fen=saving)
+
+
+def _yearly(price_fen: int, period: Period) -> Fraction:
+    """What a plan costs in a year, exactly (the months of ``monthly_fen``)."""
+    months = period.months + Fraction(period.days) / Fraction("30.4375")
+    return Fraction(price_fen) * 12 / months
 
 
 def summarize(advice: Iterable[Advice]) -> list[SwitchSummary]:
