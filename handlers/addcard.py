@@ -22,7 +22,7 @@ from bot.cardinput import (
     parse_plan,
     split_trailing_plan,
 )
-from bot.dates import parse_expiry
+from bot.dates import leading_expiry, parse_expiry
 from bot.errors import InputError
 from bot.i18n import Html
 from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
@@ -436,9 +436,11 @@ async def one_line(update: Update, context: Context, where: Here) -> int:
         return END
     try:
         checked = check_iccid(args[0])
-        expiry = parse_expiry(args[1], where.today)
-        carrier = parse_carrier(args[2]) if len(args) > 2 else None
-        label_words = args[3:] if carrier is not None else args[2:]
+        # the date may be several words ("Dec 31", "31 Dec 2027", "end of month")
+        expiry, used = leading_expiry(args[1:], where.today)
+        rest = args[1 + used :]
+        carrier = parse_carrier(rest[0]) if rest else None
+        label_words = rest[1:] if carrier is not None else rest
         # "… 收银台1 3个月 30元": the plan typed after the label
         label_words, period, price = split_trailing_plan(label_words)
         label = clean_text(" ".join(label_words), max_len=MAX_LABEL_LEN, key="error.label.too_long")

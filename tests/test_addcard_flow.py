@@ -174,6 +174,26 @@ async def test_one_line_accepts_every_date_form(
     assert card.expiry == expected
 
 
+@pytest.mark.parametrize(
+    ("typed", "expected", "label"),
+    [
+        ("Dec 31 移动 收银台1", date(2026, 12, 31), "收银台1"),
+        ("31 Dec 2027 Till 2", date(2027, 12, 31), "Till 2"),
+        ("end of month 前台", date(2026, 11, 30), "前台"),
+        ("明天 电信 二号", date(2026, 11, 26), "二号"),
+    ],
+)
+async def test_one_line_takes_a_date_of_several_words(
+    alice: ChatDriver, storage: SqliteStorage, typed: str, expected: date, label: str
+) -> None:
+    """The dates /help promises work in the one-line form too, the words after them are the
+    carrier and the label as usual."""
+    assert "已保存" in texts(await alice.send(f"/addcard {iccid(5)} {typed}"))
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(5))
+    assert card is not None
+    assert (card.expiry, card.label) == (expected, label)
+
+
 async def test_past_date_is_saved_and_flagged_as_expired(alice: ChatDriver) -> None:
     said = texts(await alice.send(f"/addcard {iccid(8)} 2026-11-01"))
     assert "已保存" in said
