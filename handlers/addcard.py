@@ -400,6 +400,10 @@ async def confirm_button(update: Update, context: Context) -> int:
     fixed = data.pop("digits", None)
     if button_data == "ac:save:digits" and isinstance(fixed, str):
         data["iccid"] = fixed
+        if check_iccid(fixed).luhn_ok is False:
+            # the digits version has a wrong check digit: ask about that too, as step by step
+            _draft(context, where).update(data, luhn_ok=False)
+            return await _summary(update, context, where)
     await _save(update, context, where, _card_draft(data), carrier_chosen="carrier" in data)
     return END
 

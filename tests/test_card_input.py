@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from cards_util import iccid
+from cards_util import bad_luhn, iccid
 from icalendar import Calendar
 
 from bot.chatdriver import ChatDriver, texts
@@ -135,6 +135,20 @@ async def test_one_line_with_letters_for_digits_asks_before_saving(
     await alice.send(f"/addcard {lookalike(iccid(14))} 2027-01-31")
     await alice.press_data("ac:save")
     assert await storage.get_card_by_iccid(alice.chat_id, lookalike(iccid(14)).upper()) is not None
+
+
+async def test_one_line_digits_with_a_wrong_check_digit_are_questioned_too(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    """"Use digits" on a number whose digits version fails the check digit: the bot asks about
+    the check digit before saving, as the step-by-step flow does."""
+    typed = lookalike(bad_luhn(15))
+    await alice.send(f"/addcard {typed} 2027-01-31")
+    said = texts(await alice.press("改成数字后保存"))
+    assert "校验码对不上" in said
+    assert await storage.count_cards(alice.chat_id) == 0
+    await alice.press("保存")
+    assert await storage.get_card_by_iccid(alice.chat_id, bad_luhn(15)) is not None
 
 
 # --- the carrier from the ICCID's issuer prefix --------------------------------------------------
