@@ -87,7 +87,8 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise SettingsError(
                 "BOT_TOKEN is not set: get a token from @BotFather and put BOT_TOKEN=... in .env "
-                "(see .env.example), or try the bot without Telegram: .venv/bin/python -m bot shell --temp"
+                "(see .env.example), or try the bot without Telegram: "
+                ".venv/bin/python -m bot shell --temp"
             )
         return self.bot_token.get_secret_value().strip()
 

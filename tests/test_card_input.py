@@ -140,7 +140,7 @@ async def test_one_line_with_letters_for_digits_asks_before_saving(
 async def test_one_line_digits_with_a_wrong_check_digit_are_questioned_too(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
-    """"Use digits" on a number whose digits version fails the check digit: the bot asks about
+    """ "Use digits" on a number whose digits version fails the check digit: the bot asks about
     the check digit before saving, as the step-by-step flow does."""
     typed = lookalike(bad_luhn(15))
     await alice.send(f"/addcard {typed} 2027-01-31")
