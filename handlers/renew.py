@@ -63,8 +63,11 @@ def parse_choice(text: str, today: date) -> Period | date:
     except InputError as period_error:
         try:
             return parse_expiry(text, today)
-        except InputError:
-            raise period_error from None
+        except InputError as date_error:
+            # "2101-01-01" is a date, only too far off: say that, not "not a period"
+            if date_error.key == "error.date.unrecognized":
+                raise period_error from None
+            raise
 
 
 async def _card_or_gone(update: Update, context: Context, where: Here, card_id: int) -> Card | None:

@@ -176,6 +176,18 @@ async def test_one_line_bad_amount_after_a_period_says_so(
     assert await storage.list_renewals(alice.chat_id, card.id) == []
 
 
+async def test_a_date_too_far_off_is_called_that_not_a_bad_period(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    card = await add(storage, alice.chat_id, 11, date(2026, 12, 1))
+    said = texts(await alice.send(f"/renew {iccid(11)[-4:]} 2101-01-01"))
+    assert "太远了" in said
+    assert "没看懂周期" not in said
+    said = texts(await alice.send(f"/renew {iccid(11)[-4:]} 2027-02-30"))
+    assert "没看懂周期" not in said
+    assert await storage.list_renewals(alice.chat_id, card.id) == []
+
+
 async def test_one_line_names_the_card_by_its_label(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
