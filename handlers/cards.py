@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot.models import Card
 from bot.services.cards import CardService
 from handlers.common import (
     Context,
@@ -117,6 +118,20 @@ async def open_card_button(update: Update, context: Context) -> None:
     await show_card(update, context, await here(update, context), card_id)
 
 
+def delete_question(where: Here, card: Card) -> tuple[str, InlineKeyboardMarkup]:
+    """ "Delete this card?" with its two buttons (the button and /delete ask the same)."""
+    keyboard = markup(
+        [
+            [
+                button(where.t("button.confirm_delete"), f"dy:{card.id}"),
+                button(where.t("button.keep"), f"dn:{card.id}"),
+            ]
+        ]
+    )
+    shown = iccid_shown(card, where.is_group)
+    return where.t("delete.confirm", iccid=shown, label=label_part(card.label)), keyboard
+
+
 async def delete_button(update: Update, context: Context) -> None:
     """dl: ask, dy: delete, dn: changed my mind (back to the card)."""
     query = update.callback_query
@@ -141,18 +156,7 @@ async def delete_button(update: Update, context: Context) -> None:
         return
     await answer(query)
     if action == "dl":
-        keyboard = markup(
-            [
-                [
-                    button(where.t("button.confirm_delete"), f"dy:{card.id}"),
-                    button(where.t("button.keep"), f"dn:{card.id}"),
-                ]
-            ]
-        )
-        shown = iccid_shown(card, where.is_group)
-        await reply(
-            update, where.t("delete.confirm", iccid=shown, label=label_part(card.label)), keyboard
-        )
+        await reply(update, *delete_question(where, card))
         return
     await svc.cards.delete(where.chat_id, card.id)
     await reply(update, where.t("delete.done", iccid=iccid_shown(card, where.is_group)))

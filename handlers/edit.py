@@ -28,7 +28,7 @@ from bot.i18n import Html
 from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
 from bot.models import Card, Carrier, RenewalRule
 from bot.services.cards import ExpiryEdit
-from handlers.cards import show_card
+from handlers.cards import delete_question, show_card
 from handlers.common import (
     Context,
     Here,
@@ -435,6 +435,12 @@ async def delete_command(update: Update, context: Context) -> None:
     matches = await services(context).cards.resolve(where.chat_id, args[0])
     if not matches:
         await reply(update, where.t("renew.no_match", ref=excerpt(args[0])), edit=False)
+        return
+    if len(matches) == 1:  # one card: straight to "delete it?", as /edit and /renew open it
+        if not await is_admin(update, context):
+            await reply(update, where.t("group.admins_only"), edit=False)
+            return
+        await reply(update, *delete_question(where, matches[0]), edit=False)
         return
     rows = [[button(card_pick_text(c, where.is_group, "🗑"), f"dl:{c.id}")] for c in matches]
     await reply(update, where.t("delete.pick"), markup(rows), edit=False)

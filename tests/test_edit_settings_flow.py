@@ -186,13 +186,26 @@ async def test_auto_renew_needs_a_plan(alice: ChatDriver, storage: SqliteStorage
 
 async def test_delete_asks_first_and_can_be_kept(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await a_card(storage, alice)
-    await alice.send(f"/delete {iccid(1)[-4:]}")
-    assert "确定要删除" in texts(await alice.press("🗑"))
+    # one card matches: straight to the question, as /edit and /renew open the card
+    assert "确定要删除" in texts(await alice.send(f"/delete {iccid(1)[-4:]}"))
     assert "前台" in texts(await alice.press("保留"))
     assert await storage.get_card(alice.chat_id, card.id) is not None
     await alice.press("删除")
     await alice.press("确认删除")
     assert await storage.get_card(alice.chat_id, card.id) is None
+
+
+async def test_delete_by_command_is_for_group_admins(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    bob, boss = group["bob"], group["boss"]
+    await storage.ensure_chat(bob.chat_id, is_group=True)
+    draft = CardDraft(iccid=iccid(1), expiry=date(2026, 12, 1), label="前台")
+    await storage.add_card(bob.chat_id, draft, datetime(2026, 1, 1, tzinfo=UTC))
+    said = texts(await bob.send(f"/delete {iccid(1)[-4:]}"))
+    assert "管理员" in said
+    assert "确定要删除" not in said
+    assert "确定要删除" in texts(await boss.send(f"/delete {iccid(1)[-4:]}"))
 
 
 async def test_settings_language_and_timezone(alice: ChatDriver, storage: SqliteStorage) -> None:
