@@ -137,7 +137,7 @@ async def test_ambiguous_last_digits_ask_which_card(
 
 async def test_unknown_card(alice: ChatDriver) -> None:
     assert "没有找到「9999」这张卡" in texts(await alice.send("/renew 9999 3m"))
-    assert "标签是「收银台9」的卡" in texts(await alice.send("/renew 收银台9"))
+    assert "没有找到「收银台9」这张卡" in texts(await alice.send("/renew 收银台9"))
 
 
 @pytest.mark.parametrize(
