@@ -132,6 +132,20 @@ def shown_iccid(iccid: str, is_group: bool) -> str:
     return mask_iccid(iccid) if is_group else iccid
 
 
+def shown_lookalikes(typed: str, digits: str, is_group: bool) -> tuple[str, str]:
+    """A look-alike ICCID and its digits version, as a chat may see them side by side.
+
+    In groups the last 6 characters alone would often read the same twice ("…901238" and
+    "…901238"), hiding the letters the warning is about: there both are shown from the first
+    character that differs. The person typed it into the group, so nothing new is revealed.
+    """
+    if not is_group:
+        return typed, digits
+    first = next((i for i, (a, b) in enumerate(zip(typed, digits, strict=False)) if a != b), 0)
+    keep = max(len(typed) - first, MASK_VISIBLE)
+    return MASK_PREFIX + typed[-keep:], MASK_PREFIX + digits[-keep:]
+
+
 def matches_suffix(iccid: str, fragment: str) -> bool:
     """True if ``fragment`` (normalised, at least ``MIN_SUFFIX_LEN`` long) ends ``iccid``."""
     if len(fragment) > MAX_INPUT_LEN:

@@ -25,7 +25,13 @@ from bot.cardinput import (
 from bot.dates import leading_expiry, parse_expiry
 from bot.errors import InputError
 from bot.i18n import Html
-from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
+from bot.iccid import (
+    carrier_from_iccid,
+    check_iccid,
+    normalize_iccid,
+    shown_iccid,
+    shown_lookalikes,
+)
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
 from handlers.common import (
@@ -153,8 +159,8 @@ async def got_iccid(update: Update, context: Context) -> int:
     draft = _draft(context, where)
     draft.update(iccid=checked.iccid, luhn_ok=checked.luhn_ok, digits=fixed)
     if fixed is not None:
-        shown = shown_iccid(checked.iccid, where.is_group)
-        text = where.t("addcard.lookalike", iccid=shown, fixed=shown_iccid(fixed, where.is_group))
+        shown, shown_fixed = shown_lookalikes(checked.iccid, fixed, where.is_group)
+        text = where.t("addcard.lookalike", iccid=shown, fixed=shown_fixed)
         await reply(update, text, markup(_lookalike_keyboard(where, fixed)))
         return LUHN
     if checked.luhn_ok is False:
@@ -359,11 +365,13 @@ def _summary_text(where: Here, draft: CardDraft, data: dict[str, Any]) -> Html:
         plan = where.t("card.plan_with_price", period=plan, price=format_fen(draft.plan_price_fen))
     fixed = data.get("digits")
     digits = ""
+    shown = shown_iccid(draft.iccid, where.is_group)
     if isinstance(fixed, str):
-        digits = where.t("addcard.lookalike_warning", fixed=shown_iccid(fixed, where.is_group))
+        shown, shown_fixed = shown_lookalikes(draft.iccid, fixed, where.is_group)
+        digits = where.t("addcard.lookalike_warning", fixed=shown_fixed)
     return where.t(
         "addcard.summary",
-        iccid=shown_iccid(draft.iccid, where.is_group),
+        iccid=shown,
         expiry=draft.expiry.isoformat(),
         note=_expired_note(where, draft.expiry),
         carrier=carrier_name(where.lang, draft.carrier),

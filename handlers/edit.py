@@ -25,7 +25,13 @@ from bot.cardinput import (
 )
 from bot.errors import InputError, excerpt
 from bot.i18n import Html
-from bot.iccid import carrier_from_iccid, check_iccid, normalize_iccid, shown_iccid
+from bot.iccid import (
+    carrier_from_iccid,
+    check_iccid,
+    normalize_iccid,
+    shown_iccid,
+    shown_lookalikes,
+)
 from bot.models import Card, Carrier, RenewalRule
 from bot.services.cards import ExpiryEdit
 from handlers.cards import delete_question, show_card
@@ -247,10 +253,10 @@ async def _save(
         if checked.digits_suggestion is not None:
             # "8986OO12…": offer the digits before filing the card under letters
             data.update(typed=checked.iccid, digits=checked.digits_suggestion)
-            fixed = shown_iccid(checked.digits_suggestion, where.is_group)
-            text = where.t(
-                "addcard.lookalike", iccid=shown_iccid(checked.iccid, where.is_group), fixed=fixed
+            shown, fixed = shown_lookalikes(
+                checked.iccid, checked.digits_suggestion, where.is_group
             )
+            text = where.t("addcard.lookalike", iccid=shown, fixed=fixed)
             rows = [
                 [button(where.t("button.use_digits", fixed=fixed), "eicc:digits")],
                 [button(where.t("button.letters_right"), "eicc:typed")],

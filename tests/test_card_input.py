@@ -151,6 +151,20 @@ async def test_one_line_digits_with_a_wrong_check_digit_are_questioned_too(
     assert await storage.get_card_by_iccid(alice.chat_id, bad_luhn(15)) is not None
 
 
+async def test_in_a_group_the_lookalike_warning_shows_the_letters_it_is_about(
+    group: dict[str, ChatDriver],
+) -> None:
+    """Masked to the last 6, "8986OO12…901238" and "89860012…901238" read the same: the warning
+    shows both from the first character that differs."""
+    bob = group["bob"]
+    typed = lookalike(iccid(16))
+    await bob.send("/addcard")
+    said = texts(await bob.send(typed))
+    assert typed[4:].upper() in said  # the letters, as typed
+    assert iccid(16)[4:] in said  # and the digits offered instead
+    assert typed.upper() not in said  # still masked before them
+
+
 # --- the carrier from the ICCID's issuer prefix --------------------------------------------------
 
 
