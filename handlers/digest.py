@@ -92,6 +92,19 @@ def _with_card_button(rows: Rows, card_id: int, text: str, data: str) -> Rows:
     return result
 
 
+def _with_renew_button(rows: Rows, card_id: int, text: str, data: str) -> Rows:
+    """The keyboard with only the card's ✅ button replaced: its 💤 and 🔕 stay usable while
+    the renewal is open (it may be cancelled or left to time out)."""
+    renew = (f"{RENEWED_PREFIX}{card_id}", f"{RENEWED_PREFIX}{card_id}{RENEWING_SUFFIX}")
+    return [
+        [
+            [text, data] if button_data in renew else [button_text, button_data]
+            for button_text, button_data in row
+        ]
+        for row in rows
+    ]
+
+
 def _markup_of(rows: Rows) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
@@ -123,9 +136,9 @@ async def _set_keyboard(context: Context, chat_id: int, message_id: int, rows: R
 async def renewal_opened(
     update: Update, context: Context, where: Here, card: Card
 ) -> dict[str, Any] | None:
-    """✅ Renewed was pressed. On a digest, that card's buttons become one "renewal in
-    progress" button (pressing it opens the renewal again: someone may give up); the text and
-    the other cards' buttons stay. Returns what :func:`renewal_done` needs, None elsewhere
+    """✅ Renewed was pressed. On a digest, that card's ✅ becomes a "renewal in progress"
+    button (pressing it opens the renewal again: someone may give up); its 💤 and 🔕, the text
+    and the other cards' buttons stay. Returns what :func:`renewal_done` needs, None elsewhere
     (a card's screen, where the renewal takes the message's place as before)."""
     query = update.callback_query
     message = query.message if query is not None else None
@@ -140,7 +153,7 @@ async def renewal_opened(
         return None
     text = where.t("digest.button.renewing", iccid=mask_iccid(card.iccid))
     data = f"{RENEWED_PREFIX}{card.id}{RENEWING_SUFFIX}"
-    marked = _with_card_button(rows, card.id, text, data)
+    marked = _with_renew_button(rows, card.id, text, data)
     if marked != rows:
         await _set_keyboard(context, message.chat_id, message.message_id, marked)
     return {"chat_id": message.chat_id, "message_id": message.message_id}

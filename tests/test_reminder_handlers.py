@@ -203,11 +203,16 @@ async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
     now = digest_message(emulator, bob.chat_id)
     assert now.text == digest.text  # the day's list stays for everyone
     assert card_buttons(now, second) == card_buttons(digest, second)  # untouched
-    assert card_buttons(now, first) == []
     renewing = f"⏳ …{first.iccid[-6:]} 续费中…"
     assert (renewing, f"rn:{first.id}:d") in buttons_of(now)
+    # only its ✅ changed: 💤 and 🔕 still work while the renewal is open, and after a /cancel
+    others = [data for data in card_buttons(digest, first) if not data.startswith("rn:")]
+    assert len(others) == 3  # 💤 1 day, 💤 3 days, 🔕
+    assert card_buttons(now, first) == others
     assert "已取消" in texts(await bob.send("/cancel"))
-    assert digest_message(emulator, bob.chat_id).text == digest.text
+    after = digest_message(emulator, bob.chat_id)
+    assert after.text == digest.text
+    assert card_buttons(after, first) == others
 
     # someone else takes it over from the digest's button and finishes it; meanwhile the
     # second card is snoozed on the digest
