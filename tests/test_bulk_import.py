@@ -202,13 +202,10 @@ async def test_fifty_thousand_rows_in_one_go(
         for n in range(50_000)
     ]
     content = csv_bytes(rows, encoding="gbk")
-    started = time.perf_counter()
-    report = await run(store, content)
-    elapsed = time.perf_counter() - started
+    report = await run(store, content)  # how long it takes is bench/'s business, not a test's
     assert report.added == 50_000
     assert not report.rejected
     assert await storage.count_cards(CHAT) == 50_000
-    assert elapsed < 15, elapsed  # set-based SQL: a few seconds, not minutes
 
 
 async def test_rejected_rows_file_keeps_the_columns_and_adds_the_reason(
