@@ -11,8 +11,10 @@ Which documents are imported, decided to be explicit so a stray file is never im
 
 Rows that would move a card's expiry earlier (an old spreadsheet) are left; the report offers a
 button to apply them anyway. What it applies is kept in the importing user's ``user_data``
-(persisted with the conversations); the button works for whoever may import in the chat, once,
-and only on cards whose expiry is still the one the import saw.
+(persisted with the conversations), packed small (``pack_older``) and bounded per user across
+chats (``MAX_OLDER_*``; the oldest imports' buttons go first), for ``OLDER_HOURS``; the button
+works on its own report only, for whoever may import in the chat, once, and only on cards whose
+expiry is still the one the import saw.
 
 Any other document gets a hint in a private chat and is ignored in groups. Importing (it can
 overwrite many cards) and exporting (the file has the full ICCIDs) are for administrators in
@@ -25,12 +27,13 @@ one-shot handlers, and ``FALLBACK_HANDLERS`` before the catch-all fallbacks.
 from __future__ import annotations
 
 import html
+import pickle
 import re
 import secrets
 from pathlib import PurePath
 from typing import Any
 
-from telegram import Document, ForceReply, InputFile, Update
+from telegram import Document, ForceReply, InputFile, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -41,7 +44,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.bulk.importer import OlderRow
+from bot.bulk.importer import OlderRow, PackedOlder, pack_older, unpack_older
 from bot.bulk.reading import CHAT_LIMITS
 from bot.bulk.report import rejected_file, report_text
 from bot.bulk.service import BulkService
@@ -53,6 +56,7 @@ from handlers.common import (
     Here,
     answer,
     ask,
+    callback_arg,
     command_args,
     here,
     is_admin,
@@ -71,8 +75,15 @@ NAME = "import"
 IMPORT_CAPTION = filters.CaptionRegex(r"^/import(@\w+)?(\s|$)")
 EXPORT_PREFIX = "bx:"
 OLDER_PREFIX = "io:"  # io:<importing user's id>:<token>
-OLDER_KEY = "import.older"  # in that user's user_data: {chat id: {token: [OlderRow…]}}
+# in that user's user_data: {token: (chat id, report's message id, saved at (epoch s), bytes,
+# (PackedOlder…))}, oldest first
+OLDER_KEY = "import.older"
 MAX_PENDING_OLDER = 3  # per user and chat: the latest imports' buttons work, older ones expire
+MAX_OLDER_IMPORTS = 6  # per user, all chats together
+MAX_OLDER_ROWS = 40_000  # per user, all chats together (an import has at most 20,000 rows)
+MAX_OLDER_BYTES = 4 * 1024 * 1024  # per user, all chats together, as pickled
+OLDER_HOURS = 24
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _FORMATS: dict[str, OutputFormat] = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx", "xls": "xlsx"}
 _SAFE_STEM = re.compile(r"[^\w.\-]+")
 
@@ -123,17 +134,58 @@ def _stem(document: Document) -> str:
     return stem[:40] or "import"
 
 
+Pending = tuple[int, int | None, float, int, tuple[PackedOlder, ...]]
+
+
+def _pending(user_data: dict[Any, Any] | None, now: float) -> dict[str, Pending]:
+    """The user's kept imports, those past ``OLDER_HOURS`` (or in an older shape) dropped."""
+    if user_data is None:
+        return {}
+    kept = user_data.get(OLDER_KEY)
+    if not isinstance(kept, dict):
+        kept = user_data[OLDER_KEY] = {}
+    for token, entry in list(kept.items()):
+        fresh = isinstance(entry, tuple) and len(entry) == 5 and now - entry[2] < OLDER_HOURS * 3600
+        if not fresh:
+            del kept[token]
+    return kept
+
+
 def _keep_older(context: Context, where: Here, older: list[OlderRow]) -> str | None:
-    """Keep the rows for the "apply anyway" button; its callback data, None without a user."""
+    """Keep the rows for the "apply anyway" button; its callback data, None without a user or
+    when they are more than a user may keep."""
     if where.user_id is None or context.user_data is None:
         return None
-    pending: dict[int, dict[str, list[OlderRow]]] = context.user_data.setdefault(OLDER_KEY, {})
-    tokens = pending.setdefault(where.chat_id, {})
-    while len(tokens) >= MAX_PENDING_OLDER:
-        del tokens[next(iter(tokens))]  # dicts keep insertion order: the oldest import first
+    now = services(context).clock.now().timestamp()
+    kept = _pending(context.user_data, now)
+    rows = tuple(pack_older(row) for row in older)
+    size = len(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    if len(rows) > MAX_OLDER_ROWS or size > MAX_OLDER_BYTES:
+        return None
+
+    def over() -> bool:
+        entries = kept.values()
+        return (
+            len(kept) >= MAX_OLDER_IMPORTS
+            or sum(1 for e in entries if e[0] == where.chat_id) >= MAX_PENDING_OLDER
+            or sum(len(e[4]) for e in entries) + len(rows) > MAX_OLDER_ROWS
+            or sum(e[3] for e in entries) + size > MAX_OLDER_BYTES
+        )
+
+    while kept and over():  # dicts keep insertion order: the oldest import goes first
+        del kept[next(iter(kept))]
     token = secrets.token_urlsafe(6)
-    tokens[token] = older
+    kept[token] = (where.chat_id, None, now, size, rows)
     return f"{OLDER_PREFIX}{where.user_id}:{token}"
+
+
+def _kept_on(context: Context, data: str, message_id: int | None) -> None:
+    """Note which message carries the button of ``data``: the only one it works on."""
+    token = data.rsplit(":", 1)[1]
+    kept = context.user_data.get(OLDER_KEY) if context.user_data is not None else None
+    entry = kept.get(token) if isinstance(kept, dict) else None
+    if isinstance(kept, dict) and entry is not None:
+        kept[token] = (entry[0], message_id, entry[2], entry[3], entry[4])
 
 
 async def import_document(update: Update, context: Context) -> bool:
@@ -153,7 +205,12 @@ async def import_document(update: Update, context: Context) -> bool:
     telegram_file = await document.get_file()
     content = bytes(await telegram_file.download_as_bytearray())
     try:
-        result = await bulk(context).import_file(where.chat_id, content, today=where.today)
+        owners = [("chat", where.chat_id)]
+        if where.user_id is not None:
+            owners.append(("user", where.user_id))
+        result = await bulk(context).import_file(
+            where.chat_id, content, today=where.today, owners=owners
+        )
     except InputError as exc:
         # a question for the fixed file: in groups it opens the reply box (privacy mode)
         text = where.t(exc.key, **exc.params)
@@ -161,12 +218,16 @@ async def import_document(update: Update, context: Context) -> bool:
         return True
     report = result.report
     keyboard = None
-    if report.older:
-        data = _keep_older(context, where, report.older)
-        if data is not None:
-            label = where.t("import.older.button", count=len(report.older))
-            keyboard = markup([[button(label, data)]])
-    await reply(update, report_text(where.lang, report), keyboard, edit=False)
+    text = report_text(where.lang, report)
+    data = _keep_older(context, where, report.older) if report.older else None
+    if data is not None:
+        label = where.t("import.older.button", count=len(report.older))
+        keyboard = markup([[button(label, data)]])
+    elif report.older:
+        text = Html(f"{text}\n{where.t('import.older.not_kept')}")
+    sent = await reply(update, text, keyboard, edit=False)
+    if data is not None:
+        _kept_on(context, data, sent.message_id if sent is not None else None)
     rejected = rejected_file(where.lang, result.sheet, report, _stem(document))
     if rejected is None:
         return False
@@ -215,25 +276,55 @@ async def _drop_older_button(update: Update) -> None:
             raise
 
 
+def _carries(message: object, data: str) -> bool:
+    """Whether ``message`` is one of ours with a button of exactly this data."""
+    keyboard = message.reply_markup if isinstance(message, Message) else None
+    if keyboard is None:
+        return False
+    return any(b.callback_data == data for row in keyboard.inline_keyboard for b in row)
+
+
 async def older_button(update: Update, context: Context) -> None:
-    """The button under an import report that applies the rows left as older, after all."""
+    """The button under an import report that applies the rows left as older, after all.
+    Button data can be forged: the keyboard is only taken off the import's own report."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
     where = await here(update, context)
     if await _refuse_non_admin(update, context, where, "import.admins_only"):
         return
-    user_part, _, token = query.data.removeprefix(OLDER_PREFIX).partition(":")
-    importer = int(user_part) if user_part.isdigit() else None
+    importer = callback_arg(update, 1)
+    parts = query.data.split(":")
+    token = parts[2] if len(parts) == 3 and _TOKEN.fullmatch(parts[2]) else None
     data = context.application.user_data.get(importer) if importer is not None else None
-    tokens = data.get(OLDER_KEY, {}).get(where.chat_id, {}) if data is not None else {}
-    older: list[OlderRow] | None = tokens.get(token)
-    if older is None:
+    raw = data.get(OLDER_KEY) if data is not None else None
+    entry = raw.get(token) if isinstance(raw, dict) and token is not None else None
+    message = query.message
+    message_id = message.message_id if message is not None else None
+    if not (isinstance(entry, tuple) and len(entry) == 5) or entry[:2] != (
+        where.chat_id,
+        message_id,
+    ):
+        await answer(query, where.t("import.older.gone"), alert=True)
+        if _carries(message, query.data):  # a real button, applied or evicted: take it off
+            await _drop_older_button(update)
+        return  # else forged, or another chat's: leave the message be
+    assert isinstance(raw, dict) and token is not None
+    now = services(context).clock.now().timestamp()
+    if token not in _pending(data, now):  # past OLDER_HOURS
+        context.application.mark_data_for_update_persistence(user_ids=importer)
+        await answer(query, where.t("import.older.expired", hours=OLDER_HOURS), alert=True)
+        await _drop_older_button(update)
+        return
+    try:
+        older = [unpack_older(packed) for packed in entry[4]]
+    except (TypeError, ValueError):  # kept by another version of the bot
+        del raw[token]
         await answer(query, where.t("import.older.gone"), alert=True)
         await _drop_older_button(update)
         return
     await answer(query)
     outcome = await bulk(context).apply_older(where.chat_id, older)
-    del tokens[token]  # once applied, never again (a second press finds nothing)
+    raw.pop(token, None)  # once applied, never again (a second press finds nothing)
     context.application.mark_data_for_update_persistence(user_ids=importer)
     await _drop_older_button(update)
     text = where.t("import.older.done", applied=outcome.applied)

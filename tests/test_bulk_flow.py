@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import codecs
+import logging
+import pickle
 from datetime import UTC, date, datetime, time, timedelta
 
+import pytest
 from cards_util import iccid
 from fixtures.bulk_files import csv_bytes, xlsx_bytes
 from icalendar import Calendar
 
+import handlers.bulk
+from bot.app import AnyApplication
 from bot.bulk.reading import CHAT_LIMITS, read_sheet
 from bot.chatdriver import ChatDriver, texts
+from bot.clock import FixedClock
+from bot.emulator import BotApiEmulator
 from bot.emulator.records import ChatEvent
 from bot.models import CardDraft, Carrier, RenewalRule
 from bot.reminders.models import ReminderSettings
+from handlers.bulk import OLDER_KEY
 from storage.base import RenewalDraft
 from storage.reminders import SqliteReminderStore
 from storage.sqlite import SqliteStorage
@@ -105,6 +113,20 @@ async def test_xlsx_with_the_caption_is_imported_directly(
     assert "Not imported: 0" in said
     assert documents(events) == []  # nothing rejected, no file
     assert await storage.count_cards(alice_en.chat_id) == 2
+
+
+async def test_a_rejected_row_wider_than_the_header_comes_back_whole(alice: ChatDriver) -> None:
+    """A CSV line with cells past the header's last column (a note typed to the right): the
+    rejected-rows file keeps them, so the fix sent back loses nothing."""
+    content = f"ICCID,到期日\n{iccid(1)},2027-01-01\n8986,2027-01-01,门店A,记得续费\n".encode()
+    (rejected,) = documents(await alice.send_document("wide.csv", content, "/import"))
+    assert rejected.content is not None
+    lines = rejected.content.decode("utf-8-sig").splitlines()
+    assert lines[0].split(",")[:2] == ["ICCID", "到期日"]
+    assert lines[0].endswith("错误原因")
+    cells = lines[1].split(",")
+    assert cells[:4] == ["8986", "2027-01-01", "门店A", "记得续费"]
+    assert len(cells) == 5  # the reason after the widest row
 
 
 async def test_xlsx_rejected_rows_come_back_as_xlsx(alice_en: ChatDriver) -> None:
@@ -507,6 +529,100 @@ async def test_a_forged_apply_anyway_button_finds_nothing(
     card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
     assert card is not None
     assert card.expiry == date(2027, 6, 1)
+
+
+async def test_forged_apply_anyway_data_leaves_every_message_alone(
+    alice: ChatDriver, storage: SqliteStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forged data that int() would choke on (a superscript two is a "digit"), or pointing at
+    another message: a polite answer, no error, and the keyboards it hangs on stay."""
+    await add(storage, alice.chat_id, 1, expiry=date(2027, 6, 1))
+    old = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    await alice.send_document("old.csv", old, "/import")
+    report, data = alice.find_button("仍然导入")
+    token = data.rsplit(":", 1)[1]
+    await alice.send("/cards")
+    cards = alice.emulator.chat_messages(alice.chat_id)[-1]
+    assert cards.buttons
+    uid = alice.user["id"]
+    forged = ["io:\u00b2:tok", "io:" + "9" * 30 + ":tok", f"io:{uid}:{token}:x", f"io:{uid}:\u00b2"]
+    for bad in forged:
+        for message_id in (report.message_id, cards.message_id):
+            events = await alice.press_data(bad, message_id)
+            assert any(
+                e.kind == "callback_answer" and "已经导入过" in (e.text or "") for e in events
+            )
+    # the real button's data, pressed on another message: that message keeps its keyboard
+    events = await alice.press_data(data, cards.message_id)
+    assert any(e.kind == "callback_answer" and e.show_alert for e in events)
+    messages = {m.message_id: m for m in alice.emulator.chat_messages(alice.chat_id)}
+    assert messages[cards.message_id].buttons == cards.buttons
+    assert messages[report.message_id].buttons == report.buttons
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 6, 1)
+    # the real button on its own report still works
+    assert "已按文件导入 1 行" in texts(await alice.press("仍然导入"))
+
+
+async def test_apply_anyway_expires_after_a_day(
+    alice: ChatDriver, storage: SqliteStorage, clock: FixedClock, app: AnyApplication
+) -> None:
+    await add(storage, alice.chat_id, 1, expiry=date(2027, 6, 1))
+    old = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    await alice.send_document("old.csv", old, "/import")
+    assert app.user_data[alice.user["id"]][OLDER_KEY]
+    clock.instant += timedelta(hours=24, minutes=1)
+    events = await alice.press("仍然导入")
+    assert any(
+        e.kind == "callback_answer"
+        and "按钮已经过期了" in (e.text or "")
+        and "24 小时" in (e.text or "")
+        for e in events
+    )
+    assert alice.emulator.chat_messages(alice.chat_id)[-1].buttons == []  # the button went
+    assert not app.user_data[alice.user["id"]][OLDER_KEY]  # and what it would have applied
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.expiry == date(2027, 6, 1)
+
+
+async def test_rows_kept_for_apply_anyway_are_small_and_bounded_per_user(
+    alice: ChatDriver,
+    group: dict[str, ChatDriver],
+    emulator: BotApiEmulator,
+    storage: SqliteStorage,
+    app: AnyApplication,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the button keeps lives in the persisted user data: a few dozen bytes a row, and a
+    bounded number of rows per user over all their chats; the oldest import's button goes."""
+    boss = group["boss"]
+    boss_private = ChatDriver(app, emulator, emulator.private_chat(boss.user), boss.user)
+    n = 2000
+    for chat in (boss.chat_id, boss_private.chat_id):
+        for k in range(n):
+            await add(storage, chat, k + 1, expiry=date(2027, 6, 1))
+    old = csv_bytes(
+        [["ICCID", "到期日", "标签"]] + [[iccid(k + 1), "2027-01-01", "L" * 60] for k in range(n)]
+    )
+    await boss.send_document("old.csv", old, "/import")
+    boss.find_button("仍然导入这 2000 行")
+    kept = pickle.dumps(dict(app.user_data[boss.user["id"]]))
+    assert len(kept) < 60 * n
+    monkeypatch.setattr(handlers.bulk, "MAX_OLDER_ROWS", 3000)
+    await boss_private.send_document("old.csv", old, "/import")
+    boss_private.find_button("仍然导入这 2000 行")
+    assert len(app.user_data[boss.user["id"]][OLDER_KEY]) == 1  # the group's went to make room
+    gone = await boss.press("仍然导入")
+    assert any(e.kind == "callback_answer" and "已经导入过" in (e.text or "") for e in gone)
+    assert "已按文件导入 2000 行" in texts(await boss_private.press("仍然导入"))
+    # more rows than a user may keep: no button, and the report says what to do instead
+    monkeypatch.setattr(handlers.bulk, "MAX_OLDER_ROWS", 1000)
+    said = texts(await boss.send_document("old.csv", old, "/import"))
+    assert "要改早到期日的行太多" in said
+    assert boss.emulator.chat_messages(boss.chat_id)[-1].buttons == []
 
 
 async def test_a_report_too_long_for_telegram_is_cut_to_fit_and_the_file_still_comes(

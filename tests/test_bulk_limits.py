@@ -250,3 +250,99 @@ async def test_other_chats_are_served_while_a_heavy_file_is_read(
     alice_said = texts(await importing)
     assert "读取它用的时间超过了上限（1 秒）" in alice_said
     assert time.process_time() - started < 1.5
+
+
+# --- the parts openpyxl loads whole: styles, defined names ---------------------------------------
+
+STYLES_HEAD = (
+    b'<?xml version="1.0"?><styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+    b'2006/main"><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+    b'<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+    b'<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    b'<cellStyleXfs count="1"><xf/></cellStyleXfs>'
+)
+STYLES_TAIL = (
+    b'<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    b"</styleSheet>"
+)
+XF = b'<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'  # 62 bytes
+
+
+def styles_bomb(count: int, xf: bytes = XF) -> bytes:
+    body = b'<cellXfs count="%d">' % count + xf * count + b"</cellXfs>" + STYLES_TAIL
+    return with_parts(
+        {"xl/styles.xml": STYLES_HEAD + body},
+        base=xlsx_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]),
+    )
+
+
+def test_a_styles_part_that_inflates_to_megabytes_is_refused_in_a_moment() -> None:
+    """600,000 cell formats: a 110 KB upload, 37 MB inflated (under the 50 MB in all), which
+    openpyxl took 20 s of CPU to load. Refused at the part's own bound, before openpyxl."""
+    content = styles_bomb(600_000)
+    assert len(content) < 200_000
+    started = time.process_time()
+    error = refused(content)
+    assert error.key == "import.file.part_too_big"
+    assert error.params == {"max_kb": 1024}
+    assert time.process_time() - started < 3
+
+
+def test_many_tiny_styles_or_names_are_counted_like_shared_strings() -> None:
+    """Short entries pack many objects into a small part: counted, whatever the part's name."""
+    tiny = styles_bomb(CHAT_LIMITS.max_entries, xf=b"<xf/>")
+    assert len(zipfile.ZipFile(io.BytesIO(tiny)).read("xl/styles.xml")) < CHAT_LIMITS.max_part_bytes
+    assert refused(tiny).key == "import.file.too_many_entries"
+    base = xlsx_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
+    workbook = zipfile.ZipFile(io.BytesIO(base)).read("xl/workbook.xml")
+    names = b"".join(b'<definedName name="n%d">S!$A$1</definedName>' % n for n in range(20_001))
+    named = workbook.replace(
+        b"</workbook>", b"<definedNames>" + names + b"</definedNames></workbook>"
+    )
+    error = refused(with_parts({"xl/workbook.xml": named}, base=base))
+    assert error.key == "import.file.too_many_entries"
+    assert error.params == {"max": 20_000}
+    hidden = with_parts(
+        {"xl/worksheets/extra.xml": b"<x>" + b"<xf/>" * 20_001 + b"</x>"}, base=base
+    )
+    assert refused(hidden).key == "import.file.too_many_entries"
+    # an ordinary workbook, with its few styles and a name, reads; the command line allows more
+    ordinary = styles_bomb(300)
+    assert read_sheet(ordinary, CHAT_LIMITS).headers == ("ICCID", "到期日")
+    assert read_sheet(tiny, CLI_LIMITS).headers == ("ICCID", "到期日")
+
+
+async def test_a_styles_bomb_gets_a_clear_answer_in_the_chat(alice_en: ChatDriver) -> None:
+    said = texts(await alice_en.send_document("cards.xlsx", styles_bomb(600_000), "/import"))
+    assert "more than 1024 KB of formatting or names" in said
+    assert "damaged" not in said
+
+
+async def test_one_upload_at_a_time_per_chat_and_per_user(
+    alice: ChatDriver, emulator: BotApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files built to be slow could hold both worker slots: each chat and each user has one
+    upload in flight at most, so another user's import is answered meanwhile."""
+    monkeypatch.setattr(bot.bulk.worker, "CHAT_WORKER", WorkerLimits(cpu_seconds=2))
+    slow = slow_xlsx(19_000)  # within the chat's limits; seconds of CPU to read
+    eve_user = emulator.user(5001, "Eve")
+    eve = ChatDriver(alice.app, emulator, emulator.private_chat(eve_user), eve_user)
+    mallory_user = emulator.user(5002, "Mallory")
+    shop = emulator.group_chat(-5001, "Eve's shop", admins=[5001, 5002])
+    eve_in_group = ChatDriver(alice.app, emulator, shop, eve_user)
+    mallory_in_group = ChatDriver(alice.app, emulator, shop, mallory_user)
+    first = asyncio.create_task(eve_in_group.send_document("a.xlsx", slow, caption="/import"))
+    await asyncio.sleep(0.5)  # the worker is reading by now
+    same_user = texts(await eve.send_document("b.xlsx", slow, caption="/import"))
+    assert "我还在读你上一个文件" in same_user
+    same_chat = texts(await mallory_in_group.send_document("c.xlsx", slow, caption="/import"))
+    assert "我还在读你上一个文件" in same_chat
+    legit = csv_bytes([["ICCID", "到期日"], [iccid(7), "2027-01-01"]])
+    started = time.monotonic()
+    carol = texts(await alice.send_document("c.csv", legit, caption="/import"))
+    assert "新增：1" in carol
+    assert not first.done()  # Alice was answered while Eve's file was still being read
+    assert time.monotonic() - started < 5
+    assert "读取它用的时间超过了上限（2 秒）" in texts(await first)
+    # done: Eve may send the next file
+    assert "新增：1" in texts(await eve.send_document("d.csv", legit, caption="/import"))

@@ -34,6 +34,20 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
+def test_the_run_again_hint_names_the_project_venv_as_the_readme_does(tmp_path: Path) -> None:
+    if not Path(sys.executable).absolute().is_relative_to(ROOT / ".venv"):
+        pytest.skip("the tests run outside the project's venv")
+    sheet = tmp_path / "cards.csv"
+    sheet.write_text(f"ICCID,到期日\n{iccid(1)},2027-01-31\n8986,2027-02-28\n", encoding="utf-8")
+    asyncio.run(known_chat(tmp_path / "db.sqlite3", 42))
+    env = {"DATABASE_PATH": str(tmp_path / "db.sqlite3"), "LANGUAGE": "en"}
+    # from the project's directory, where the README's commands are run
+    result = run(["import", str(sheet), "--chat", "42", "--no-progress"], ROOT, **env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [rejected] = tmp_path.glob("cards-*.csv")
+    assert f".venv/bin/python -m bot import {rejected} --chat 42" in result.stdout
+
+
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = run(["--help"], tmp_path)
     assert result.returncode == 0
@@ -103,9 +117,10 @@ def test_import_tells_the_operator_to_fix_the_rejected_rows_and_run_it_again(
     assert "/import" not in first.stdout  # the chat's wording: nothing is attached here
     assert says in first.stdout
     [rejected] = tmp_path.glob("cards-*.csv")
-    [command] = [line for line in first.stdout.splitlines() if "python -m bot import" in line]
-    argv = shlex.split(command[command.index("python -m bot import") :])
-    assert argv == ["python", "-m", "bot", "import", str(rejected), "--chat", "42"]
+    # the interpreter running it, not a bare "python" (maybe one without the bot's packages)
+    [command] = [line for line in first.stdout.splitlines() if " -m bot import" in line]
+    argv = shlex.split(command[command.index(sys.executable) :])
+    assert argv == [sys.executable, "-m", "bot", "import", str(rejected), "--chat", "42"]
     # Done as told: the fixed file imports; the card imported the first time is not added twice.
     rejected.write_text(
         rejected.read_text(encoding="utf-8").replace(bad, iccid(2)), encoding="utf-8"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -167,9 +168,21 @@ async def run_import(
     target: Path = args.rejected or path.with_name(rejected.filename)
     await asyncio.to_thread(target.write_bytes, rejected.content)
     _say(out, lang, "bulk.cli.rejected_written", path=target)
-    again = shlex.join(["python", "-m", "bot", "import", str(target), "--chat", str(args.chat)])
+    again = shlex.join([_python(), "-m", "bot", "import", str(target), "--chat", str(args.chat)])
     _say(out, lang, "bulk.cli.rejected_fix", command=again)
     return 1
+
+
+def _python() -> str:
+    """The interpreter running this, to be run again: ``.venv/bin/python`` (relative) when it
+    is the venv here, as the README advises; else its full path (a bare ``python`` may be
+    another one, without the bot's packages)."""
+    executable = Path(sys.executable or "python3")
+    try:
+        relative = executable.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return str(executable)
+    return str(relative) if relative.parts[:1] == (".venv",) else str(executable)
 
 
 def _export_format(args: argparse.Namespace) -> OutputFormat:

@@ -28,9 +28,9 @@ from typing import Any
 from bot.bulk.columns import map_columns
 from bot.bulk.models import CardChange
 from bot.bulk.reading import Sheet, SheetRow
-from bot.bulk.rows import KEEP, CellProblem, ParseCache, RowProblems, RowValues, parse_row
+from bot.bulk.rows import KEEP, CellProblem, Keep, ParseCache, RowProblems, RowValues, parse_row
 from bot.errors import InputError
-from bot.models import Card, CardDraft
+from bot.models import Card, CardDraft, Carrier, Period
 from storage.bulk import BulkStore
 
 Progress = Callable[[int], None]  # rows validated so far
@@ -66,6 +66,65 @@ class OlderRow:
     @property
     def number(self) -> int:
         return self.values.number
+
+
+# An ``OlderRow`` as plain, small values, to be kept for the "apply anyway" button (in the
+# persisted user data): (ICCID, the card's expiry seen as an ordinal, row number, Luhn, then
+# the file's values: expiry ordinal, carrier, label, (months, days), price, auto-renew, note),
+# with ``...`` where the file says nothing (``KEEP``).
+PackedOlder = tuple[Any, ...]
+
+
+def pack_older(row: OlderRow) -> PackedOlder:
+    v = row.values
+
+    def kept(value: Any) -> Any:
+        return ... if value is KEEP else value
+
+    period = v.plan_period
+    return (
+        v.iccid,
+        row.card_expiry.toordinal(),
+        v.number,
+        v.luhn_ok,
+        ... if v.expiry is KEEP else v.expiry.toordinal(),
+        ... if v.carrier is KEEP else v.carrier.value,
+        kept(v.label),
+        ... if period is KEEP else None if period is None else (period.months, period.days),
+        kept(v.plan_price_fen),
+        kept(v.auto_renew),
+        kept(v.note),
+    )
+
+
+def _unpack_period(packed: Any) -> Period | Keep | None:
+    if packed is ...:
+        return KEEP
+    return None if packed is None else Period(months=packed[0], days=packed[1])
+
+
+def unpack_older(packed: PackedOlder) -> OlderRow:
+    """The row ``pack_older`` made (``ValueError``/``TypeError`` for anything else)."""
+    iccid, seen, number, luhn_ok, expiry, carrier, label, period, price, auto, note = packed
+
+    def kept(value: Any) -> Any:
+        return KEEP if value is ... else value
+
+    values = RowValues(
+        number=int(number),
+        iccid=str(iccid),
+        luhn_ok=luhn_ok,
+        expiry=KEEP if expiry is ... else date.fromordinal(expiry),
+        carrier=KEEP if carrier is ... else Carrier(carrier),
+        label=kept(label),
+        plan_period=_unpack_period(period),
+        plan_price_fen=kept(price),
+        auto_renew=kept(auto),
+        note=kept(note),
+    )
+    card_expiry = date.fromordinal(seen)
+    file_expiry = values.expiry if isinstance(values.expiry, date) else card_expiry
+    return OlderRow(values, card_expiry, file_expiry)
 
 
 @dataclass

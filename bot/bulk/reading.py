@@ -48,6 +48,18 @@ _CHUNK = 1024 * 1024
 # an entry of the shared-string table, <si> or <x:si …>; 64 bytes cover the longest match
 _SHARED_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,31}:)?si[\s/>]")
 _TAG_OVERLAP = 64
+# What openpyxl builds an object for while it loads a part whole, before the first row: cell
+# formats, fonts, fills, borders, number formats, named styles, differential formats (styles.xml),
+# defined names and sheets (workbook.xml), content types and relationships. Counted in every
+# part, whatever its name: a workbook may point openpyxl at a part under any path.
+_ENTRY_TAG = re.compile(
+    rb"<(?:[A-Za-z_][\w.-]{0,31}:)?"
+    rb"(?:xf|font|fill|border|numFmt|cellStyle|dxf|definedName|sheet|Override|Default|Relationship)"
+    rb"[\s/>]"
+)
+_SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml")
+_STRINGS_PART = "xl/sharedstrings.xml"
+_BINARY_PART = re.compile(r"(?:xl/media/|xl/embeddings/|.*\.bin$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,11 @@ class Limits:
     max_cells: int = 1_000_000  # cells read in all, blank ones included
     max_shared_strings: int = 300_000  # an XLSX's table of distinct texts
     max_cell_chars: int = 32_767  # Excel's own limit for one cell
+    # any other XML part (styles, workbook, theme, relationships…), which openpyxl loads whole
+    max_part_bytes: int = 1 * MB
+    # entries of those parts (cell formats, defined names, sheets… see ``_ENTRY_TAG``), in all;
+    # Excel itself allows about 64,000 cell formats, real files have a few hundred
+    max_entries: int = 20_000
 
     @property
     def max_mb(self) -> int:
@@ -81,6 +98,8 @@ CHAT_LIMITS = Limits(
     max_columns=500,
     max_cells=1_000_000,
     max_shared_strings=300_000,
+    max_part_bytes=1 * MB,
+    max_entries=20_000,
 )
 CLI_LIMITS = Limits(
     max_bytes=500 * MB,
@@ -90,6 +109,8 @@ CLI_LIMITS = Limits(
     max_columns=1_000,
     max_cells=50_000_000,
     max_shared_strings=20_000_000,
+    max_part_bytes=100 * MB,
+    max_entries=2_000_000,
 )
 
 
@@ -338,8 +359,9 @@ def _read_csv(content: bytes, limits: Limits, progress: Progress | None) -> Shee
 
 def _check_zip(content: bytes, limits: Limits) -> None:
     """Inflate every part once, counting the bytes that really come out (the sizes a zip's
-    headers claim can lie) and the entries of the shared-string table, which openpyxl would
-    otherwise load whole before the first row is read."""
+    headers claim can lie), the entries of the shared-string table and the entries of the parts
+    openpyxl loads whole before the first row is read (styles, defined names…: ``_ENTRY_TAG``),
+    and bounding each part other than a worksheet, the shared strings or a picture."""
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             infos = archive.infolist()
@@ -347,30 +369,67 @@ def _check_zip(content: bytes, limits: Limits) -> None:
                 raise InputError("import.file.not_spreadsheet")  # a .docx, a plain .zip…
             if sum(info.file_size for info in infos) > limits.max_unpacked_bytes:
                 raise InputError("import.file.too_big_unpacked", max=limits.max_unpacked_mb)
-            inflated = strings = 0
+            counter = _PartCounter(limits)
             for info in infos:
+                counter.start(info.filename)
                 with archive.open(info) as part:
-                    tail = b""
                     while chunk := part.read(_CHUNK):
-                        inflated += len(chunk)
-                        if inflated > limits.max_unpacked_bytes:
-                            raise InputError(
-                                "import.file.too_big_unpacked", max=limits.max_unpacked_mb
-                            )
-                        window = tail + chunk
-                        # a tag cut in two by the chunking is counted in the next window
-                        strings += sum(
-                            1 for m in _SHARED_STRING_TAG.finditer(window) if m.end() > len(tail)
-                        )
-                        if strings > limits.max_shared_strings:
-                            raise InputError(
-                                "import.file.too_many_strings", max=limits.max_shared_strings
-                            )
-                        tail = window[-_TAG_OVERLAP:]
+                        counter.feed(chunk)
     except InputError:
         raise  # a ValueError too
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError):
         raise InputError("import.file.damaged") from None  # a CRC error: a header that lied
+
+
+class _PartCounter:
+    """The running counts of ``_check_zip``, part after part, chunk after chunk."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.inflated = 0
+        self.strings = 0
+        self.entries = 0
+        self._part = ""
+        self._part_bytes = 0
+        self._part_bounded = False
+        self._tail = b""
+
+    def start(self, name: str) -> None:
+        self._part = name
+        self._part_bytes = 0
+        self._tail = b""
+        folded = name.casefold()
+        self._part_bounded = not (
+            _SHEET_PART.fullmatch(folded) or folded == _STRINGS_PART or _BINARY_PART.match(folded)
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        limits = self._limits
+        self.inflated += len(chunk)
+        if self.inflated > limits.max_unpacked_bytes:
+            raise InputError("import.file.too_big_unpacked", max=limits.max_unpacked_mb)
+        self._part_bytes += len(chunk)
+        if self._part_bounded and self._part_bytes > limits.max_part_bytes:
+            log.info("XLSX part %s inflates past %s bytes", self._part, limits.max_part_bytes)
+            raise InputError("import.file.part_too_big", max_kb=limits.max_part_bytes // 1024)
+        tail = self._tail
+        window = tail + chunk
+        # a tag cut in two by the chunking is counted in the next window
+        self.strings += _count_after(_SHARED_STRING_TAG, window, len(tail))
+        if self.strings > limits.max_shared_strings:
+            raise InputError("import.file.too_many_strings", max=limits.max_shared_strings)
+        self.entries += _count_after(_ENTRY_TAG, window, len(tail))
+        if self.entries > limits.max_entries:
+            log.info(
+                "XLSX with over %s styles, names or sheets (in %s)", limits.max_entries, self._part
+            )
+            raise InputError("import.file.too_many_entries", max=limits.max_entries)
+        self._tail = window[-_TAG_OVERLAP:]
+
+
+def _count_after(pattern: re.Pattern[bytes], window: bytes, start: int) -> int:
+    """Matches of ``pattern`` in ``window`` that end past ``start`` (not counted before)."""
+    return sum(1 for m in pattern.finditer(window) if m.end() > start)
 
 
 @contextmanager

@@ -169,11 +169,14 @@ def rejected_file(lang: str, sheet: Sheet, report: ImportReport, stem: str) -> R
     """The rejected rows as they were, plus the reason, in the uploaded file's format."""
     if not report.rejected:
         return None
-    width = len(sheet.headers)
-    headers = [*sheet.headers, plain(t(lang, "import.rejected.reason_header"))]
+    # a row wider than the header (a CSV line with extra cells) keeps them all: blank headers
+    # above them, and the reason after the widest row
+    width = max(len(sheet.headers), *(len(r.row.cells) for r in report.rejected))
+    extra = [""] * (width - len(sheet.headers))
+    headers = [*sheet.headers, *extra, plain(t(lang, "import.rejected.reason_header"))]
     rows: list[list[OutValue]] = []
     for rejected in report.rejected:
-        cells: list[Cell] = list(rejected.row.cells[:width])
+        cells: list[Cell] = list(rejected.row.cells)
         cells += [None] * (width - len(cells))
         rows.append([*cells, plain(rejected_reason(lang, rejected))])
     fmt: OutputFormat = sheet.kind

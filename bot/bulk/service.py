@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -47,10 +47,13 @@ class BulkService:
         self.clock = clock
         self.reminders = reminders
 
-    async def read(self, content: bytes, limits: Limits = CHAT_LIMITS) -> Sheet:
+    async def read(
+        self, content: bytes, limits: Limits = CHAT_LIMITS, owners: Sequence[Hashable] = ()
+    ) -> Sheet:
         """Parse an upload (``InputError`` if it is no usable spreadsheet) in a worker process
-        with CPU and memory limits, so that the bot keeps serving the other chats meanwhile."""
-        return await read_upload(content, limits)
+        with CPU and memory limits, so that the bot keeps serving the other chats meanwhile;
+        one upload at a time per owner (``read_upload``)."""
+        return await read_upload(content, limits, owners)
 
     async def import_file(
         self,
@@ -60,8 +63,9 @@ class BulkService:
         today: date,
         limits: Limits = CHAT_LIMITS,
         progress: Progress | None = None,
+        owners: Sequence[Hashable] = (),
     ) -> ImportResult:
-        sheet = await self.read(content, limits)
+        sheet = await self.read(content, limits, owners)
         report = await import_sheet(
             self.store, chat_id, sheet, today=today, now=self.clock.now(), progress=progress
         )

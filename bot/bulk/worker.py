@@ -15,6 +15,9 @@ Whatever happens to it (killed by a limit, crashed), the bot goes on and the use
 their language: ``import.file.too_slow`` or ``import.file.too_much_memory``, naming the limit.
 At most ``MAX_WORKERS`` uploads are read at once; others wait their turn on the event loop
 (not in a thread, so the threads ``asyncio.to_thread`` lends the rest of the bot stay free).
+Each upload names its owners (its chat, its user): an owner has at most one upload in flight, so
+one chat or one user cannot hold every slot with files built to be slow; a second one is refused
+at once with ``import.file.busy``.
 The command line reads in its own process and needs none of this.
 """
 
@@ -27,6 +30,8 @@ import os
 import resource
 import signal
 import weakref
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -44,11 +49,16 @@ _CONTEXT.set_forkserver_preload(["bot.bulk.reading"])  # imported once, not per 
 _SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )  # per event loop, as an asyncio.Semaphore belongs to one
+_BUSY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[Hashable]] = (
+    weakref.WeakKeyDictionary()
+)  # per event loop: the owners with an upload waiting or being read
 
 
 @dataclass(frozen=True)
 class WorkerLimits:
-    cpu_seconds: int = 20  # CPU time of the parse (the largest file allowed needs about 5)
+    # CPU time of the parse: a file of 20,000 rows of ten columns needs about 4 s, 9 s when
+    # some known columns have blank cells (looked at again for formulas): twice that, at least
+    cpu_seconds: int = 20
     memory_mb: int = 1024  # address space the parse may add to what the worker starts with
     wall_seconds: float = 120  # a worker that neither finishes nor burns CPU is killed too
 
@@ -59,12 +69,27 @@ CHAT_WORKER = WorkerLimits()
 Outcome = tuple[str, Any, Any]
 
 
-async def read_upload(content: bytes, limits: Limits) -> Sheet:
-    """An upload read in a worker (``read_sheet_in_worker``), at most ``MAX_WORKERS`` at once;
-    the event loop goes on meanwhile."""
-    slots = _SLOTS.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(MAX_WORKERS))
-    async with slots:
-        return await asyncio.to_thread(read_sheet_in_worker, content, limits)
+async def read_upload(content: bytes, limits: Limits, owners: Sequence[Hashable] = ()) -> Sheet:
+    """An upload read in a worker (``read_sheet_in_worker``), at most ``MAX_WORKERS`` at once
+    and one per owner (``InputError("import.file.busy")`` while an owner's previous upload is
+    waiting or being read); the event loop goes on meanwhile."""
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.setdefault(loop, asyncio.Semaphore(MAX_WORKERS))
+    with _claim(_BUSY.setdefault(loop, set()), owners):
+        async with slots:
+            return await asyncio.to_thread(read_sheet_in_worker, content, limits)
+
+
+@contextmanager
+def _claim(busy: set[Hashable], owners: Sequence[Hashable]) -> Iterator[None]:
+    if any(owner in busy for owner in owners):
+        raise InputError("import.file.busy")
+    mine = set(owners)
+    busy.update(mine)
+    try:
+        yield
+    finally:
+        busy.difference_update(mine)
 
 
 def read_sheet_in_worker(
@@ -124,6 +149,9 @@ def _death(exitcode: int | None, worker: WorkerLimits) -> Outcome:
     if exitcode == -signal.SIGKILL:  # the CPU hard limit, or the kernel out of memory
         log.warning("the worker reading an upload was killed")
         return _too_big(worker)
+    if exitcode is not None and exitcode < 0:  # another signal: a limit, not the file's fault
+        log.warning("the worker reading an upload was ended by signal %s", -exitcode)
+        return _too_slow(worker)
     log.warning("the worker reading an upload ended with status %s", exitcode)
     return ("refused", "import.file.damaged", {})
 
