@@ -18,12 +18,12 @@ import aiosqlite
 
 from bot.models import Period, RenewalRule
 from bot.reminders.models import (
-    ClockRecord,
     DEFAULT_SEND_TIME,
     AheadUndone,
     AutoRenewal,
     AutoRenewCandidate,
     ChatToRemind,
+    ClockRecord,
     DigestChat,
     DigestPart,
     DueCard,

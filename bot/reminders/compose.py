@@ -184,9 +184,7 @@ class ReminderComposer:
                     limit=self.batch_chats,
                 )
                 if chats:
-                    stats.add(
-                        await self._batch(batch, chats, today, now, dry_run, unconfirmed)
-                    )
+                    stats.add(await self._batch(batch, chats, today, now, dry_run, unconfirmed))
             if len(chats) < self.batch_chats:
                 return stats
             after = chats[-1].chat_id
