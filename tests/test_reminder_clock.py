@@ -392,3 +392,28 @@ async def test_a_bot_down_for_days_catches_up(
     [caught_up] = digests(emulator, alice.chat_id)[1:]
     assert "收银台" in caught_up
     assert "明天到期" in caught_up
+
+
+async def test_a_restart_with_the_clock_a_month_behind_keeps_real_renewals(
+    app: AnyApplication,
+    clock: FixedClock,
+    time: Time,
+    runner: ReminderRunner,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """A board whose clock restarts a month behind, and stays so: nothing the trusted clock
+    did is taken back, and no digest goes out for the false day."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    await day_by_day(runner, time, emulator, alice.chat_id, 11)
+    renewed = await renewals(storage, auto)
+    assert len(renewed) == 1
+    sent = len(digests(emulator, alice.chat_id))
+    time.jumps(-timedelta(days=30))
+    restarted = fresh_runner(app, clock, time)
+    assert await restarted.tick() is None
+    time.passes(TICK)
+    assert await restarted.tick() is not None
+    assert await renewals(storage, auto) == renewed
+    assert len(digests(emulator, alice.chat_id)) == sent
