@@ -234,12 +234,12 @@ def _parse_instant(text: str) -> datetime:
 
 _EARLIEST_ZONE = timedelta(hours=14)  # UTC+14: where a day begins first
 
-# The earliest marked pass and the latest day composed, then every instant the bot stamps.
+# The earliest marked pass and the latest day composed, then the instants reminders stamp
+# (renewals too; cards are left out: an import or a script may date them otherwise).
 _CLOCK_RECORD_SQL = """
 SELECT (SELECT min(composed_at) FROM chat_reminders), (SELECT max(composed_on) FROM chat_reminders),
        (SELECT max(composed_at) FROM chat_reminders), (SELECT max(created_at) FROM outbox),
-       (SELECT max(sent_at) FROM outbox), (SELECT max(renewed_at) FROM renewals),
-       (SELECT max(created_at) FROM cards)
+       (SELECT max(sent_at) FROM outbox), (SELECT max(renewed_at) FROM renewals)
 """
 
 _OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"

@@ -107,11 +107,24 @@ async def test_a_real_run_sends_and_summarises(
     assert len(emulator.chat_messages(GROUP)) == 1
 
 
+async def _composed_at(settings: Settings, now: datetime) -> None:
+    """A pass for DAY, made (by the clock) at ``now``."""
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        store = SqliteReminderStore(storage)
+        await ReminderComposer(store, FixedClock(now), default_language="zh_CN").compose_for_date(
+            DAY
+        )
+    finally:
+        await storage.close()
+
+
 async def test_a_run_whose_clock_is_far_after_the_database_waits_for_trust_clock(
     settings: Settings, emulator: BotApiEmulator
 ) -> None:
-    """The database last recorded something on 2026-11-25 (its cards); a run now, days
-    later, could be a clock that ran ahead: it does nothing and says how to go on."""
+    """The database last recorded a pass on 2026-11-25 at 10:00; a run now, days later,
+    could be a clock that ran ahead: it does nothing and says how to go on."""
+    await _composed_at(settings, datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
     before = _tables(settings.database_path)
     out = io.StringIO()
     assert await run_remind(settings, on_date=None, dry_run=False, out=out) == 1
@@ -130,10 +143,7 @@ async def test_a_run_whose_clock_is_far_after_the_database_waits_for_trust_clock
 async def test_a_run_soon_after_the_last_recorded_time_needs_no_trust(
     settings: Settings, emulator: BotApiEmulator
 ) -> None:
-    storage = await SqliteStorage.open(settings.database_path)
-    draft = CardDraft(iccid="89860012345678000009", expiry=DAY + timedelta(days=300))
-    await storage.add_card(ALICE, draft, datetime.now(UTC) - timedelta(hours=20))
-    await storage.close()
+    await _composed_at(settings, datetime.now(UTC) - timedelta(hours=20))
     out = io.StringIO()
     await run_remind(settings, on_date=None, dry_run=False, out=out)
     assert "--trust-clock" not in out.getvalue()
