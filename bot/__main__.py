@@ -111,7 +111,13 @@ def _remind(settings: Settings, args: argparse.Namespace) -> int:
         _say(settings, "cli.no_database", err=True, path=settings.database_path)
         return 2
     return asyncio.run(
-        run_remind(settings, on_date=args.date, dry_run=args.dry_run, out=sys.stdout)
+        run_remind(
+            settings,
+            on_date=args.date,
+            dry_run=args.dry_run,
+            out=sys.stdout,
+            trust_clock=args.trust_clock,
+        )
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 import aiosqlite
@@ -23,6 +23,7 @@ from bot.reminders.models import (
     AutoRenewal,
     AutoRenewCandidate,
     ChatToRemind,
+    ClockRecord,
     DigestChat,
     DigestPart,
     DueCard,
@@ -77,15 +78,20 @@ class ReminderBatch(Protocol):
         ``renewed`` (chat id -> JSON notes). Returns (cards, digests)."""
         ...
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
-        """The chats' pass for ``today`` ran (at ``now``)."""
+    async def mark_composed(
+        self, chat_ids: Sequence[int], today: date, *, now: datetime, unconfirmed: bool = False
+    ) -> None:
+        """The chats' pass for ``today`` ran (at ``now``). ``unconfirmed``: the system clock
+        had jumped ahead before it (the pass can be undone if the clock comes back); only such
+        a pass keeps its instant (``composed_at``), any other clears it."""
         ...
 
     async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
-        """Undo what passes made while the system clock ran ahead did: for each chat whose
-        last pass was for a day after its today (``today_in(its time zone)``) at an instant
-        after ``now``, the sent-log entries and undelivered digests dated after today, the
-        automatic renewals before a card's real expiry day, and the day it was composed for."""
+        """Undo what passes made on an unconfirmed clock that ran ahead did: for each chat
+        whose last pass was marked ``unconfirmed``, for a day after its today (``today_in(its
+        time zone)``), at an instant after ``now``, the sent-log entries and undelivered
+        digests dated after today, the automatic renewals before a card's real expiry day, and
+        the day it was composed for."""
         ...
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
@@ -99,6 +105,11 @@ class ReminderStore(Protocol):
         ...
 
     async def timezones(self) -> list[str]: ...
+
+    async def clock_record(self) -> ClockRecord:
+        """What the database knows of the time: the latest instant it recorded, and the
+        earliest pass still marked as made on an unconfirmed clock."""
+        ...
 
     # per-chat settings and state
     async def get_settings(self, chat_id: int) -> ReminderSettings: ...
@@ -215,6 +226,21 @@ def _instant(moment: datetime) -> str:
     # One fixed format, so instants compare correctly as text in SQL.
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
+
+def _parse_instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+_EARLIEST_ZONE = timedelta(hours=14)  # UTC+14: where a day begins first
+
+# The earliest marked pass and the latest day composed, then the instants reminders stamp
+# (renewals too; cards are left out: an import or a script may date them otherwise).
+_CLOCK_RECORD_SQL = """
+SELECT (SELECT min(composed_at) FROM chat_reminders), (SELECT max(composed_on) FROM chat_reminders),
+       (SELECT max(composed_at) FROM chat_reminders), (SELECT max(created_at) FROM outbox),
+       (SELECT max(sent_at) FROM outbox), (SELECT max(renewed_at) FROM renewals)
+"""
 
 _OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"
 
@@ -695,8 +721,10 @@ class _SqliteBatch:
         )
         return cards, len(renewed) + max(cursor.rowcount, 0)
 
-    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
-        day, at = today.isoformat(), _instant(now)
+    async def mark_composed(
+        self, chat_ids: Sequence[int], today: date, *, now: datetime, unconfirmed: bool = False
+    ) -> None:
+        day, at = today.isoformat(), (_instant(now) if unconfirmed else None)
         await self._db.executemany(
             "INSERT INTO chat_reminders (chat_id, composed_on, composed_at) VALUES (?, ?, ?) "
             "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on, "
@@ -707,8 +735,8 @@ class _SqliteBatch:
 
     async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
         db = self._db
-        # Chats whose last pass was for a day after their today, at an instant after now: the
-        # system clock ran ahead then (a deliberate ``remind --date`` stamps the real instant).
+        # Chats whose last pass, made on an unconfirmed clock (the only ones stamped), was for a
+        # day after their today, at an instant after now: the system clock ran ahead then.
         rows = await db.execute_fetchall(
             "SELECT s.chat_id, ch.timezone, s.composed_on FROM chat_reminders s "
             "JOIN chats ch ON ch.chat_id = s.chat_id "
@@ -798,6 +826,19 @@ class SqliteReminderStore:
     async def timezones(self) -> list[str]:
         rows = await self._storage.fetchall("SELECT DISTINCT timezone FROM chats")
         return [row[0] for row in rows]
+
+    async def clock_record(self) -> ClockRecord:
+        [row] = await self._storage.fetchall(_CLOCK_RECORD_SQL)
+        marked, day = row[0], row[1]
+        latest: datetime | None = None
+        for value in row[2:]:
+            if value is not None:
+                moment = _parse_instant(value)
+                latest = moment if latest is None else max(latest, moment)
+        if day is not None:  # the day composed began at the earliest 14 hours before UTC's
+            start = datetime.combine(date.fromisoformat(day), time(), UTC) - _EARLIEST_ZONE
+            latest = start if latest is None else max(latest, start)
+        return ClockRecord(latest, None if marked is None else _parse_instant(marked))
 
     # per-chat settings and state
 

@@ -33,7 +33,8 @@ def test_parser() -> None:
     args = root.parse_args(["remind", "--date", "2026-11-25", "--dry-run"])
     assert (args.command, args.date, args.dry_run) == ("remind", DAY, True)
     args = root.parse_args(["remind"])
-    assert (args.date, args.dry_run) == (None, False)
+    assert (args.date, args.dry_run, args.trust_clock) == (None, False, False)
+    assert root.parse_args(["remind", "--trust-clock"]).trust_clock
     with pytest.raises(SystemExit):
         root.parse_args(["remind", "--date", "25/11/2026"])
 
@@ -104,6 +105,49 @@ async def test_a_real_run_sends_and_summarises(
     assert await run_remind(settings, on_date=DAY, dry_run=False, out=again) == 0
     assert "发送成功 0 条" in again.getvalue()
     assert len(emulator.chat_messages(GROUP)) == 1
+
+
+async def _composed_at(settings: Settings, now: datetime) -> None:
+    """A pass for DAY, made (by the clock) at ``now``."""
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        store = SqliteReminderStore(storage)
+        await ReminderComposer(store, FixedClock(now), default_language="zh_CN").compose_for_date(
+            DAY
+        )
+    finally:
+        await storage.close()
+
+
+async def test_a_run_whose_clock_is_far_after_the_database_waits_for_trust_clock(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    """The database last recorded a pass on 2026-11-25 at 10:00; a run now, days later,
+    could be a clock that ran ahead: it does nothing and says how to go on."""
+    await _composed_at(settings, datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    before = _tables(settings.database_path)
+    out = io.StringIO()
+    assert await run_remind(settings, on_date=None, dry_run=False, out=out) == 1
+    [line] = out.getvalue().splitlines()
+    assert "2026-11-25 10:00" in line
+    assert "本次未做任何事" in line
+    assert "--trust-clock" in line
+    assert _tables(settings.database_path) == before
+    assert emulator.calls_to("sendMessage") == []
+    trusted = io.StringIO()
+    await run_remind(settings, on_date=None, dry_run=False, out=trusted, trust_clock=True)
+    assert "提醒完成" in trusted.getvalue()
+    assert "--trust-clock" not in trusted.getvalue()
+
+
+async def test_a_run_soon_after_the_last_recorded_time_needs_no_trust(
+    settings: Settings, emulator: BotApiEmulator
+) -> None:
+    await _composed_at(settings, datetime.now(UTC) - timedelta(hours=20))
+    out = io.StringIO()
+    await run_remind(settings, on_date=None, dry_run=False, out=out)
+    assert "--trust-clock" not in out.getvalue()
+    assert "提醒完成" in out.getvalue()
 
 
 async def test_a_failed_delivery_fails_the_run(

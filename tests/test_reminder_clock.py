@@ -179,6 +179,8 @@ async def test_a_clock_ahead_for_a_while_is_undone_when_it_is_back(
     assert "前台" in wrong[0]
     assert len(await renewals(storage, auto)) == 1
     time.jumps(-timedelta(days=30))  # the clock is back, still today
+    assert await runner.tick() is None  # a jump back waits for the next tick to confirm it
+    assert await renewals(storage, auto) != []
     time.passes(TICK)
     await runner.tick()
     card = await storage.get_card(alice.chat_id, auto.id)
@@ -257,8 +259,161 @@ async def test_a_clock_ahead_for_days_still_loses_no_reminder(
         await runner.tick()
         time.passes(timedelta(days=1) - TICK)
     time.jumps(-timedelta(days=32))
+    await runner.tick()
     time.passes(TICK)
     await runner.tick()
     assert await renewals(storage, auto) == []
     assert len(digests(emulator, alice.chat_id)) == 3  # today's, and the two days ahead
     assert_real_days(await day_by_day(runner, time, emulator, alice.chat_id, 11))
+
+
+def fresh_runner(app: AnyApplication, clock: FixedClock, time: Time) -> ReminderRunner:
+    """A runner as a restarted bot makes it: no memory of earlier ticks."""
+    installed = cast(ReminderRunner, app.bot_data[RUNNER_KEY])
+    sender = OutboxSender(
+        installed.store,
+        TelegramMessenger(app.bot),
+        clock,
+        SenderPolicy(messages_per_second=1000, backoff_base=0.01),
+        default_language="zh_CN",
+        monotonic=time.monotonic,
+    )
+    return ReminderRunner(
+        installed.store, installed.composer, sender, clock, monotonic=time.monotonic
+    )
+
+
+async def test_a_clock_that_jumps_back_keeps_real_renewals(
+    runner: ReminderRunner,
+    time: Time,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """The clock was right when the card auto-renewed on its real day; it then goes back a
+    month (for one tick, then for good): the renewal stays, no digest for the false day."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    await day_by_day(runner, time, emulator, alice.chat_id, 11)  # renews on DAY + 10
+    renewed = [(auto.expiry.isoformat(), date(2027, 1, 5).isoformat())]
+    assert await renewals(storage, auto) == renewed
+    sent = len(digests(emulator, alice.chat_id))
+    time.jumps(-timedelta(days=30))
+    assert await runner.tick() is None  # a jump back waits for the next tick too
+    time.jumps(timedelta(days=30))  # fixed before it
+    time.passes(TICK)
+    assert await runner.tick() is not None
+    assert await renewals(storage, auto) == renewed
+    time.jumps(-timedelta(days=30))  # now it goes back and stays back
+    await runner.tick()
+    time.passes(TICK)
+    assert await runner.tick() is not None
+    card = await storage.get_card(alice.chat_id, auto.id)
+    assert card is not None
+    assert card.expiry == date(2027, 1, 5)
+    assert await renewals(storage, auto) == renewed
+    assert len(digests(emulator, alice.chat_id)) == sent  # no "24 天后到期" for a renewed card
+    time.jumps(timedelta(days=30))
+    time.passes(TICK)
+    await runner.tick()
+    time.passes(TICK)
+    await runner.tick()
+    rows = await storage.fetchall("SELECT renewed_at FROM renewals WHERE card_id = ?", (auto.id,))
+    assert len(rows) == 1  # not made again
+    assert len(digests(emulator, alice.chat_id)) == sent
+
+
+async def test_a_restart_while_the_clock_is_far_ahead_waits(
+    app: AnyApplication,
+    clock: FixedClock,
+    time: Time,
+    runner: ReminderRunner,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bot restarts while the clock is a month ahead (a board's clock before it syncs):
+    the first tick composes, renews and sends nothing, and says why; the clock is fixed
+    before the next tick, and every reminder still comes on its real day."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    time.jumps(timedelta(days=30))
+    restarted = fresh_runner(app, clock, time)
+    assert await restarted.tick() is None
+    assert "waiting for the next tick" in caplog.text
+    assert len(digests(emulator, alice.chat_id)) == 1
+    assert await renewals(storage, auto) == []
+    time.jumps(-timedelta(days=30))
+    assert await restarted.tick() is not None
+    assert_real_days(await day_by_day(restarted, time, emulator, alice.chat_id, 11))
+
+
+async def test_a_restart_far_ahead_that_holds_is_undone_when_the_clock_is_back(
+    app: AnyApplication,
+    clock: FixedClock,
+    time: Time,
+    runner: ReminderRunner,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """Confirmed a minute later, the month-ahead clock is acted on, but its passes are marked:
+    when it comes back (confirmed), they are undone and the card renews on its real day."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    time.jumps(timedelta(days=30))
+    restarted = fresh_runner(app, clock, time)
+    assert await restarted.tick() is None
+    time.passes(TICK)
+    assert await restarted.tick() is not None
+    assert len(await renewals(storage, auto)) == 1
+    time.jumps(-timedelta(days=30))
+    assert await restarted.tick() is None
+    time.passes(TICK)
+    assert await restarted.tick() is not None
+    assert await renewals(storage, auto) == []
+    assert_real_days(await day_by_day(restarted, time, emulator, alice.chat_id, 11))
+
+
+async def test_a_bot_down_for_days_catches_up(
+    app: AnyApplication,
+    clock: FixedClock,
+    time: Time,
+    runner: ReminderRunner,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """Down for four days (the clock right): the first tick waits, the next catches up."""
+    await two_cards(runner, time, emulator, alice, storage)
+    time.passes(timedelta(days=4))
+    restarted = fresh_runner(app, clock, time)
+    assert await restarted.tick() is None
+    time.passes(TICK)
+    assert await restarted.tick() is not None
+    [caught_up] = digests(emulator, alice.chat_id)[1:]
+    assert "收银台" in caught_up
+    assert "明天到期" in caught_up
+
+
+async def test_a_restart_with_the_clock_a_month_behind_keeps_real_renewals(
+    app: AnyApplication,
+    clock: FixedClock,
+    time: Time,
+    runner: ReminderRunner,
+    emulator: BotApiEmulator,
+    alice: ChatDriver,
+    storage: SqliteStorage,
+) -> None:
+    """A board whose clock restarts a month behind, and stays so: nothing the trusted clock
+    did is taken back, and no digest goes out for the false day."""
+    _, auto = await two_cards(runner, time, emulator, alice, storage)
+    await day_by_day(runner, time, emulator, alice.chat_id, 11)
+    renewed = await renewals(storage, auto)
+    assert len(renewed) == 1
+    sent = len(digests(emulator, alice.chat_id))
+    time.jumps(-timedelta(days=30))
+    restarted = fresh_runner(app, clock, time)
+    assert await restarted.tick() is None
+    time.passes(TICK)
+    assert await restarted.tick() is not None
+    assert await renewals(storage, auto) == renewed
+    assert len(digests(emulator, alice.chat_id)) == sent

@@ -20,7 +20,7 @@ import html
 import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import date
+from datetime import date, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from bot.errors import InputError, excerpt
 from bot.i18n import t
 from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
+from bot.reminders.runner import CLOCK_JUMP, RESTART_GAP
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
 from storage.reminders import ReminderStore, SqliteReminderStore
 from storage.sqlite import SqliteStorage
@@ -53,6 +54,12 @@ def add_remind_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="DATE",
         help="compute as if today were this date in every chat's time zone (ignores send "
         "times); written as in the bot: 2026-12-25, 2026/12/25, 12月25日…",
+    )
+    remind.add_argument(
+        "--trust-clock",
+        action="store_true",
+        help="run even though the system clock is far after (or before) the latest time the "
+        "database recorded (without it such a run does nothing and says so)",
     )
     remind.add_argument(
         "--dry-run",
@@ -180,6 +187,25 @@ async def run_pass(
     return 1 if drained.failed or drained.waiting else 0
 
 
+async def _clock_doubted(store: ReminderStore, settings: Settings, out: TextIO) -> bool:
+    """Whether the system clock is further after the latest time the database recorded than
+    a daily cron leaves (``RESTART_GAP``), or before it: a clock that is wrong (a board before
+    it syncs) would send and auto-renew for the wrong day. Says so in one line."""
+    latest = (await store.clock_record()).latest
+    now = SystemClock().now()
+    if latest is None or -CLOCK_JUMP <= now - latest <= RESTART_GAP:
+        return False
+    zone = ZoneInfo(settings.timezone)
+
+    def shown(moment: datetime) -> str:
+        return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
+
+    key = "remind_cli.clock_ahead" if now > latest else "remind_cli.clock_behind"
+    days = abs(now - latest).days
+    _say(out, settings.language, key, now=shown(now), latest=shown(latest), days=days)
+    return True
+
+
 async def run_remind(
     settings: Settings,
     *,
@@ -187,13 +213,18 @@ async def run_remind(
     dry_run: bool,
     out: TextIO,
     messenger_factory: MessengerFactory | None = None,
+    trust_clock: bool = False,
 ) -> int:
     """The ``remind`` command. ``messenger_factory`` opens the Telegram side (by default
-    ``handlers.delivery.open_messenger``, imported only when something is to be sent)."""
+    ``handlers.delivery.open_messenger``, imported only when something is to be sent).
+    Without ``on_date`` and ``trust_clock``, a run whose clock is far from what the database
+    recorded does nothing (exit status 1)."""
     lang = settings.language
     storage = await SqliteStorage.open(settings.database_path)
     try:
         store = SqliteReminderStore(storage)
+        if on_date is None and not trust_clock and await _clock_doubted(store, settings, out):
+            return 1
         if dry_run:
             composer = ReminderComposer(store, SystemClock(), default_language=lang)
             code = await _dry_run(store, composer, on_date, lang, out)

@@ -110,10 +110,14 @@ class ReminderComposer:
         self.default_language = default_language
         self.batch_chats = batch_chats
 
-    async def compose_due(self, *, dry_run: bool = False) -> ComposeStats:
+    async def compose_due(
+        self, *, dry_run: bool = False, unconfirmed: bool = False
+    ) -> ComposeStats:
         """Every chat whose local send time has passed today and whose digest for today is not
         composed yet (a restart later in the day catches up the same day). A dry run rolls
-        everything back and returns the digests it would have sent."""
+        everything back and returns the digests it would have sent. ``unconfirmed``: the
+        system clock jumped ahead before this pass (``ReminderRunner``): the pass is marked,
+        and undone if the clock comes back (``undo_ahead``)."""
         now = self.clock.now()
         stats = ComposeStats()
         if not dry_run:
@@ -127,15 +131,17 @@ class ReminderComposer:
                     local_time=local.time(),
                     now=now,
                     dry_run=dry_run,
+                    unconfirmed=unconfirmed,
                 )
             )
         return stats
 
     async def undo_ahead(self, now: datetime) -> AheadUndone:
-        """Take back what passes made while the system clock ran ahead did (the clock is back:
-        ``now`` is earlier than they were), so that every reminder comes on its real day and
-        no card stays renewed before its real expiry day. A deliberate run for a later day
-        (``compose_for_date``, ``remind --date``) stamps the real time and is kept."""
+        """Take back what passes marked ``unconfirmed`` (made after the system clock jumped
+        ahead) did, once the clock is back (``now`` is earlier than they were), so that every
+        reminder comes on its real day and no card stays renewed before its real expiry day.
+        Passes on a trusted clock, and deliberate runs for a later day (``compose_for_date``,
+        ``remind --date``), are not marked and are kept."""
         async with self.store.batch() as batch:
             undone = await batch.undo_ahead(
                 now=now, today_in=lambda zone: now.astimezone(_zone(zone)).date()
@@ -164,6 +170,7 @@ class ReminderComposer:
         local_time: time | None,
         now: datetime,
         dry_run: bool,
+        unconfirmed: bool = False,
     ) -> ComposeStats:
         stats = ComposeStats()
         after: int | None = None
@@ -177,7 +184,7 @@ class ReminderComposer:
                     limit=self.batch_chats,
                 )
                 if chats:
-                    stats.add(await self._batch(batch, chats, today, now, dry_run))
+                    stats.add(await self._batch(batch, chats, today, now, dry_run, unconfirmed))
             if len(chats) < self.batch_chats:
                 return stats
             after = chats[-1].chat_id
@@ -189,6 +196,7 @@ class ReminderComposer:
         today: date,
         now: datetime,
         dry_run: bool,
+        unconfirmed: bool,
     ) -> ComposeStats:
         ids = [chat.chat_id for chat in chats]
         renewals = [
@@ -204,7 +212,7 @@ class ReminderComposer:
             now=now,
             renewed={chat_id: notes_to_json(chat_notes) for chat_id, chat_notes in notes.items()},
         )
-        await batch.mark_composed(ids, today, now=now)
+        await batch.mark_composed(ids, today, now=now, unconfirmed=unconfirmed)
         stats = ComposeStats(
             chats=len(chats), digests=digests, cards_due=cards, auto_renewed=len(renewals)
         )

@@ -255,6 +255,14 @@ class DigestPart:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockRecord:
+    """What the database knows of the time (``ReminderStore.clock_record``)."""
+
+    latest: datetime | None  # the latest instant recorded (None: nothing yet)
+    marked_since: datetime | None  # the earliest pass marked as made on an unconfirmed clock
+
+
+@dataclass(frozen=True, slots=True)
 class AheadUndone:
     """What undoing the passes of a clock that ran ahead took back."""
 

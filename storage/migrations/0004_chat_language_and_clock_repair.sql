@@ -10,10 +10,11 @@ ALTER TABLE chats ADD COLUMN default_language TEXT;
 ALTER TABLE chats ADD COLUMN timezone_chosen INTEGER NOT NULL DEFAULT 0;
 UPDATE chats SET timezone_chosen = 1 WHERE timezone <> 'Asia/Shanghai';
 
--- The instant (UTC) of the pass that set ``composed_on``, and the ``composed_on`` before it. A
--- pass made while the system clock ran ahead is recognised by both a date after the chat's
--- today and an instant after now (``remind --date`` for a later day stamps the real instant
--- and stays); undoing it puts ``prev_composed_on`` back.
+-- The instant (UTC) of the pass that set ``composed_on``, set only when that pass was made
+-- after a jump ahead of the system clock (NULL for a pass on a trusted clock and for
+-- ``remind --date``), and the ``composed_on`` before it. Such a marked pass with a date after
+-- the chat's today and an instant after now was made by a clock that ran ahead; undoing it
+-- puts ``prev_composed_on`` back.
 ALTER TABLE chat_reminders ADD COLUMN composed_at TEXT;
 ALTER TABLE chat_reminders ADD COLUMN prev_composed_on TEXT;
 CREATE INDEX chat_reminders_composed_at ON chat_reminders (composed_at)
