@@ -7,10 +7,13 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.services.cards import CardService
 from handlers.common import (
+    CALLBACK_INT,
     Context,
     Here,
     answer,
+    answer_stale,
     callback_arg,
+    callback_int,
     command_args,
     here,
     is_admin,
@@ -78,14 +81,14 @@ async def page_button(update: Update, context: Context) -> None:
     assert query is not None and isinstance(query.data, str)
     parts = query.data.split(":")
     page = callback_arg(update, 2)
-    valid_filter = len(parts) == 3 and (
-        parts[1] == "a" or (parts[1][:1] == "e" and parts[1][1:].isdecimal())
-    )
-    await answer(query)
+    days = callback_int(parts[1][1:]) if parts[1][:1] == "e" else None
+    valid_filter = parts[1] == "a" or (days is not None and days <= MAX_EXPIRING_DAYS)
     if page is None or not valid_filter:
+        await answer_stale(update, context)
         return
+    await answer(query)
     where = await here(update, context)
-    await _show_page(update, context, where, parts[1], page)
+    await _show_page(update, context, where, "a" if days is None else f"e{days}", page)
 
 
 async def show_card(update: Update, context: Context, where: Here, card_id: int) -> None:
@@ -102,10 +105,11 @@ async def show_card(update: Update, context: Context, where: Here, card_id: int)
 
 
 async def open_card_button(update: Update, context: Context) -> None:
-    await answer(update.callback_query)
     card_id = callback_arg(update, 1)
     if card_id is None:
+        await answer_stale(update, context)
         return
+    await answer(update.callback_query)
     await show_card(update, context, await here(update, context), card_id)
 
 
@@ -117,7 +121,7 @@ async def delete_button(update: Update, context: Context) -> None:
     action = query.data.split(":", 1)[0]
     card_id = callback_arg(update, 1)
     if card_id is None:
-        await answer(query)
+        await answer_stale(update, context)
         return
     if action == "dn":
         await answer(query)
@@ -155,7 +159,7 @@ async def page_number_button(update: Update, context: Context) -> None:
     where = await here(update, context)
     page, pages = callback_arg(update, 1), callback_arg(update, 2)
     if page is None or pages is None:
-        await answer(update.callback_query)
+        await answer_stale(update, context)
         return
     await answer(update.callback_query, where.t("cards.page_alert", page=page, pages=pages))
 
@@ -167,9 +171,9 @@ async def noop_button(update: Update, context: Context) -> None:
 HANDLERS = [
     CommandHandler("cards", cards_command),
     CommandHandler("expiring", expiring_command),
-    CallbackQueryHandler(page_button, pattern=r"^pg:"),
-    CallbackQueryHandler(open_card_button, pattern=r"^cd:"),
-    CallbackQueryHandler(delete_button, pattern=r"^d[lyn]:"),
-    CallbackQueryHandler(page_number_button, pattern=r"^pn:\d+:\d+$"),
+    CallbackQueryHandler(page_button, pattern=rf"^pg:(a|e[0-9]{{1,4}}):{CALLBACK_INT}$"),
+    CallbackQueryHandler(open_card_button, pattern=rf"^cd:{CALLBACK_INT}$"),
+    CallbackQueryHandler(delete_button, pattern=rf"^d[lyn]:{CALLBACK_INT}$"),
+    CallbackQueryHandler(page_number_button, pattern=rf"^pn:{CALLBACK_INT}:{CALLBACK_INT}$"),
     CallbackQueryHandler(noop_button, pattern=r"^noop$"),  # page counters sent before pn:
 ]

@@ -42,6 +42,9 @@ def carrier_name(lang: str, carrier: Carrier) -> Html:
     return t(lang, f"carrier.{carrier.value}")
 
 
+STANDARD_MONTHS = (1, 3, 6, 12)  # the periods /addcard and /renew offer as buttons
+
+
 def period_text(lang: str, period: Period | None) -> Html:
     if period is None or period.is_empty:
         return t(lang, "common.none")
