@@ -47,7 +47,6 @@ from handlers.render import (
     STANDARD_MONTHS,
     button,
     carrier_name,
-    iccid_shown,
     markup,
     period_text,
     plan_buttons,
@@ -75,7 +74,7 @@ async def _existing_card_reply(update: Update, context: Context, where: Here, ic
     if existing is None:
         return False
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{existing.id}")]])
-    shown = iccid_shown(existing, where.is_group)
+    shown = shown_iccid(existing.iccid, where.is_group)
     await reply(update, where.t("addcard.duplicate", iccid=shown), keyboard, edit=False)
     return True
 
@@ -429,7 +428,7 @@ async def _save(
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{card.id}")]])
     text = where.t(
         "addcard.saved",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         expiry=card.expiry.isoformat(),
         status=status_text(where.lang, card, where.today),
         note=_expired_note(where, card.expiry) or where.t("addcard.will_remind"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot.iccid import shown_iccid
 from bot.services.cards import CardService
 from handlers.common import (
     CALLBACK_INT,
@@ -20,7 +21,7 @@ from handlers.common import (
     reply,
     services,
 )
-from handlers.render import button, card_detail, card_list, detail_keyboard, iccid_shown, markup
+from handlers.render import button, card_detail, card_list, detail_keyboard, markup
 
 DEFAULT_EXPIRING_DAYS = 30
 MAX_EXPIRING_DAYS = 3650
@@ -145,13 +146,13 @@ async def delete_button(update: Update, context: Context) -> None:
                 ]
             ]
         )
-        shown = iccid_shown(card, where.is_group)
+        shown = shown_iccid(card.iccid, where.is_group)
         await reply(
             update, where.t("delete.confirm", iccid=shown, label=card.label or ""), keyboard
         )
         return
     await svc.cards.delete(where.chat_id, card.id)
-    await reply(update, where.t("delete.done", iccid=iccid_shown(card, where.is_group)))
+    await reply(update, where.t("delete.done", iccid=shown_iccid(card.iccid, where.is_group)))
 
 
 async def page_number_button(update: Update, context: Context) -> None:

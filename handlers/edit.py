@@ -51,7 +51,6 @@ from handlers.render import (
     button,
     card_pick_text,
     carrier_name,
-    iccid_shown,
     markup,
     plan_buttons,
 )
@@ -99,7 +98,9 @@ def _menu(where: Here, card: Card) -> tuple[Html, Keyboard]:
         ],
         [button(where.t("button.back"), f"cd:{card.id}")],
     ]
-    text = where.t("edit.menu", iccid=iccid_shown(card, where.is_group), label=card.label or "")
+    text = where.t(
+        "edit.menu", iccid=shown_iccid(card.iccid, where.is_group), label=card.label or ""
+    )
     return text, rows
 
 
@@ -343,7 +344,7 @@ async def _ask_expiry_confirm(
         warnings.append(where.t("edit.expiry_past"))
     question = where.t(
         "edit.expiry_confirm",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=card.label or "",
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),

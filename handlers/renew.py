@@ -17,6 +17,7 @@ from telegram.ext import (
 from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError, excerpt
 from bot.i18n import Html
+from bot.iccid import shown_iccid
 from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
 from bot.plans.advice import cheapest_for
@@ -44,7 +45,6 @@ from handlers.render import (
     button,
     card_list,
     card_pick_text,
-    iccid_shown,
     markup,
     period_text,
 )
@@ -163,7 +163,7 @@ async def _ask_period(
         rows.append([button(label, "rper:plan")])
     text = where.t(
         "renew.ask_period",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=card.label or "",
         expiry=card.expiry.isoformat(),
     )
@@ -280,7 +280,7 @@ async def _confirm(update: Update, context: Context, where: Here, card: Card) ->
     amount = data.get("amount_fen")
     text = where.t(
         "renew.confirm",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=card.label or "",
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),
@@ -326,7 +326,7 @@ async def confirm_button(update: Update, context: Context) -> int:
         return END
     text = where.t(
         "renew.done",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=card.label or "",
         old=renewal.old_expiry.isoformat(),
         new=renewal.new_expiry.isoformat(),
