@@ -159,7 +159,7 @@ async def page_number_button(update: Update, context: Context) -> None:
     """The n/m counter between ◀ and ▶: say which page this is and how to move on."""
     where = await here(update, context)
     page, pages = callback_arg(update, 1), callback_arg(update, 2)
-    if page is None or pages is None:
+    if page is None or pages is None or not 1 <= page <= pages:
         await answer_stale(update, context)
         return
     await answer(update.callback_query, where.t("cards.page_alert", page=page, pages=pages))
