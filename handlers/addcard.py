@@ -35,10 +35,13 @@ from bot.iccid import (
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
 from handlers.common import (
+    CALLBACK_INT,
     Context,
     Here,
     answer,
+    answer_stale,
     ask,
+    callback_arg,
     command_args,
     here,
     pressed,
@@ -47,9 +50,9 @@ from handlers.common import (
 )
 from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.render import (
+    STANDARD_MONTHS,
     button,
     carrier_name,
-    iccid_shown,
     markup,
     period_text,
     plan_buttons,
@@ -77,7 +80,7 @@ async def _existing_card_reply(update: Update, context: Context, where: Here, ic
     if existing is None:
         return False
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{existing.id}")]])
-    shown = iccid_shown(existing, where.is_group)
+    shown = shown_iccid(existing.iccid, where.is_group)
     await reply(update, where.t("addcard.duplicate", iccid=shown), keyboard, edit=False)
     return True
 
@@ -258,7 +261,10 @@ async def _ask_plan(update: Update, context: Context, where: Here) -> int:
     carrier = _draft(context, where).get("carrier", Carrier.OTHER)
     rows = plan_buttons(services(context).catalogue, carrier, where.today, "ac:cat")
     rows += [
-        [button(period_text(where.lang, Period(months=m)), f"ac:plan:{m}") for m in (1, 3, 6, 12)],
+        [
+            button(period_text(where.lang, Period(months=m)), f"ac:plan:{m}")
+            for m in STANDARD_MONTHS
+        ],
         [button(where.t("button.skip"), "ac:skip")],
     ]
     text = where.t("addcard.ask_plan")
@@ -289,21 +295,28 @@ async def _ask_auto(update: Update, where: Here) -> int:
 
 
 async def plan_button(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    plans = services(context).catalogue.plans
+    kind, value = query.data.split(":")[1], callback_arg(update, 2)
+    if query.data != "ac:skip" and (
+        value is None
+        or (kind == "cat" and value >= len(plans))  # a button from an older catalogue
+        or (kind == "plan" and value not in STANDARD_MONTHS)  # only the periods offered
+    ):
+        await answer_stale(update, context)
+        return PLAN
     button_data, where = await pressed(update, context)
     draft = _draft(context, where)
-    if button_data == "ac:skip":
+    if button_data == "ac:skip" or value is None:
         draft["plan_period"] = None
         draft["plan_price_fen"] = None
         return await _summary(update, context, where)
-    kind, value = button_data.split(":")[1:]
     if kind == "cat":
-        plans = services(context).catalogue.plans
-        if int(value) >= len(plans):
-            return PLAN  # a button from an older catalogue
-        draft["plan_period"] = plans[int(value)].period
-        draft["plan_price_fen"] = plans[int(value)].price_fen
+        draft["plan_period"] = plans[value].period
+        draft["plan_price_fen"] = plans[value].price_fen
         return await _ask_auto(update, where)
-    draft["plan_period"] = Period(months=int(value))
+    draft["plan_period"] = Period(months=value)
     draft["plan_price_fen"] = None
     await ask(
         update,
@@ -427,7 +440,7 @@ async def _save(
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{card.id}")]])
     text = where.t(
         "addcard.saved",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         expiry=card.expiry.isoformat(),
         status=status_text(where.lang, card, where.today),
         note=_expired_note(where, card.expiry) or where.t("addcard.will_remind"),
@@ -490,7 +503,9 @@ def conversation_handler() -> ConversationHandler[Any]:
         states={
             ICCID: [MessageHandler(TEXT, got_iccid)],
             LUHN: [
-                CallbackQueryHandler(luhn_choice, pattern=r"^ac:(luhn|digits):"),
+                CallbackQueryHandler(
+                    luhn_choice, pattern=r"^ac:(luhn:(keep|retype)|digits:(fix|keep))$"
+                ),
                 MessageHandler(TEXT, got_iccid),  # the corrected ICCID, typed after the warning
             ],
             EXPIRY: [MessageHandler(TEXT, got_expiry)],
@@ -503,7 +518,9 @@ def conversation_handler() -> ConversationHandler[Any]:
                 MessageHandler(TEXT, got_label),
             ],
             PLAN: [
-                CallbackQueryHandler(plan_button, pattern=r"^ac:(plan:\d+|cat:\d+|skip)$"),
+                CallbackQueryHandler(
+                    plan_button, pattern=rf"^ac:((plan|cat):{CALLBACK_INT}|skip)$"
+                ),
                 CallbackQueryHandler(no_price, pattern=r"^ac:noprice$"),
                 MessageHandler(TEXT, got_plan),
             ],

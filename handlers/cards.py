@@ -5,13 +5,17 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot.iccid import shown_iccid
 from bot.models import Card
 from bot.services.cards import CardService
 from handlers.common import (
+    CALLBACK_INT,
     Context,
     Here,
     answer,
+    answer_stale,
     callback_arg,
+    callback_int,
     command_args,
     here,
     is_admin,
@@ -23,7 +27,6 @@ from handlers.render import (
     card_detail,
     card_list,
     detail_keyboard,
-    iccid_shown,
     label_part,
     markup,
 )
@@ -87,14 +90,14 @@ async def page_button(update: Update, context: Context) -> None:
     assert query is not None and isinstance(query.data, str)
     parts = query.data.split(":")
     page = callback_arg(update, 2)
-    valid_filter = len(parts) == 3 and (
-        parts[1] == "a" or (parts[1][:1] == "e" and parts[1][1:].isdecimal())
-    )
-    await answer(query)
+    days = callback_int(parts[1][1:]) if parts[1][:1] == "e" else None
+    valid_filter = parts[1] == "a" or (days is not None and days <= MAX_EXPIRING_DAYS)
     if page is None or not valid_filter:
+        await answer_stale(update, context)
         return
+    await answer(query)
     where = await here(update, context)
-    await _show_page(update, context, where, parts[1], page)
+    await _show_page(update, context, where, "a" if days is None else f"e{days}", page)
 
 
 async def show_card(update: Update, context: Context, where: Here, card_id: int) -> None:
@@ -111,10 +114,11 @@ async def show_card(update: Update, context: Context, where: Here, card_id: int)
 
 
 async def open_card_button(update: Update, context: Context) -> None:
-    await answer(update.callback_query)
     card_id = callback_arg(update, 1)
     if card_id is None:
+        await answer_stale(update, context)
         return
+    await answer(update.callback_query)
     await show_card(update, context, await here(update, context), card_id)
 
 
@@ -128,7 +132,7 @@ def delete_question(where: Here, card: Card) -> tuple[str, InlineKeyboardMarkup]
             ]
         ]
     )
-    shown = iccid_shown(card, where.is_group)
+    shown = shown_iccid(card.iccid, where.is_group)
     return where.t("delete.confirm", iccid=shown, label=label_part(card.label)), keyboard
 
 
@@ -140,7 +144,7 @@ async def delete_button(update: Update, context: Context) -> None:
     action = query.data.split(":", 1)[0]
     card_id = callback_arg(update, 1)
     if card_id is None:
-        await answer(query)
+        await answer_stale(update, context)
         return
     if action == "dn":
         await answer(query)
@@ -159,15 +163,15 @@ async def delete_button(update: Update, context: Context) -> None:
         await reply(update, *delete_question(where, card))
         return
     await svc.cards.delete(where.chat_id, card.id)
-    await reply(update, where.t("delete.done", iccid=iccid_shown(card, where.is_group)))
+    await reply(update, where.t("delete.done", iccid=shown_iccid(card.iccid, where.is_group)))
 
 
 async def page_number_button(update: Update, context: Context) -> None:
     """The n/m counter between ◀ and ▶: say which page this is and how to move on."""
     where = await here(update, context)
     page, pages = callback_arg(update, 1), callback_arg(update, 2)
-    if page is None or pages is None:
-        await answer(update.callback_query)
+    if page is None or pages is None or not 1 <= page <= pages:
+        await answer_stale(update, context)
         return
     await answer(update.callback_query, where.t("cards.page_alert", page=page, pages=pages))
 
@@ -179,9 +183,9 @@ async def noop_button(update: Update, context: Context) -> None:
 HANDLERS = [
     CommandHandler("cards", cards_command),
     CommandHandler("expiring", expiring_command),
-    CallbackQueryHandler(page_button, pattern=r"^pg:"),
-    CallbackQueryHandler(open_card_button, pattern=r"^cd:"),
-    CallbackQueryHandler(delete_button, pattern=r"^d[lyn]:"),
-    CallbackQueryHandler(page_number_button, pattern=r"^pn:\d+:\d+$"),
+    CallbackQueryHandler(page_button, pattern=rf"^pg:(a|e[0-9]{{1,4}}):{CALLBACK_INT}$"),
+    CallbackQueryHandler(open_card_button, pattern=rf"^cd:{CALLBACK_INT}$"),
+    CallbackQueryHandler(delete_button, pattern=rf"^d[lyn]:{CALLBACK_INT}$"),
+    CallbackQueryHandler(page_number_button, pattern=rf"^pn:{CALLBACK_INT}:{CALLBACK_INT}$"),
     CallbackQueryHandler(noop_button, pattern=r"^noop$"),  # page counters sent before pn:
 ]

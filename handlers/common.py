@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 SERVICES_KEY = "simwatch.services"
-_DIGITS = re.compile(r"[0-9]{1,19}")
+CALLBACK_INT = "[0-9]{1,19}"  # a number in a button's data, in the handlers' patterns
+_DIGITS = re.compile(CALLBACK_INT)
 
 
 @dataclass(frozen=True)
@@ -243,19 +244,31 @@ async def pressed(update: Update, context: Context) -> tuple[str, Here]:
 MAX_CALLBACK_INT = 2**63 - 1  # SQLite's largest integer: ids and pages are never above it
 
 
-def callback_arg(update: Update, index: int) -> int | None:
-    """The index-th ':'-separated field of the pressed button's data, as an int (None if bad).
+def callback_int(text: str) -> int | None:
+    """A number from a pressed button's data (None if bad): the one parser for all of them.
 
     Button data can be forged: only plain digits (ASCII, no sign) up to SQLite's largest
     integer count, so a forged ``cd:`` + 61 digits is a bad button, not an ``OverflowError``.
     """
+    if not _DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= MAX_CALLBACK_INT else None
+
+
+def callback_arg(update: Update, index: int) -> int | None:
+    """The index-th ':'-separated field of the pressed button's data, as by :func:`callback_int`."""
     query = update.callback_query
     data = query.data if query is not None and isinstance(query.data, str) else ""
     parts = data.split(":")
-    if index >= len(parts) or not _DIGITS.fullmatch(parts[index]):
-        return None
-    value = int(parts[index])
-    return value if value <= MAX_CALLBACK_INT else None
+    return callback_int(parts[index]) if index < len(parts) else None
+
+
+async def answer_stale(update: Update, context: Context) -> None:
+    """The answer to a button whose data we never made (forged, or a number out of range):
+    the same notice a finished conversation's button gets."""
+    where = await here(update, context)
+    await answer(update.callback_query, where.t("button.stale"), alert=True)
 
 
 def command_args(context: Context) -> list[str]:

@@ -23,7 +23,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, TypeHandler
 
 from bot.i18n import Html
-from bot.iccid import mask_iccid
+from bot.iccid import mask_iccid, shown_iccid
 from bot.models import Card
 from bot.reminders.digest import (
     MUTE_PREFIX,
@@ -33,15 +33,23 @@ from bot.reminders.digest import (
     UNMUTE_PREFIX,
     date_text,
     label_text,
-    shown_iccid,
     unmute_data,
 )
 from bot.reminders.service import ActionStatus, CardAction, ReminderService
-from handlers.common import Context, Here, answer, here, services
+from handlers.common import (
+    CALLBACK_INT,
+    Context,
+    Here,
+    answer,
+    answer_stale,
+    callback_arg,
+    here,
+    services,
+)
 from handlers.reminder_schedule import reminders
 from handlers.render import button, markup
 
-_SNOOZE_RE = re.compile(rf"^{SNOOZE_PREFIX}(\d+):(\d+):(\d{{1,7}})$")
+_SNOOZE_RE = re.compile(rf"^{SNOOZE_PREFIX}([0-9]{{1,2}}):({CALLBACK_INT}):([0-9]{{1,7}})$")
 RENEWING_SUFFIX = ":d"  # rn:<id>:d, the card's button while its renewal is open
 RENEWED_INFO_PREFIX = "dg:i:"  # dg:i:<id>, the card's button once it was renewed
 _GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)  # BANNED is "kicked"
@@ -62,7 +70,7 @@ def _card_buttons(data: str, card_id: int) -> bool:
     if data == f"{RENEWED_INFO_PREFIX}{card_id}":
         return True
     m = _SNOOZE_RE.match(data)
-    return m is not None and int(m[2]) == card_id
+    return m is not None and m[2] == str(card_id)
 
 
 Rows = list[list[list[str]]]  # a keyboard as [[[text, data], …], …], as kept in a draft
@@ -178,8 +186,11 @@ async def renewed_info_pressed(update: Update, context: Context) -> None:
     """The ✔️ renewed button of a digest: how the card stands now."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
+    card_id = callback_arg(update, 2)
+    if card_id is None:
+        await answer_stale(update, context)
+        return
     where = await here(update, context)
-    card_id = int(query.data.removeprefix(RENEWED_INFO_PREFIX))
     card = await services(context).cards.get(where.chat_id, card_id)
     if card is None:
         await answer(query, where.t("digest.answer.not_found"), alert=True)
@@ -188,7 +199,7 @@ async def renewed_info_pressed(update: Update, context: Context) -> None:
         query,
         where.t(
             "digest.answer.renewed_info",
-            iccid=mask_iccid(card.iccid),
+            iccid=shown_iccid(card.iccid, where.is_group),
             expiry=card.expiry.isoformat(),
         ),
     )
@@ -231,16 +242,18 @@ async def _refused(
 async def snooze_pressed(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
-    m = _SNOOZE_RE.match(query.data)
-    if m is None or int(m[1]) not in SNOOZE_DAYS:
-        await answer(query)
+    days, card_id, ordinal = (callback_arg(update, i) for i in (2, 3, 4))
+    if (
+        _SNOOZE_RE.match(query.data) is None
+        or days is None
+        or days not in SNOOZE_DAYS
+        or card_id is None
+        or ordinal is None
+        or not 1 <= ordinal <= date.max.toordinal()
+    ):
+        await answer_stale(update, context)
         return
-    days, card_id = int(m[1]), int(m[2])
-    try:
-        expiry = date.fromordinal(int(m[3]))
-    except ValueError:
-        await answer(query)
-        return
+    expiry = date.fromordinal(ordinal)
     where = await here(update, context)
     result = await _service(context).snooze(where.chat, card_id, days, digest_expiry=expiry)
     if await _refused(update, context, where, result, card_id):
@@ -248,7 +261,12 @@ async def snooze_pressed(update: Update, context: Context) -> None:
     assert result.card is not None and result.until is not None
     until = date_text(where.lang, result.until)
     await answer(
-        query, where.t("digest.answer.snoozed", iccid=mask_iccid(result.card.iccid), until=until)
+        query,
+        where.t(
+            "digest.answer.snoozed",
+            iccid=shown_iccid(result.card.iccid, where.is_group),
+            until=until,
+        ),
     )
     await _drop_card_buttons(update, context, card_id)
 
@@ -287,7 +305,10 @@ async def _set_muted(
     (``DONE`` or ``ALREADY``) and the card's id."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
-    card_id = int(query.data.removeprefix(MUTE_PREFIX if muted else UNMUTE_PREFIX))
+    card_id = callback_arg(update, 2)
+    if card_id is None:
+        await answer_stale(update, context)
+        return None
     where = await here(update, context)
     service = _service(context)
     set_muted = service.mute if muted else service.unmute
@@ -300,7 +321,7 @@ async def _set_muted(
     else:
         done, already = "digest.answer.unmuted", "digest.answer.already_unmuted"
     key = already if result.status is ActionStatus.ALREADY else done
-    await answer(query, where.t(key, iccid=mask_iccid(result.card.iccid)))
+    await answer(query, where.t(key, iccid=shown_iccid(result.card.iccid, where.is_group)))
     return where, result, card_id
 
 
@@ -354,10 +375,10 @@ async def chat_activity(update: Update, context: Context) -> None:
 
 
 HANDLERS = [
-    CallbackQueryHandler(snooze_pressed, pattern=rf"^{SNOOZE_PREFIX}"),
-    CallbackQueryHandler(mute_pressed, pattern=rf"^{MUTE_PREFIX}\d+$"),
-    CallbackQueryHandler(unmute_pressed, pattern=rf"^{UNMUTE_PREFIX}\d+$"),
-    CallbackQueryHandler(renewed_info_pressed, pattern=rf"^{RENEWED_INFO_PREFIX}\d+$"),
+    CallbackQueryHandler(snooze_pressed, pattern=_SNOOZE_RE),
+    CallbackQueryHandler(mute_pressed, pattern=rf"^{MUTE_PREFIX}{CALLBACK_INT}$"),
+    CallbackQueryHandler(unmute_pressed, pattern=rf"^{UNMUTE_PREFIX}{CALLBACK_INT}$"),
+    CallbackQueryHandler(renewed_info_pressed, pattern=rf"^{RENEWED_INFO_PREFIX}{CALLBACK_INT}$"),
 ]
 ACTIVITY_HANDLER = TypeHandler(Update, chat_activity)
 ACTIVITY_GROUP = -1

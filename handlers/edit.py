@@ -36,9 +36,11 @@ from bot.models import Card, Carrier, RenewalRule
 from bot.services.cards import ExpiryEdit
 from handlers.cards import delete_question, show_card
 from handlers.common import (
+    CALLBACK_INT,
     Context,
     Here,
     answer,
+    answer_stale,
     ask,
     callback_arg,
     command_args,
@@ -55,7 +57,6 @@ from handlers.render import (
     button,
     card_pick_text,
     carrier_name,
-    iccid_shown,
     label_part,
     markup,
     plan_buttons,
@@ -105,7 +106,7 @@ def _menu(where: Here, card: Card) -> tuple[Html, Keyboard]:
         [button(where.t("button.back"), f"cd:{card.id}")],
     ]
     text = where.t(
-        "edit.menu", iccid=iccid_shown(card, where.is_group), label=label_part(card.label)
+        "edit.menu", iccid=shown_iccid(card.iccid, where.is_group), label=label_part(card.label)
     )
     return text, rows
 
@@ -120,10 +121,12 @@ async def show_menu(update: Update, context: Context, where: Here, card_id: int)
 
 
 async def menu_button(update: Update, context: Context) -> int:
-    await answer(update.callback_query)
     card_id = callback_arg(update, 1)
-    if card_id is not None:
-        await show_menu(update, context, await here(update, context), card_id)
+    if card_id is None:
+        await answer_stale(update, context)
+        return END
+    await answer(update.callback_query)
+    await show_menu(update, context, await here(update, context), card_id)
     return END
 
 
@@ -147,10 +150,13 @@ async def edit_command(update: Update, context: Context) -> int:
 async def toggle_button(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
-    where = await here(update, context)
     card_id = callback_arg(update, 1)
+    if card_id is None:
+        await answer_stale(update, context)
+        return END
+    where = await here(update, context)
     svc = services(context)
-    card = await svc.cards.get(where.chat_id, card_id) if card_id is not None else None
+    card = await svc.cards.get(where.chat_id, card_id)
     if card is None:
         await answer(query, where.t("card.not_found"), alert=True)
         return END
@@ -171,11 +177,14 @@ async def toggle_button(update: Update, context: Context) -> int:
 
 
 async def field_button(update: Update, context: Context) -> int:
-    button_data, where = await pressed(update, context)
-    parts = button_data.split(":")
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    parts = query.data.split(":")
     card_id = callback_arg(update, 1)
     if card_id is None or len(parts) != 3 or parts[2] not in FIELDS:
+        await answer_stale(update, context)
         return END
+    _, where = await pressed(update, context)
     card = await services(context).cards.get(where.chat_id, card_id)
     if card is None:
         await reply(update, where.t("card.not_found"), edit=False)
@@ -342,7 +351,7 @@ async def _ask_expiry_confirm(
         warnings.append(where.t("edit.expiry_past"))
     question = where.t(
         "edit.expiry_confirm",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=label_part(card.label),
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),
@@ -415,11 +424,12 @@ async def carrier_button(update: Update, context: Context) -> int:
 
 async def catalogue_plan_button(update: Update, context: Context) -> int:
     """A plan picked from the catalogue: its period and price, in one tap."""
-    button_data, where = await pressed(update, context)
     plans = services(context).catalogue.plans
-    index = int(button_data.split(":")[1])
-    if index >= len(plans):
-        return VALUE  # a button from a catalogue that has changed since
+    index = callback_arg(update, 1)
+    if index is None or index >= len(plans):  # a button from a catalogue changed since
+        await answer_stale(update, context)
+        return VALUE
+    _, where = await pressed(update, context)
     plan = plans[index]
     return await _save(
         update,
@@ -458,14 +468,14 @@ def conversation_handler() -> ConversationHandler[Any]:
         NAME,
         entry_points=[
             CommandHandler("edit", edit_command),
-            CallbackQueryHandler(menu_button, pattern=r"^ed:\d+$"),
-            CallbackQueryHandler(toggle_button, pattern=r"^et:\d+:(auto|mute)$"),
-            CallbackQueryHandler(field_button, pattern=r"^ef:\d+:[a-z]+$"),
+            CallbackQueryHandler(menu_button, pattern=rf"^ed:{CALLBACK_INT}$"),
+            CallbackQueryHandler(toggle_button, pattern=rf"^et:{CALLBACK_INT}:(auto|mute)$"),
+            CallbackQueryHandler(field_button, pattern=rf"^ef:{CALLBACK_INT}:[a-z]{{1,16}}$"),
         ],
         states={
             VALUE: [
-                CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]+$"),
-                CallbackQueryHandler(catalogue_plan_button, pattern=r"^ecat:\d+$"),
+                CallbackQueryHandler(carrier_button, pattern=r"^ecar:[a-z]{1,16}$"),
+                CallbackQueryHandler(catalogue_plan_button, pattern=rf"^ecat:{CALLBACK_INT}$"),
                 CallbackQueryHandler(iccid_choice_button, pattern=r"^eicc:(digits|typed)$"),
                 MessageHandler(TEXT, value_typed),
             ],

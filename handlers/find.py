@@ -15,7 +15,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.bulk.find import find_query
 from handlers.bulk import bulk
-from handlers.common import Context, Here, here, pressed, reply
+from handlers.common import CALLBACK_INT, Context, Here, answer_stale, callback_int, here, reply
 from handlers.render import card_list
 
 MAX_CALLBACK_BYTES = 64
@@ -69,11 +69,16 @@ async def find_command(update: Update, context: Context) -> None:
 
 
 async def page_button(update: Update, context: Context) -> None:
-    data, where = await pressed(update, context)
-    kind, _, rest = data.partition(":")
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    kind, _, rest = query.data.partition(":")
     reference, _, page_text = rest.rpartition(":")
-    if not page_text.isdecimal():
+    page = callback_int(page_text)
+    if page is None:
+        await answer_stale(update, context)
         return
+    await query.answer()
+    where = await here(update, context)
     text: str | None = reference
     if kind == "fh":
         kept = (context.chat_data or {}).get(_SEARCHES_KEY, {})
@@ -81,10 +86,10 @@ async def page_button(update: Update, context: Context) -> None:
     if not text:
         await reply(update, where.t("find.stale"), edit=False)
         return
-    await _show(update, context, where, text, int(page_text))
+    await _show(update, context, where, text, page)
 
 
 HANDLERS = [
     CommandHandler("find", find_command),
-    CallbackQueryHandler(page_button, pattern=r"^f[dh]:"),
+    CallbackQueryHandler(page_button, pattern=rf"(?s)^f[dh]:.*:{CALLBACK_INT}$"),
 ]

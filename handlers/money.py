@@ -8,13 +8,14 @@ from telegram import Update
 from telegram.ext import CommandHandler
 
 from bot.i18n import Html
+from bot.iccid import shown_iccid
 from bot.models import Carrier
 from bot.money import format_fen, round_fen
 from bot.plans.advice import advise, summarize
 from bot.plans.catalogue import Catalogue, CataloguePlan, monthly_fen
 from bot.plans.costs import YEAR_DAYS, cost_report
 from handlers.common import Context, Here, here, reply, services
-from handlers.render import carrier_name, iccid_shown, label_part, period_text
+from handlers.render import carrier_name, label_part, period_text
 
 MAX_CARDS = 20_000  # /cost reads a whole chat; agents with more use the CLI export
 
@@ -78,7 +79,7 @@ async def cost_command(update: Update, context: Context) -> None:
                 where.t(
                     "cost.priciest_line",
                     n=n,
-                    iccid=iccid_shown(card, where.is_group),
+                    iccid=shown_iccid(card.iccid, where.is_group),
                     label=label_part(card.label),
                     yearly=format_fen(yearly),
                 )

@@ -29,7 +29,17 @@ from bot.i18n import Html
 from bot.reminders.models import MAX_OVERDUE_DAILY_DAYS, ReminderSettings
 from bot.reminders.parsing import parse_days_before, parse_overdue_days, parse_send_time
 from bot.reminders.service import ReminderService
-from handlers.common import Context, Here, answer, ask, here, is_admin, reply
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    answer_stale,
+    ask,
+    callback_int,
+    here,
+    is_admin,
+    reply,
+)
 from handlers.conversation import END, conversation
 from handlers.reminder_schedule import reminders
 from handlers.render import Keyboard, button, markup
@@ -215,20 +225,26 @@ async def _save(
     await _show_menu(update, context, where, saved=True, edit=edit)
 
 
+_PRESET = r"^rs:set:(t:[0-9]{4}|d:[0-9]{1,4}(\.[0-9]{1,4}){0,15}|o:[0-9]{1,4})$"
+
+
 def _preset_changes(data: str) -> dict[str, object] | None:
     """``rs:set:t:0900`` / ``rs:set:d:30.7.3.1.0`` / ``rs:set:o:90`` as settings changes."""
     parts = data.split(":")
     if len(parts) != 4:
         return None
     kind, value = parts[2], parts[3]
+    numbers = [callback_int(number) for number in value.split(".")]
+    if None in numbers:
+        return None
     changes: dict[str, object]
     try:
-        if kind == "t":
+        if kind == "t" and len(value) == 4:
             changes = {"send_time": time(int(value[:2]), int(value[2:]))}
         elif kind == "d":
-            changes = {"days_before": tuple(int(day) for day in value.split("."))}
-        elif kind == "o":
-            changes = {"overdue_daily_days": int(value)}
+            changes = {"days_before": tuple(numbers)}
+        elif kind == "o" and len(numbers) == 1:
+            changes = {"overdue_daily_days": numbers[0]}
         else:
             return None
         ReminderSettings.model_validate(changes)  # forged data must not get further
@@ -244,9 +260,10 @@ async def preset_pressed(update: Update, context: Context) -> int:
     if not await _admin(update, context, where):
         return END
     changes = _preset_changes(query.data)
-    await answer(query)
     if changes is None:
+        await answer_stale(update, context)
         return END
+    await answer(query)
     await _save(update, context, where, changes, edit=True)
     return END
 
@@ -288,7 +305,7 @@ def _state(
     typed: Callable[[Update, Context], Coroutine[Any, Any, int]],
 ) -> list[BaseHandler[Update, Any, Any]]:
     return [
-        CallbackQueryHandler(preset_pressed, pattern=r"^rs:set:"),
+        CallbackQueryHandler(preset_pressed, pattern=_PRESET),
         CallbackQueryHandler(menu_pressed, pattern=r"^rs:menu$"),
         CallbackQueryHandler(done_pressed, pattern=r"^rs:done$"),
         MessageHandler(filters.TEXT & ~filters.COMMAND, typed),
@@ -315,5 +332,5 @@ def conversation_handler() -> ConversationHandler[Any]:
 HANDLERS = [
     CallbackQueryHandler(menu_pressed, pattern=r"^rs:menu$"),
     CallbackQueryHandler(done_pressed, pattern=r"^rs:done$"),
-    CallbackQueryHandler(preset_pressed, pattern=r"^rs:set:"),
+    CallbackQueryHandler(preset_pressed, pattern=_PRESET),
 ]

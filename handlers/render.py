@@ -27,19 +27,19 @@ def markup(rows: Keyboard) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def iccid_shown(card: Card, is_group: bool) -> str:
-    """Groups see only the last digits: staff recognise the card, outsiders can't reuse it."""
-    return shown_iccid(card.iccid, is_group)
-
-
 def card_pick_text(card: Card, is_group: bool, prefix: str = "") -> str:
     """A button naming one of several cards (``/renew 1234``, ``/edit``, ``/delete``): the ICCID
     as the chat may see it, then the label."""
-    return " ".join(part for part in (prefix, iccid_shown(card, is_group), card.label) if part)
+    return " ".join(
+        part for part in (prefix, shown_iccid(card.iccid, is_group), card.label) if part
+    )
 
 
 def carrier_name(lang: str, carrier: Carrier) -> Html:
     return t(lang, f"carrier.{carrier.value}")
+
+
+STANDARD_MONTHS = (1, 3, 6, 12)  # the periods /addcard and /renew offer as buttons
 
 
 def period_text(lang: str, period: Period | None) -> Html:
@@ -93,7 +93,7 @@ def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -
         "cards.line",
         n=number,
         status=status_text(lang, card, today),
-        iccid=iccid_shown(card, is_group),
+        iccid=shown_iccid(card.iccid, is_group),
         label=label_part(card.label),
         expiry=card.expiry.isoformat(),
     )
@@ -228,7 +228,7 @@ def card_detail(
     fields = t(
         lang,
         "card.detail",
-        iccid=iccid_shown(card, is_group),
+        iccid=shown_iccid(card.iccid, is_group),
         status=status_text(lang, card, today),
         expiry=card.expiry.isoformat(),
         carrier=carrier_name(lang, card.carrier),

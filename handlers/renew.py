@@ -17,16 +17,20 @@ from telegram.ext import (
 from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError, excerpt
 from bot.i18n import Html
+from bot.iccid import shown_iccid
 from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
 from bot.plans.advice import cheapest_for
 from bot.services.cards import RenewalPlan
 from handlers.common import (
+    CALLBACK_INT,
     Context,
     Here,
     answer,
+    answer_stale,
     ask,
     callback_arg,
+    callback_int,
     command_args,
     here,
     pressed,
@@ -37,10 +41,10 @@ from handlers.conversation import END, conversation, drop_scratch, scratch
 from handlers.digest import RENEWING_SUFFIX, renewal_done, renewal_opened
 from handlers.money import plan_line
 from handlers.render import (
+    STANDARD_MONTHS,
     button,
     card_list,
     card_pick_text,
-    iccid_shown,
     label_part,
     markup,
     period_text,
@@ -49,7 +53,6 @@ from handlers.render import (
 PICK, PERIOD, AMOUNT, CONFIRM = range(4)
 NAME = "renew"
 TEXT = filters.TEXT & ~filters.COMMAND
-STANDARD_MONTHS = (1, 3, 6, 12)
 
 
 def _scratch(context: Context, where: Here) -> dict[str, Any]:
@@ -88,11 +91,13 @@ async def _scratch_card(
 
 async def _pressed_card(update: Update, context: Context) -> tuple[Here, Card | None]:
     """The card whose id a pressed button carries, as it is now (None, said so, if gone)."""
+    card_id = callback_arg(update, 1)
+    if card_id is None:
+        await answer_stale(update, context)
+        return await here(update, context), None
     await answer(update.callback_query)
     where = await here(update, context)
-    card_id = callback_arg(update, 1)
-    card = await _card_or_gone(update, context, where, card_id) if card_id is not None else None
-    return where, card
+    return where, await _card_or_gone(update, context, where, card_id)
 
 
 # --- step 1: which card ------------------------------------------------------------------------
@@ -123,9 +128,12 @@ async def start(update: Update, context: Context) -> int:
 
 
 async def pick_page(update: Update, context: Context) -> int:
+    page = callback_arg(update, 1)
+    if page is None:
+        await answer_stale(update, context)
+        return PICK
     await answer(update.callback_query)
-    where = await here(update, context)
-    return await _show_pick(update, context, where, callback_arg(update, 1) or 0)
+    return await _show_pick(update, context, await here(update, context), page)
 
 
 async def picked(update: Update, context: Context) -> int:
@@ -159,7 +167,7 @@ async def _ask_period(
         rows.append([button(label, "rper:plan")])
     text = where.t(
         "renew.ask_period",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=label_part(card.label),
         expiry=card.expiry.isoformat(),
     )
@@ -180,14 +188,15 @@ async def period_button(update: Update, context: Context) -> int:
         return END
     value = button_data.split(":", 1)[1]
     plans = services(context).catalogue.plans
+    index, months = callback_arg(update, 2), callback_int(value)
     if value == "plan" and card.plan_period is not None:
         data["choice"] = card.plan_period
         data["expected_fen"] = card.plan_price_fen
-    elif value.startswith("cat:") and int(value[4:]) < len(plans):
-        data["choice"] = plans[int(value[4:])].period
-        data["expected_fen"] = plans[int(value[4:])].price_fen
-    elif value.isdecimal() and int(value) in STANDARD_MONTHS:  # only the periods offered
-        data["choice"] = Period(months=int(value))
+    elif value.startswith("cat:") and index is not None and index < len(plans):
+        data["choice"] = plans[index].period
+        data["expected_fen"] = plans[index].price_fen
+    elif months is not None and months in STANDARD_MONTHS:  # only the periods offered
+        data["choice"] = Period(months=months)
         same_as_plan = data["choice"] == card.plan_period
         data["expected_fen"] = card.plan_price_fen if same_as_plan else None
     else:  # a stale or forged button
@@ -275,7 +284,7 @@ async def _confirm(update: Update, context: Context, where: Here, card: Card) ->
     amount = data.get("amount_fen")
     text = where.t(
         "renew.confirm",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=label_part(card.label),
         old=plan.old_expiry.isoformat(),
         new=plan.new_expiry.isoformat(),
@@ -321,7 +330,7 @@ async def confirm_button(update: Update, context: Context) -> int:
         return END
     text = where.t(
         "renew.done",
-        iccid=iccid_shown(card, where.is_group),
+        iccid=shown_iccid(card.iccid, where.is_group),
         label=label_part(card.label),
         old=renewal.old_expiry.isoformat(),
         new=renewal.new_expiry.isoformat(),
@@ -424,16 +433,18 @@ def conversation_handler() -> ConversationHandler[Any]:
         NAME,
         entry_points=[
             CommandHandler("renew", start),
-            CallbackQueryHandler(picked, pattern=rf"^rn:\d+({RENEWING_SUFFIX})?$"),
+            CallbackQueryHandler(picked, pattern=rf"^rn:{CALLBACK_INT}({RENEWING_SUFFIX})?$"),
         ],
         states={
             PICK: [
-                CallbackQueryHandler(picked, pattern=r"^rp:\d+$"),
-                CallbackQueryHandler(pick_page, pattern=r"^rpg:\d+$"),
-                CallbackQueryHandler(which_button, pattern=r"^rwhich:\d+$"),
+                CallbackQueryHandler(picked, pattern=rf"^rp:{CALLBACK_INT}$"),
+                CallbackQueryHandler(pick_page, pattern=rf"^rpg:{CALLBACK_INT}$"),
+                CallbackQueryHandler(which_button, pattern=rf"^rwhich:{CALLBACK_INT}$"),
             ],
             PERIOD: [
-                CallbackQueryHandler(period_button, pattern=r"^rper:(\d+|plan|cat:\d+)$"),
+                CallbackQueryHandler(
+                    period_button, pattern=rf"^rper:({CALLBACK_INT}|plan|cat:{CALLBACK_INT})$"
+                ),
                 MessageHandler(TEXT, period_typed),
             ],
             AMOUNT: [

@@ -16,7 +16,17 @@ from telegram.ext import (
 from bot.errors import excerpt
 from bot.i18n import LANGUAGES, resolve_language, t
 from bot.timezones import parse_timezone, zone_label
-from handlers.common import Context, Here, answer, ask, here, is_admin, reply, services
+from handlers.common import (
+    Context,
+    Here,
+    answer,
+    answer_stale,
+    ask,
+    here,
+    is_admin,
+    reply,
+    services,
+)
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
 
@@ -63,7 +73,7 @@ async def language_button(update: Update, context: Context) -> None:
         return
     lang = query.data.rsplit(":", 1)[1]
     if lang not in LANGUAGES:
-        await answer(query)
+        await answer_stale(update, context)
         return
     chat = where.chat.model_copy(update={"language": lang})
     await services(context).cards.save_settings(chat)

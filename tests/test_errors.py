@@ -44,28 +44,84 @@ async def a_card(storage: SqliteStorage, driver: ChatDriver) -> int:
 # --- forged buttons --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        "cd:" + "9" * 61,
-        "cd:-1",
-        "cd:١٢",
-        "cd:+5",
-        "ed:" + "9" * 61,
-        "rn:" + "9" * 61,
-        "dl:" + "9" * 61,
-        "et:" + "9" * 40 + ":mute",
+BIG = "9" * 40  # no id, page or count is that long
+OVER = "9" * 19  # the right length for an id, but above SQLite's largest integer
+# Where each forged press is made: some buttons only mean something in a conversation's step.
+SETUPS = {
+    "list": ["/cards"],
+    "addcard": ["/addcard", *WALK_TO_PLAN],
+    "renew": ["/renew"],
+    "edit": ["/cards", "edit:plan"],
+}
+FORGED = {
+    "list": [
+        *("dg:m:" + BIG, "dg:u:" + BIG, "dg:i:" + BIG, "dg:m:" + OVER, "dg:u:" + OVER),
+        *("dg:i:" + OVER, "dg:m:\u0663", "dg:i:\u00b2", "dg:m:-1"),
+        *("dg:z:3:" + BIG + ":740000", "dg:z:3:" + OVER + ":740000", "dg:z:3:\u0663:740000"),
+        *("dg:z:2:1:740000", "dg:z:3:1:9999999", "dg:z:3:1:0", "dg:z:3:1"),
+        *("pg:e" + BIG + ":0", "pg:e\u0663:0", "pg:e9999:0", "pg:a:" + "9" * 25, "pg:a:" + OVER),
+        *("pg:x:0", "pg:a", "pn:" + "9" * 25 + ":1", "pn:" + OVER + ":1", "pn:1", "pn:5:2"),
+        *("cd:" + "9" * 61, "cd:-1", "cd:١٢", "cd:+5", "cd:" + OVER, "cd:"),
+        *("dl:" + "9" * 61, "dy:" + OVER, "dn:\u0663"),
+        *("fd:x:" + BIG, "fd:x:\u0663", "fd:x:" + OVER, "fd:x", "fh:" + OVER),
+        *("ed:" + BIG, "ed:" + OVER, "et:" + BIG + ":mute", "et:" + OVER + ":auto"),
+        *("ef:" + OVER + ":plan", "ef:1:nothing", "ef:" + BIG + ":plan"),
+        *("rn:" + BIG, "rn:" + OVER, "rn:" + OVER + ":d"),
+        *("rs:set:o:" + BIG, "rs:set:t:99999", "rs:set:t:9999", "rs:set:o:99999"),
+        *("rs:set:d:" + ".".join(["1"] * 20), "rs:set:d:1..2", "rs:set:x:1"),
+        *("st:lang:xx", "st:lang:" + BIG),
     ],
+    "addcard": [
+        *("ac:plan:121", "ac:plan:0", "ac:plan:" + OVER, "ac:plan:\u0663"),
+        *("ac:cat:999", "ac:cat:" + OVER, "ac:cat:" + "9" * 30, "ac:luhn:what"),
+    ],
+    "renew": ["rpg:" + OVER, "rpg:" + BIG, "rp:" + OVER, "rp:" + BIG, "rwhich:" + OVER],
+    "edit": ["ecat:999", "ecat:" + OVER, "ecat:" + BIG, "ecar:" + "x" * 40],
+}
+
+
+@pytest.mark.parametrize(
+    ("setup", "data"), [(setup, data) for setup, forged in FORGED.items() for data in forged]
 )
-async def test_a_forged_card_button_is_answered(
-    alice: ChatDriver, storage: SqliteStorage, data: str, caplog: pytest.LogCaptureFixture
+async def test_a_forged_button_gets_the_stale_answer(
+    alice: ChatDriver,
+    storage: SqliteStorage,
+    setup: str,
+    data: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await a_card(storage, alice)
-    await alice.send("/cards")
+    card_id = await a_card(storage, alice)
+    for step in SETUPS[setup]:
+        if step == "edit:plan":
+            await alice.press_data(f"ef:{card_id}:plan")
+        elif step.startswith("press:"):
+            await alice.press(step.removeprefix("press:"))
+        else:
+            await alice.send(step)
     with caplog.at_level(logging.ERROR):
         events = await alice.press_data(data)
-    assert events, "the press got no answer at all"
-    assert "OverflowError" not in caplog.text
+    assert [e.text for e in events if e.show_alert] == [
+        "这个按钮已失效（操作已完成或已超时）。请重新发送命令。"
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    card = await storage.get_card(alice.chat_id, card_id)
+    assert card is not None
+    assert not card.muted  # nothing changed
+
+
+@pytest.mark.parametrize("data", ["pg:a:", "pg:e3650:", "fd:8986:", "rpg:"])
+async def test_a_page_far_past_the_end_shows_the_last_page(
+    alice: ChatDriver, storage: SqliteStorage, data: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The largest page a button can carry: its offset (page × page size) must not overflow."""
+    await storage.ensure_chat(alice.chat_id, is_group=False)
+    for i in range(12):
+        draft = CardDraft(iccid=iccid(i), expiry=datetime(2027, 3, 1).date())
+        await storage.add_card(alice.chat_id, draft, datetime.now())
+    await alice.send("/renew" if data == "rpg:" else "/cards")
+    with caplog.at_level(logging.ERROR):
+        said = texts(await alice.press_data(data + str(2**63 - 1)))
+    assert "第 2/2 页" in said
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

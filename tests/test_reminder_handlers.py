@@ -132,6 +132,21 @@ async def test_mute_and_unmute_buttons(
     assert not unmuted.muted
 
 
+async def test_in_private_the_digest_buttons_answer_with_the_full_iccid(
+    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+) -> None:
+    """As the digest's own lines and every other screen of a private chat do."""
+    first = await add_card(storage, alice.chat_id, 1, 3)
+    second = await add_card(storage, alice.chat_id, 2, 0)
+    await runner.tick()
+    message = digest_message(emulator, alice.chat_id)
+    assert first.iccid in str(message.text)
+    snoozed = await alice.press_data(snooze_data(1, first.id, first.expiry), message.message_id)
+    assert f"💤 好的，{first.iccid} 到 11月26日 再提醒。" in texts(snoozed)
+    muted = await alice.press_data(mute_data(second.id), message.message_id)
+    assert f"🔕 已静音 {second.iccid}，不再提醒。" in texts(muted)
+
+
 async def test_old_digest_buttons_act_on_the_card_as_it_is_now(
     runner: ReminderRunner,
     storage: SqliteStorage,

@@ -15,7 +15,7 @@ from icalendar import Alarm, Calendar, Event
 from bot.bulk.export import plain
 from bot.bulk.models import CardWithRenewal
 from bot.i18n import t
-from bot.iccid import mask_iccid
+from bot.iccid import mask_iccid, shown_iccid
 from bot.models import Card
 
 PRODUCT_ID = "-//SimWatch//流量卡管家//ZH"
@@ -53,7 +53,7 @@ def _alarms_ical(lang: str, days_before: Sequence[int], alarm_time: time) -> byt
 
 
 def _event_ical(card: Card, *, chat_id: int, lang: str, is_group: bool, now: datetime) -> bytes:
-    shown = mask_iccid(card.iccid) if is_group else card.iccid
+    shown = shown_iccid(card.iccid, is_group)
     label = card.label or ""
     summary = plain(t(lang, "calendar.summary", iccid=mask_iccid(card.iccid), label=label))
     event = Event()

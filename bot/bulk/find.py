@@ -8,7 +8,7 @@ import unicodedata
 
 from bot.bulk.models import FindQuery
 from bot.iccid import normalize_iccid
-from bot.services.cards import PAGE_SIZE, CardPage
+from bot.services.cards import MAX_PAGE, PAGE_SIZE, CardPage
 from storage.bulk import BulkStore
 
 MAX_QUERY_LEN = 64
@@ -26,7 +26,7 @@ def find_query(text: str) -> FindQuery | None:
 
 async def find_page(store: BulkStore, chat_id: int, query: FindQuery, page: int) -> CardPage:
     """One page of matches, by expiry; ``page`` is clamped into range like /cards."""
-    page = max(page, 0)
+    page = min(max(page, 0), MAX_PAGE)  # a forged page must not overflow the offset
     total, cards = await store.find_cards(chat_id, query, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if page >= pages:  # the list shrank since the button was made: show the last page

@@ -21,7 +21,7 @@ from datetime import date
 from functools import lru_cache
 
 from bot.i18n import Html, catalogue, resolve_language, t
-from bot.iccid import mask_iccid
+from bot.iccid import mask_iccid, shown_iccid
 from bot.models import DEFAULT_LANGUAGE, CardStatus, status_for
 from bot.money import format_fen
 from bot.reminders.models import Digest, DigestChat, DigestPart, DueCard, RenewedNote
@@ -55,11 +55,6 @@ def unmute_data(card_id: int) -> str:
 
 def renewed_data(card_id: int) -> str:
     return f"{RENEWED_PREFIX}{card_id}"
-
-
-def shown_iccid(iccid: str, is_group: bool) -> str:
-    """Groups see the last digits only (outsiders can't reuse the number); private chats all."""
-    return mask_iccid(iccid) if is_group else iccid
 
 
 def _escape(value: str) -> str:
@@ -157,7 +152,7 @@ def _due_block(style: _Style, lang: str, number: int, card: DueCard, is_group: b
     line = style.line.format(
         n=number,
         status=status_text(lang, card.days_left),
-        iccid=_escape(mask_iccid(card.iccid) if is_group else card.iccid),
+        iccid=_escape(shown_iccid(card.iccid, is_group)),
         label=style.label.format(label=_escape(_short(label))) if label else "",
         expiry=card.expiry.isoformat(),
     )

@@ -27,6 +27,7 @@ from bot.models import (
 from storage.base import CardFilter, Storage
 
 PAGE_SIZE = 10
+MAX_PAGE = (2**63 - 1) // PAGE_SIZE  # a page whose offset SQLite can still take (forged buttons)
 MIN_SUFFIX = 4  # "/renew 1234 3m": the last 4+ characters pick a card
 MAX_MATCHES = 10
 
@@ -273,6 +274,7 @@ class CardService:
 
 
 __all__ = [
+    "MAX_PAGE",
     "PAGE_SIZE",
     "CardPage",
     "CardService",
