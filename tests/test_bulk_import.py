@@ -418,7 +418,7 @@ async def test_rows_older_than_simwatch_are_left_and_reported(
     assert kept is not None
     assert (kept.expiry, kept.label) == (date(2028, 1, 1), None), "the row is left as a whole"
     said = report_text("zh_CN", report, in_chat=False)
-    assert "第 2 行：文件里 2027-01-01，SimWatch 里 2028-01-01" in said
+    assert f"第 2 行 <code>{iccid(1)}</code>：文件里 2027-01-01，SimWatch 里 2028-01-01" in said
     assert "--apply-older" in said
 
 
