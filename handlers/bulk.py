@@ -153,7 +153,13 @@ async def import_document(update: Update, context: Context) -> bool:
     telegram_file = await document.get_file()
     content = bytes(await telegram_file.download_as_bytearray())
     try:
-        result = await bulk(context).import_file(where.chat_id, content, today=where.today)
+        result = await bulk(context).import_file(
+            where.chat_id,
+            content,
+            today=where.today,
+            by_user_id=where.user_id,
+            by_name=where.user_name,
+        )
     except InputError as exc:
         # a question for the fixed file: in groups it opens the reply box (privacy mode)
         text = where.t(exc.key, **exc.params)
@@ -166,7 +172,9 @@ async def import_document(update: Update, context: Context) -> bool:
         if data is not None:
             label = where.t("import.older.button", count=len(report.older))
             keyboard = markup([[button(label, data)]])
-    await reply(update, report_text(where.lang, report), keyboard, edit=False)
+    await reply(
+        update, report_text(where.lang, report, is_group=where.is_group), keyboard, edit=False
+    )
     rejected = rejected_file(where.lang, result.sheet, report, _stem(document))
     if rejected is None:
         return False
@@ -232,7 +240,9 @@ async def older_button(update: Update, context: Context) -> None:
         await _drop_older_button(update)
         return
     await answer(query)
-    outcome = await bulk(context).apply_older(where.chat_id, older)
+    outcome = await bulk(context).apply_older(
+        where.chat_id, older, by_user_id=where.user_id, by_name=where.user_name
+    )
     del tokens[token]  # once applied, never again (a second press finds nothing)
     context.application.mark_data_for_update_persistence(user_ids=importer)
     await _drop_older_button(update)
