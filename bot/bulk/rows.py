@@ -65,8 +65,6 @@ class RowValues:
     number: int
     iccid: str
     luhn_ok: bool | None
-    # the all-digit ICCID meant if the letters O, l, I stand for 0 and 1 (``8986OO…``), else None
-    digits_suggestion: str | None
     expiry: date | Keep
     carrier: Carrier | Keep
     label: str | Keep | None
@@ -74,6 +72,8 @@ class RowValues:
     plan_price_fen: int | Keep | None
     auto_renew: bool | Keep
     note: str | Keep | None
+    # the all-digit ICCID meant if the letters O, l, I stand for 0 and 1 (``8986OO…``), else None
+    digits_suggestion: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
