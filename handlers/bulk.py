@@ -209,7 +209,12 @@ async def import_document(update: Update, context: Context) -> bool:
         if where.user_id is not None:
             owners.append(("user", where.user_id))
         result = await bulk(context).import_file(
-            where.chat_id, content, today=where.today, owners=owners
+            where.chat_id,
+            content,
+            today=where.today,
+            owners=owners,
+            by_user_id=where.user_id,
+            by_name=where.user_name,
         )
     except InputError as exc:
         # a question for the fixed file: in groups it opens the reply box (privacy mode)
@@ -218,7 +223,7 @@ async def import_document(update: Update, context: Context) -> bool:
         return True
     report = result.report
     keyboard = None
-    text = report_text(where.lang, report)
+    text = report_text(where.lang, report, is_group=where.is_group)
     data = _keep_older(context, where, report.older) if report.older else None
     if data is not None:
         label = where.t("import.older.button", count=len(report.older))
@@ -323,7 +328,9 @@ async def older_button(update: Update, context: Context) -> None:
         await _drop_older_button(update)
         return
     await answer(query)
-    outcome = await bulk(context).apply_older(where.chat_id, older)
+    outcome = await bulk(context).apply_older(
+        where.chat_id, older, by_user_id=where.user_id, by_name=where.user_name
+    )
     raw.pop(token, None)  # once applied, never again (a second press finds nothing)
     context.application.mark_data_for_update_persistence(user_ids=importer)
     await _drop_older_button(update)

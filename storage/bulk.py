@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from bot.bulk.models import CardChange, CardWithRenewal, FindQuery
+from bot.bulk.models import CardChange, CardWithRenewal, FindQuery, TrailEntry
 from bot.models import Card, CardDraft, Carrier
 from storage.sqlite import _CARD_COLUMNS, SqliteStorage, _card
 
@@ -55,6 +55,10 @@ class ImportSession(Protocol):
         """Every field a file can set, each card only while all those fields are still its
         ``before``: how many cards were changed. Snoozes are untouched; a mute ends where the
         new expiry is later (a renewal by a person)."""
+        ...
+
+    async def record_edits(self, entries: Sequence[TrailEntry]) -> None:
+        """The cards' edit trail entries for the changes written in this session."""
         ...
 
 
@@ -164,6 +168,26 @@ class _SqliteImportSession:
             ],
         )
         return cursor.rowcount
+
+    async def record_edits(self, entries: Sequence[TrailEntry]) -> None:
+        if not entries:
+            return
+        await self._db.executemany(
+            "INSERT INTO card_edits (card_id, edited_at, by_user_id, by_name, field, old_value, "
+            "new_value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    entry.card_id,
+                    entry.edit.edited_at.isoformat(),
+                    entry.edit.by_user_id,
+                    entry.edit.by_name,
+                    entry.edit.field.value,
+                    entry.edit.old_value,
+                    entry.edit.new_value,
+                )
+                for entry in entries
+            ],
+        )
 
 
 class SqliteBulkStore:

@@ -9,7 +9,7 @@ import pickle
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from cards_util import iccid
+from cards_util import bad_luhn, iccid
 from fixtures.bulk_files import csv_bytes, xlsx_bytes
 from icalendar import Calendar
 
@@ -20,7 +20,8 @@ from bot.chatdriver import ChatDriver, texts
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
 from bot.emulator.records import ChatEvent
-from bot.models import CardDraft, Carrier, RenewalRule
+from bot.iccid import mask_iccid
+from bot.models import CardDraft, Carrier, EditField, RenewalRule
 from bot.reminders.models import ReminderSettings
 from handlers.bulk import OLDER_KEY
 from storage.base import RenewalDraft
@@ -433,7 +434,9 @@ async def test_a_file_that_renews_a_muted_card_ends_the_mute(
     )
     said = texts(await alice.send_document("续费.csv", content, caption="/import"))
     assert "更新：2" in said
-    assert "有 1 张静音的卡按文件续了费（到期日推后），已恢复到期提醒。" in said
+    assert "有 1 张静音的卡按文件续了费（到期日推后），已恢复到期提醒：" in said
+    assert f"提醒：\n第 2 行 {iccid(1)}" in said
+    assert "第 3 行" not in said
     renewed = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
     kept = await storage.get_card_by_iccid(alice.chat_id, iccid(2))
     assert renewed is not None
@@ -455,9 +458,9 @@ async def test_an_old_spreadsheet_does_not_undo_a_renewal(
     assert "已续费" in texts(await alice.press("确认续费"))
     again = texts(await alice.send_document("cards.csv", content, "/import"))
     assert "更新：0" in again
-    assert "比 SimWatch 里旧，未导入：1" in again
+    assert "到期日比 SimWatch 里早、未导入：1 行" in again
     assert "比 SimWatch 里的早" in again
-    assert "第 2 行：文件里 2026-12-31，SimWatch 里 2027-12-31" in again
+    assert f"第 2 行 {iccid(1)} 收银台：文件里 2026-12-31，SimWatch 里 2027-12-31" in again
     card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
     assert card is not None
     assert card.expiry == date(2027, 12, 31), "the renewal stands"
@@ -666,3 +669,182 @@ async def test_a_refused_captioned_file_can_be_sent_back_without_the_caption(
     assert "未导入：1" in texts(await alice.send_document("c.csv", bad, caption="/import"))
     good = csv_bytes([["卡号", "到期日"], [iccid(1), "2027-01-01"]])
     assert "新增：1" in texts(await alice.send_document("c.csv", good))
+
+
+# --- carriers, look-alike ICCIDs, the edit trail, reports that name the cards ------------------
+
+
+def lettered(digits: str) -> str:
+    """The ICCID as a misreading types it: ``8986OO…`` for ``898600…``."""
+    assert digits[4:6] == "00"
+    return digits[:4] + "OO" + digits[6:]
+
+
+async def test_an_import_takes_the_carrier_from_the_prefix_and_notes_a_contradiction(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    unicom_card = iccid(4, prefix="8986011")
+    await add(storage, alice.chat_id, 4, iccid=unicom_card, carrier=Carrier.CHINA_TELECOM)
+    contradicting = iccid(3, prefix="8986011")
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日", "运营商", "商户"],
+            [iccid(1), "2027-01-31", "", ""],  # 898600: China Mobile
+            [iccid(2, prefix="8986031"), "2027-01-31", "", ""],  # 898603: China Telecom
+            [contradicting, "2027-01-31", "移动", "收银台3"],  # 898601 is Unicom: given wins
+            [unicom_card, "2027-06-30", "", ""],  # an empty cell keeps the card's carrier
+            [iccid(5, prefix="8986991"), "2027-01-31", "", ""],  # no known prefix
+        ]
+    )
+    said = texts(await alice.send_document("cards.csv", content, "/import"))
+    assert "新增：4" in said
+    assert "更新：1" in said
+    carriers = []
+    for number in (iccid(1), iccid(2, prefix="8986031"), contradicting, unicom_card):
+        card = await storage.get_card_by_iccid(alice.chat_id, number)
+        assert card is not None
+        carriers.append(card.carrier)
+    assert carriers == [
+        Carrier.CHINA_MOBILE,
+        Carrier.CHINA_TELECOM,
+        Carrier.CHINA_MOBILE,
+        Carrier.CHINA_TELECOM,
+    ]
+    other = await storage.get_card_by_iccid(alice.chat_id, iccid(5, prefix="8986991"))
+    assert other is not None
+    assert other.carrier is Carrier.OTHER
+    assert "有 1 张卡填的运营商和 ICCID 前缀不一致" in said
+    assert f"第 4 行 {contradicting} 收银台3：文件里是中国移动，前缀 898601 是中国联通" in said
+    assert "第 5 行" not in said  # the card's own carrier, untouched by the file: no note
+
+
+async def test_an_iccid_with_lookalike_letters_is_never_a_second_card_silently(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1)
+    await add(storage, alice.chat_id, 3, iccid=lettered(iccid(3)))  # really has the letters
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日"],
+            [lettered(iccid(1)), "2027-01-31"],  # the chat has the digits: refused
+            [iccid(2), "2027-01-31"],
+            [lettered(iccid(2)), "2027-01-31"],  # the file has the digits: refused
+            [lettered(iccid(3)), "2027-06-30"],  # the chat has exactly this one: updated
+            [lettered(iccid(4)), "2027-01-31"],  # nothing like it: imported, with a warning
+        ]
+    )
+    events = await alice.send_document("cards.csv", content, "/import")
+    said = texts(events)
+    for expected in ("新增：2", "更新：1", "未导入：2"):
+        assert expected in said
+    assert "是不是 8986 0010 0000 0000 0017？这个号码的卡已经在这里了" in said
+    assert "是不是 8986 0010 0000 0000 0025？第 3 行就是这个号码" in said
+    assert await storage.get_card_by_iccid(alice.chat_id, lettered(iccid(1))) is None
+    assert await storage.get_card_by_iccid(alice.chat_id, lettered(iccid(2))) is None
+    assert await storage.get_card_by_iccid(alice.chat_id, lettered(iccid(4))) is not None
+    assert "有 1 张新卡的 ICCID 里有字母 O、l 或 I" in said
+    assert f"第 6 行 {lettered(iccid(4))}：是不是 {iccid(4)}？" in said
+    assert "第 5 行" not in said
+    (rejected,) = documents(events)
+    assert rejected.content is not None
+    reasons = [row.cells[-1] for row in read_sheet(rejected.content, CHAT_LIMITS).rows]
+    assert all("是不是" in str(reason) for reason in reasons)
+
+
+async def test_a_renewal_by_file_goes_to_the_cards_edit_trail(
+    alice: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice.chat_id, 1, expiry=date(2026, 12, 1), label="旧店")
+    await add(storage, alice.chat_id, 2, expiry=date(2027, 3, 1))
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日", "商户", "运营商"],
+            [iccid(1), "2027-12-01", "新店", ""],
+            [iccid(2), "2027-03-01", "", ""],  # unchanged: no trail
+        ]
+    )
+    assert "更新：1" in texts(await alice.send_document("续费.csv", content, "/import"))
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    trail = await storage.list_card_edits(alice.chat_id, card.id)
+    assert sorted((e.field, e.old_value, e.new_value) for e in trail) == [
+        (EditField.EXPIRY, "2026-12-01", "2027-12-01"),
+        (EditField.LABEL, "旧店", "新店"),
+    ]
+    assert {(e.by_user_id, e.by_name) for e in trail} == {(alice.user["id"], "Alice")}
+    two = await storage.get_card_by_iccid(alice.chat_id, iccid(2))
+    assert two is not None
+    assert await storage.list_card_edits(alice.chat_id, two.id) == []
+    detail = texts(await alice.press_data(f"cd:{card.id}"))
+    assert "Alice：到期日 2026-12-01 → 2027-12-01" in detail
+    # an older file applied anyway is an edit by the same person too
+    old = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-06-01"]])
+    await alice.send_document("旧.csv", old, "/import")
+    await alice.press("仍然导入")
+    (latest, *_) = await storage.list_card_edits(alice.chat_id, card.id)
+    assert (latest.field, latest.old_value, latest.new_value, latest.by_name) == (
+        EditField.EXPIRY,
+        "2027-12-01",
+        "2027-06-01",
+        "Alice",
+    )
+
+
+async def test_a_group_import_report_names_each_card_masked(
+    group: dict[str, ChatDriver], storage: SqliteStorage
+) -> None:
+    boss = group["boss"]
+    await add(storage, boss.chat_id, 1, expiry=date(2026, 12, 1), label="收银台1")
+    await add(storage, boss.chat_id, 2, expiry=date(2027, 6, 1), label="收银台2")
+    one = await storage.get_card_by_iccid(boss.chat_id, iccid(1))
+    assert one is not None
+    await storage.update_card(boss.chat_id, one.model_copy(update={"muted": True}))
+    content = csv_bytes(
+        [
+            ["ICCID", "到期日"],
+            [iccid(1), "2027-12-01"],  # renews a muted card
+            [iccid(2), "2027-01-01"],  # older than SimWatch's
+            [bad_luhn(3), "2027-01-01"],  # check digit
+        ]
+    )
+    said = texts(await boss.send_document("cards.csv", content, "/import"))
+    assert f"第 2 行 {mask_iccid(iccid(1))} 收银台1" in said
+    assert (
+        f"第 3 行 {mask_iccid(iccid(2))} 收银台2：文件里 2027-01-01，SimWatch 里 2027-06-01" in said
+    )
+    assert f"第 4 行 {mask_iccid(bad_luhn(3))}" in said
+    for number in (iccid(1), iccid(2), bad_luhn(3)):
+        assert number not in said
+
+
+async def test_english_import_reports_are_sentences(
+    alice_en: ChatDriver, storage: SqliteStorage
+) -> None:
+    await add(storage, alice_en.chat_id, 1, expiry=date(2027, 6, 1))
+    await add(storage, alice_en.chat_id, 2, expiry=date(2026, 12, 1))
+    two = await storage.get_card_by_iccid(alice_en.chat_id, iccid(2))
+    assert two is not None
+    await storage.update_card(alice_en.chat_id, two.model_copy(update={"muted": True}))
+    content = csv_bytes(
+        [
+            ["ICCID", "expiry"],
+            [iccid(1), "2027-01-01"],
+            [iccid(2), "2027-12-01"],
+            [bad_luhn(3), "2027-01-01"],
+            [iccid(4), "someday"],
+        ]
+    )
+    said = texts(await alice_en.send_document("cards.csv", content, "/import"))
+    assert "(1)" not in said
+    assert ": 1." not in said
+    for sentence in (
+        "⏪ 1 row was not imported: its expiry is earlier than SimWatch's.",
+        "🔔 The file renewed 1 muted card (later expiry); its reminders are back on:",
+        "⚠️ The ICCID check digit doesn't match for 1 card (imported; please check for typos):",
+        f"Row 2, {iccid(1)}: file 2027-01-01, SimWatch 2027-06-01",
+        "press the button below to import that row too.",
+    ):
+        assert sentence in said
+    alice_en.find_button("⏪ Import anyway: 1 older row")
+    done = texts(await alice_en.press("Import anyway"))
+    assert "⏪ Imported as the file says: 1 card has an earlier expiry now." in done

@@ -380,6 +380,34 @@ async def test_every_report_fits_in_one_telegram_message(store: SqliteBulkStore)
         assert text.count("<b>") == text.count("</b>")
 
 
+async def test_a_report_naming_every_kind_of_card_still_fits_in_one_message(
+    store: SqliteBulkStore, storage: SqliteStorage
+) -> None:
+    label = "长" * 60  # shortened in the report, but each line names a card
+    rows: list[list[object]] = [["ICCID", "到期日", "运营商", "标签"]]
+    for n in range(60):  # muted cards the file renews, and cards it would move earlier
+        card = await storage.add_card(
+            CHAT, CardDraft(iccid=iccid(n), expiry=date(2027, 6, 1), label=label), NOW
+        )
+        await storage.update_card(CHAT, card.model_copy(update={"muted": n % 2 == 0}))
+        rows.append([iccid(n), "2028-01-01" if n % 2 == 0 else "2027-01-01", "", ""])
+    for n in range(100, 160):  # check digit, a carrier the prefix contradicts, O for 0
+        rows.append([bad_luhn(n), "2027-01-01", "", label])
+        rows.append([iccid(n, prefix="8986011"), "2027-01-01", "移动", label])
+        rows.append(["8986OO" + iccid(n)[6:], "2027-01-01", "", label])
+    rows += [[f"8986{n}" + "x" * 30, "2027-02-30", "火星" * 10, "n" * 60] for n in range(400)]
+    report = await run(store, csv_bytes(rows))
+    assert (len(report.unmuted), len(report.older), len(report.luhn)) == (30, 30, 60)
+    assert (len(report.carriers), len(report.lookalikes)) == (60, 60)
+    for lang in ("zh_CN", "en"):
+        for is_group in (False, True):
+            text = report_text(lang, report, is_group=is_group)
+            assert visible_length(text) <= 4096
+            assert text.count("<b>") == text.count("</b>")
+            assert text.count("<code>") == text.count("</code>")
+            assert iccid(100, prefix="8986011")[-6:] in text  # the first of each kind is named
+
+
 async def renew(storage: SqliteStorage, card: Card, new_expiry: date) -> None:
     renewal = RenewalDraft(
         renewed_at=NOW,
@@ -415,7 +443,7 @@ async def test_rows_older_than_simwatch_are_left_and_reported(
     assert kept is not None
     assert (kept.expiry, kept.label) == (date(2028, 1, 1), None), "the row is left as a whole"
     said = report_text("zh_CN", report, in_chat=False)
-    assert "第 2 行：文件里 2027-01-01，SimWatch 里 2028-01-01" in said
+    assert f"第 2 行 <code>{iccid(1)}</code>：文件里 2027-01-01，SimWatch 里 2028-01-01" in said
     assert "--apply-older" in said
 
 

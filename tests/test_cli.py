@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from cards_util import iccid
+from cards_util import bad_luhn, iccid
 
 from bot.logs import RedactToken
 from storage.sqlite import SqliteStorage
@@ -129,3 +129,41 @@ def test_import_tells_the_operator_to_fix_the_rejected_rows_and_run_it_again(
     assert again.returncode == 0, again.stdout + again.stderr
     with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
         assert db.execute("SELECT count(*) FROM cards WHERE chat_id = 42").fetchone() == (2,)
+
+
+def test_a_command_line_import_names_the_cards_and_leaves_an_edit_trail(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite3"
+    env = {"DATABASE_PATH": str(database), "LANGUAGE": "en"}
+    asyncio.run(known_chat(database, 42))
+    first = tmp_path / "cards.csv"
+    first.write_text(f"ICCID,expiry,carrier\n{iccid(1)},2027-01-31,\n{iccid(2)},2027-06-30,\n")
+    added = run(["import", str(first), "--chat", "42", "--no-progress"], tmp_path, **env)
+    assert added.returncode == 0, added.stdout + added.stderr
+    renewal = tmp_path / "renewal.csv"
+    renewal.write_text(
+        f"ICCID,expiry\n{iccid(1)},2028-01-31\n{iccid(2)},2027-01-01\n{bad_luhn(3)},2027-01-01\n"
+    )
+    command = ["import", str(renewal), "--chat", "42", "--no-progress"]
+    second = run(command, tmp_path, **env)
+    assert second.returncode == 1, second.stdout + second.stderr  # a row left as older
+    for line in (
+        "⏪ 1 row was not imported: its expiry is earlier than SimWatch's.",
+        f"Row 3, {iccid(2)}: file 2027-01-01, SimWatch 2027-06-30",  # in full: the operator's
+        f"Row 4, {bad_luhn(3)}",
+        "run again with --apply-older to import that row too.",
+    ):
+        assert line in second.stdout
+    assert "(1)" not in second.stdout
+    applied = run([*command, "--apply-older"], tmp_path, **env)
+    assert "1 card's expiry was moved earlier" in applied.stdout
+    with closing(sqlite3.connect(database)) as db:
+        carriers = db.execute("SELECT carrier FROM cards WHERE chat_id = 42 ORDER BY id").fetchall()
+        trail = db.execute(
+            "SELECT c.iccid, e.field, e.old_value, e.new_value, e.by_user_id, e.by_name "
+            "FROM card_edits e JOIN cards c ON c.id = e.card_id ORDER BY e.id"
+        ).fetchall()
+    assert carriers == [("cmcc",), ("cmcc",), ("cmcc",)]  # the prefix 898600 names it
+    assert trail == [
+        (iccid(1), "expiry", "2027-01-31", "2028-01-31", None, "import"),
+        (iccid(2), "expiry", "2027-06-30", "2027-01-01", None, "import"),
+    ]

@@ -14,6 +14,12 @@ committed (the crash tests kill the process there).
 A row whose expiry is earlier than the card's (an old spreadsheet, after a renewal in
 SimWatch) is never applied silently: it is left as it is and reported as older, with what
 ``apply_older`` needs to apply it anyway when the user says so.
+
+Every field an import changes goes to the card's edit trail (who, when, old → new), in the same
+transaction, as ``/edit`` does. A new card without a carrier takes the one the ICCID's issuer
+prefix names; a carrier the file gives wins, with a note when the prefix disagrees. An ICCID
+whose only letters are O, l or I (``8986OO…``) is refused when the chat or the file has the
+all-digit ICCID it looks like, and imported with a note otherwise.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.bulk.columns import map_columns
-from bot.bulk.models import CardChange
+from bot.bulk.models import CardChange, TrailEntry
 from bot.bulk.reading import Sheet, SheetRow
 from bot.bulk.rows import KEEP, CellProblem, Keep, ParseCache, RowProblems, RowValues, parse_row
 from bot.errors import InputError
-from bot.models import Card, CardDraft, Carrier, Period
+from bot.iccid import carrier_from_iccid
+from bot.models import Card, CardDraft, CardEditDraft, Carrier, Period
+from bot.services.cards import changed_fields
 from storage.bulk import BulkStore
 
 Progress = Callable[[int], None]  # rows validated so far
@@ -49,6 +57,42 @@ _MERGED_FIELDS = (
 
 
 @dataclass(frozen=True, slots=True)
+class ImportAuthor:
+    """Who the edit trail names for an import's changes: the person who sent the file in chat,
+    ``IMPORTED_BY`` for the command line."""
+
+    by_user_id: int | None
+    by_name: str | None
+
+
+IMPORTED_BY = ImportAuthor(None, "import")
+
+
+@dataclass(frozen=True, slots=True)
+class CardNote:
+    """A row the report mentions, with the card it is about (as the file leaves it)."""
+
+    number: int
+    iccid: str
+    label: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierNote(CardNote):
+    """The file's carrier, imported as given, contradicts the ICCID's issuer prefix."""
+
+    given: Carrier
+    inferred: Carrier
+
+
+@dataclass(frozen=True, slots=True)
+class LookalikeNote(CardNote):
+    """A new card whose ICCID has O, l or I where 0 and 1 usually are: imported as given."""
+
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedRow:
     row: SheetRow
     problems: tuple[CellProblem, ...]
@@ -62,6 +106,11 @@ class OlderRow:
     values: RowValues
     card_expiry: date  # SimWatch's, when the file was imported
     file_expiry: date
+    label: str | None = None  # the card's, for the report
+
+    @property
+    def iccid(self) -> str:
+        return self.values.iccid
 
     @property
     def number(self) -> int:
@@ -135,8 +184,10 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     duplicates: list[tuple[int, int]] = field(default_factory=list)  # (row, same as row)
-    luhn_rows: list[int] = field(default_factory=list)  # imported, check digit doesn't match
-    unmuted: int = 0  # muted cards the file renewed (expiry moved later): reminders back on
+    luhn: list[CardNote] = field(default_factory=list)  # imported, check digit doesn't match
+    unmuted: list[CardNote] = field(default_factory=list)  # muted, renewed: reminders back on
+    carriers: list[CarrierNote] = field(default_factory=list)  # given, prefix disagrees
+    lookalikes: list[LookalikeNote] = field(default_factory=list)  # new, O/l/I for 0/1?
     older: list[OlderRow] = field(default_factory=list)  # left: earlier than SimWatch's expiry
     older_applied: int = 0  # older rows applied all the same (``apply_older=True``)
     lock_seconds: float = 0.0  # how long the write transaction held the database
@@ -144,6 +195,10 @@ class ImportReport:
     @property
     def imported(self) -> int:
         return self.added + self.updated + self.unchanged
+
+    @property
+    def luhn_rows(self) -> list[int]:
+        return [note.number for note in self.luhn]
 
 
 def _draft_of(card: Card) -> CardDraft:
@@ -161,7 +216,8 @@ def merge(values: RowValues, existing: CardDraft | None) -> CardDraft:
     if existing is None:
         if values.expiry is KEEP:
             raise InputError("import.reason.no_expiry")
-        existing = CardDraft(iccid=values.iccid, expiry=values.expiry)
+        carrier = carrier_from_iccid(values.iccid) or Carrier.OTHER  # as /addcard without one
+        existing = CardDraft(iccid=values.iccid, expiry=values.expiry, carrier=carrier)
     changes = {name: getattr(values, name) for name in _MERGED_FIELDS}
     draft = existing.model_copy(update={k: v for k, v in changes.items() if v is not KEEP})
     # /addcard and /edit only offer auto-renew and a price once the card has a plan period
@@ -170,6 +226,61 @@ def merge(values: RowValues, existing: CardDraft | None) -> CardDraft:
     if draft.plan_price_fen is not None and draft.plan_period is None:
         raise InputError("import.reason.price_needs_period")
     return draft
+
+
+def grouped(iccid: str) -> str:
+    """``8986 0012 3456 7890 1238``: easier to compare with the card than 20 digits in a row."""
+    return " ".join(iccid[i : i + 4] for i in range(0, len(iccid), 4))
+
+
+def _lookalike_problem(
+    values: RowValues, existing: Mapping[str, Card], file_rows: Mapping[str, int]
+) -> CellProblem | None:
+    """Why a row whose ICCID has O, l or I for 0 and 1 is refused: the chat (or another row of
+    the file) has the all-digit ICCID it looks like. Which one is meant is the user's call; a
+    card the chat already has with exactly these letters is no question."""
+    digits = values.digits_suggestion
+    if digits is None or values.iccid in existing:
+        return None
+    if digits in existing:
+        return CellProblem(InputError("import.reason.lookalike_card", fixed=grouped(digits)))
+    if digits in file_rows:
+        return CellProblem(
+            InputError("import.reason.lookalike_row", fixed=grouped(digits), row=file_rows[digits])
+        )
+    return None
+
+
+def _carrier_note(
+    values: RowValues, before: CardDraft | None, after: CardDraft
+) -> CarrierNote | None:
+    """A note when the file sets a carrier the issuer prefix contradicts ("other" never does)."""
+    if values.carrier is KEEP or values.carrier is Carrier.OTHER:
+        return None
+    inferred = carrier_from_iccid(values.iccid)
+    if inferred is None or inferred is values.carrier:
+        return None
+    if before is not None and before.carrier is values.carrier:
+        return None  # the card had it already: the file changes nothing there
+    return CarrierNote(values.number, after.iccid, after.label, values.carrier, inferred)
+
+
+def _trail(changes: Sequence[CardChange], author: ImportAuthor, now: datetime) -> list[TrailEntry]:
+    return [
+        TrailEntry(
+            change.card_id,
+            CardEditDraft(
+                edited_at=now,
+                by_user_id=author.by_user_id,
+                by_name=author.by_name,
+                field=name,
+                old_value=old,
+                new_value=new,
+            ),
+        )
+        for change in changes
+        for name, old, new in changed_fields(change.before, change.after)
+    ]
 
 
 def _same_values(a: RowValues, b: RowValues) -> bool:
@@ -240,10 +351,13 @@ class _Plan:
     updates: list[CardChange] = field(default_factory=list)
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
-    luhn_rows: list[int] = field(default_factory=list)
+    luhn: list[CardNote] = field(default_factory=list)
+    carriers: list[CarrierNote] = field(default_factory=list)
+    lookalikes: list[LookalikeNote] = field(default_factory=list)
     older: list[OlderRow] = field(default_factory=list)
     older_applied: int = 0
-    unmuted: int = 0  # muted cards whose expiry the file moves later: a renewal ends the mute
+    # muted cards whose expiry the file moves later: a renewal ends the mute
+    unmuted: list[CardNote] = field(default_factory=list)
 
 
 def _plan(
@@ -254,28 +368,46 @@ def _plan(
     apply_older: bool,
 ) -> _Plan:
     plan = _Plan()
+    file_rows = {values.iccid: values.number for values in candidates}
     for values in candidates:
         card = existing.get(values.iccid)
         before = _draft_of(card) if card is not None else None
+        lookalike = _lookalike_problem(values, existing, file_rows)
+        if lookalike is not None:
+            plan.rejected.append(RejectedRow(rows[values.number], (lookalike,)))
+            continue
         try:
             after = merge(values, before)
         except InputError as exc:
             plan.rejected.append(RejectedRow(rows[values.number], (CellProblem(exc),)))
             continue
+        note = CardNote(values.number, after.iccid, after.label)
         if card is None or before is None:
             plan.inserts.append(after)
+            if values.digits_suggestion is not None:
+                plan.lookalikes.append(
+                    LookalikeNote(note.number, note.iccid, note.label, values.digits_suggestion)
+                )
         elif after.expiry < before.expiry and not apply_older:
-            plan.older.append(OlderRow(values, before.expiry, after.expiry))
+            plan.older.append(OlderRow(values, before.expiry, after.expiry, before.label))
             continue
         elif _values_key(after) != _values_key(before):
             plan.updates.append(CardChange(card.id, before, after))
-            plan.unmuted += card.muted and after.expiry > before.expiry
+            if card.muted and after.expiry > before.expiry:
+                plan.unmuted.append(note)
             plan.older_applied += after.expiry < before.expiry
         else:
             plan.unchanged += 1
         if values.luhn_ok is False:
-            plan.luhn_rows.append(values.number)
+            plan.luhn.append(note)
+        carrier = _carrier_note(values, before, after)
+        if carrier is not None:
+            plan.carriers.append(carrier)
     return plan
+
+
+def _number(note: CardNote) -> int:
+    return note.number
 
 
 class _Changed(Exception):
@@ -292,6 +424,7 @@ async def import_sheet(
     progress: Progress | None = None,
     before_commit: BeforeCommit | None = None,
     apply_older: bool = False,
+    author: ImportAuthor = IMPORTED_BY,
 ) -> ImportReport:
     """Validate and apply a whole sheet to the chat's cards, atomically.
 
@@ -299,14 +432,18 @@ async def import_sheet(
     awaited inside the transaction once every change is written, just before it commits: what
     happens to the process until it returns (an exception, a kill) leaves the chat as it was.
     ``apply_older``: apply rows that move an expiry earlier too (else they are left, reported).
+    ``author``: whom the cards' edit trail names for the changes.
     """
     report = ImportReport(rows=len(sheet.rows))
     # CPU work (Unicode, regexes): off the event loop, so the bot keeps answering meanwhile
     candidates = await asyncio.to_thread(validate_rows, sheet, today, report, progress)
     rows = {row.number: row for row in sheet.rows}
-    iccids = [values.iccid for values in candidates]
+    # the all-digit ICCIDs that look-alike ones may mean are read too, to refuse those rows
+    suggested = [v.digits_suggestion for v in candidates if v.digits_suggestion is not None]
+    iccids = [values.iccid for values in candidates] + suggested
     existing = await store.cards_by_iccid(chat_id, iccids)
     plan = await asyncio.to_thread(_plan, candidates, existing, rows, apply_older=apply_older)
+    trail = _trail(plan.updates, author, now)
     try:
         async with store.import_session(chat_id) as session:
             locked_at = time.perf_counter()
@@ -314,6 +451,7 @@ async def import_sheet(
             written += await session.insert(plan.inserts, now)
             if written != len(plan.updates) + len(plan.inserts):
                 raise _Changed  # rolled back; read again, this time under the lock
+            await session.record_edits(trail)
             if before_commit is not None:
                 await before_commit()
     except _Changed:
@@ -323,6 +461,7 @@ async def import_sheet(
             plan = _plan(candidates, existing, rows, apply_older=apply_older)
             await session.update(plan.updates)
             await session.insert(plan.inserts, now)
+            await session.record_edits(_trail(plan.updates, author, now))
             if before_commit is not None:
                 await before_commit()
     report.lock_seconds = time.perf_counter() - locked_at
@@ -333,10 +472,12 @@ async def import_sheet(
     )
     report.rejected.extend(plan.rejected)
     report.rejected.sort(key=lambda rejected: rejected.row.number)
-    report.luhn_rows = sorted(plan.luhn_rows)
+    report.luhn = sorted(plan.luhn, key=_number)
+    report.carriers = sorted(plan.carriers, key=_number)
+    report.lookalikes = sorted(plan.lookalikes, key=_number)
     report.older = plan.older
     report.older_applied = plan.older_applied
-    report.unmuted = plan.unmuted
+    report.unmuted = sorted(plan.unmuted, key=_number)
     return report
 
 
@@ -346,10 +487,17 @@ class OlderApplied:
     changed: int  # left: the card changed since the import (renewed again, edited, deleted)
 
 
-async def apply_older(store: BulkStore, chat_id: int, older: Sequence[OlderRow]) -> OlderApplied:
+async def apply_older(
+    store: BulkStore,
+    chat_id: int,
+    older: Sequence[OlderRow],
+    *,
+    now: datetime,
+    author: ImportAuthor = IMPORTED_BY,
+) -> OlderApplied:
     """Apply rows an import left as older, after all (the user pressed "apply anyway"). A row
     is applied only while its card still expires on the date the import saw, so a late press,
-    or a second one, changes nothing that was decided since."""
+    or a second one, changes nothing that was decided since. The edit trail names ``author``."""
     async with store.import_session(chat_id) as session:
         existing = await session.existing([row.values.iccid for row in older])
         changes: list[CardChange] = []
@@ -365,4 +513,5 @@ async def apply_older(store: BulkStore, chat_id: int, older: Sequence[OlderRow])
             if _values_key(after) != _values_key(before):
                 changes.append(CardChange(card.id, before, after))
         await session.update(changes)
+        await session.record_edits(_trail(changes, author, now))
     return OlderApplied(applied=len(changes), changed=len(older) - len(changes))

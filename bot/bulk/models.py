@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import Card, CardDraft
+from bot.models import Card, CardDraft, CardEditDraft
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +32,11 @@ class CardChange:
     card_id: int
     before: CardDraft
     after: CardDraft
+
+
+@dataclass(frozen=True, slots=True)
+class TrailEntry:
+    """One field an import changed, for the card's edit trail (written with the change)."""
+
+    card_id: int
+    edit: CardEditDraft

@@ -7,19 +7,22 @@ column; its header is not a known column, so the fixed file imports without dele
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.bulk.cells import Cell
 from bot.bulk.export import plain
-from bot.bulk.importer import ImportReport, RejectedRow
+from bot.bulk.importer import CardNote, ImportReport, RejectedRow
 from bot.bulk.reading import Sheet
 from bot.bulk.rows import CellProblem
 from bot.bulk.writing import OutputFormat, OutValue, write_table
 from bot.i18n import Html, t
+from bot.iccid import shown_iccid
 
 MAX_REASONS_SHOWN = 10  # in the message; all of them are in the file
 MAX_OLDER_SHOWN = 5
 MAX_ROW_NUMBERS_SHOWN = 20
+MAX_NOTES_SHOWN = 5  # cards named under each note (check digit, unmuted, carrier, look-alike)
+PREFIX_SHOWN = 6  # the issuer prefix a carrier note names: 898601
 MAX_PARAM_CHARS = 40  # what a reason quotes of a cell or a header, so every reason stays short
 # Telegram allows 4096 characters (UTF-16 units of the text after its HTML is parsed); the
 # report leaves a margin for what the handlers add around it
@@ -79,12 +82,87 @@ def _length(lines: Sequence[str]) -> int:
     return sum(visible_length(line) + 1 for line in lines)
 
 
-def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Html:
-    """The import's summary, always short enough for one Telegram message: the first rejected
-    and older rows, then how many more (all of them are in the file or the command's output).
-    ``in_chat``: end with how to send the fixed rows back (the file of rejected rows goes with
-    the message) and offer the button for older rows; the command line says that in its own
-    words."""
+def card_text(lang: str, iccid: str, label: str | None, *, is_group: bool) -> Html:
+    """Which card a line is about: its ICCID as the chat may see it (the last 6 in groups) and
+    its label, shortened."""
+    shown = shown_iccid(iccid, is_group)
+    if label:
+        return t(lang, "import.report.card_labeled", iccid=shown, label=_short(label))
+    return t(lang, "import.report.card", iccid=shown)
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A header and one line per row (the first few, as many as fit), then how many more."""
+
+    header: Html
+    lines: list[Html]
+    total: int
+    limit: int
+    tail: list[Html] = field(default_factory=list)  # after the lines (what to do about them)
+
+
+def _sections(lang: str, report: ImportReport, is_group: bool) -> list[_Section]:
+    def card(note: CardNote) -> Html:
+        return card_text(lang, note.iccid, note.label, is_group=is_group)
+
+    def line(note: CardNote) -> Html:
+        return t(lang, "import.report.note_line", row=note.number, card=card(note))
+
+    def notes(key: str, items: Sequence[CardNote]) -> _Section:
+        shown = [line(note) for note in items[:MAX_NOTES_SHOWN]]
+        return _Section(t(lang, key, count=len(items)), shown, len(items), MAX_NOTES_SHOWN)
+
+    sections: list[_Section] = []
+    if report.luhn:
+        sections.append(notes("import.report.luhn", report.luhn))
+    if report.unmuted:
+        sections.append(notes("import.report.unmuted", report.unmuted))
+    if report.carriers:
+        carrier_lines = [
+            t(
+                lang,
+                "import.report.carrier_line",
+                row=note.number,
+                card=card(note),
+                given=t(lang, f"carrier.{note.given.value}"),
+                prefix=note.iccid[:PREFIX_SHOWN],
+                inferred=t(lang, f"carrier.{note.inferred.value}"),
+            )
+            for note in report.carriers[:MAX_NOTES_SHOWN]
+        ]
+        header = t(lang, "import.report.carrier", count=len(report.carriers))
+        sections.append(_Section(header, carrier_lines, len(report.carriers), MAX_NOTES_SHOWN))
+    if report.lookalikes:
+        # in groups the ICCIDs are masked: the digits would add nothing to the last 6
+        lookalike_lines = [
+            line(note)
+            if is_group
+            else t(
+                lang,
+                "import.report.lookalike_line",
+                row=note.number,
+                card=card(note),
+                fixed=note.digits,
+            )
+            for note in report.lookalikes[:MAX_NOTES_SHOWN]
+        ]
+        header = t(lang, "import.report.lookalike", count=len(report.lookalikes))
+        sections.append(_Section(header, lookalike_lines, len(report.lookalikes), MAX_NOTES_SHOWN))
+    return sections
+
+
+def report_text(
+    lang: str, report: ImportReport, *, in_chat: bool = True, is_group: bool | None = None
+) -> Html:
+    """The import's summary, always short enough for one Telegram message: the first rows of
+    each kind worth a word (check digits, unmuted cards, carriers, look-alike ICCIDs, older and
+    rejected rows), each with its card, then how many more (all of them are in the file or the
+    command's output). ``in_chat``: end with how to send the fixed rows back (the file of
+    rejected rows goes with the message) and offer the button for older rows; the command line
+    says that in its own words. ``is_group``: ICCIDs masked to the last 6 (by default in chat,
+    not on the command line)."""
+    masked = in_chat if is_group is None else is_group
     head = [
         t(
             lang,
@@ -101,50 +179,33 @@ def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Htm
     if report.duplicates:
         rows = _numbers([row for row, _ in report.duplicates])
         head.append(t(lang, "import.report.duplicates", count=len(report.duplicates), rows=rows))
-    if report.luhn_rows:
-        rows = _numbers(report.luhn_rows)
-        head.append(t(lang, "import.report.luhn", count=len(report.luhn_rows), rows=rows))
-    if report.unmuted:
-        head.append(t(lang, "import.report.unmuted", count=report.unmuted))
     if report.older_applied:
         head.append(t(lang, "import.report.older_applied", count=report.older_applied))
     if not report.rejected and not report.older and report.imported == 0 and report.rows == 0:
         head.append(t(lang, "import.report.nothing"))
-    older_tail: list[Html] = []
-    rejected_tail: list[Html] = []
+    sections = _sections(lang, report, masked)
     if report.older:
         key = "import.report.older_button" if in_chat else "import.report.older_cli"
-        older_tail.append(t(lang, key, count=len(report.older)))
-    if report.rejected and in_chat:
-        rejected_tail.append(t(lang, "import.report.rejected_file"))
-    more = t(lang, "import.report.rejected_more", count=max(report.rows, 1))  # the longest
-    older_head = t(lang, "import.report.older_header", count=len(report.older))
-    rejected_head = t(lang, "import.report.rejected_header")
-    fixed = [*head, *older_tail, *rejected_tail]
-    if report.older:
-        fixed += [older_head, more]
-    if report.rejected:
-        fixed += [rejected_head, more]
-    budget = MAX_MESSAGE_CHARS - _length(fixed)
-    lines: list[str] = list(head)
-    if report.older:
         older_lines = [
             t(
                 lang,
                 "import.report.older_line",
                 row=older.number,
+                card=card_text(lang, older.iccid, older.label, is_group=masked),
                 file=older.file_expiry.isoformat(),
                 ours=older.card_expiry.isoformat(),
             )
             for older in report.older[:MAX_OLDER_SHOWN]
         ]
-        shown, budget = _fill(older_lines, budget, MAX_OLDER_SHOWN)
-        lines += [older_head, *shown]
-        if len(report.older) > len(shown):
-            lines.append(
-                t(lang, "import.report.rejected_more", count=len(report.older) - len(shown))
+        sections.append(
+            _Section(
+                t(lang, "import.report.older_header", count=len(report.older)),
+                older_lines,
+                len(report.older),
+                MAX_OLDER_SHOWN,
+                [t(lang, key, count=len(report.older))],
             )
-        lines += older_tail
+        )
     if report.rejected:
         rejected_lines = [
             t(
@@ -155,13 +216,26 @@ def report_text(lang: str, report: ImportReport, *, in_chat: bool = True) -> Htm
             )
             for rejected in report.rejected[:MAX_REASONS_SHOWN]
         ]
-        shown, budget = _fill(rejected_lines, budget, MAX_REASONS_SHOWN)
-        lines += [rejected_head, *shown]
-        if len(report.rejected) > len(shown):
-            lines.append(
-                t(lang, "import.report.rejected_more", count=len(report.rejected) - len(shown))
+        tail = [t(lang, "import.report.rejected_file")] if in_chat else []
+        sections.append(
+            _Section(
+                t(lang, "import.report.rejected_header"),
+                rejected_lines,
+                len(report.rejected),
+                MAX_REASONS_SHOWN,
+                tail,
             )
-        lines += rejected_tail
+        )
+    more = t(lang, "import.report.rejected_more", count=max(report.rows, 1))  # the longest
+    fixed = [*head, *(line for s in sections for line in (s.header, more, *s.tail))]
+    budget = MAX_MESSAGE_CHARS - _length(fixed)
+    lines: list[str] = list(head)
+    for section in sections:
+        shown, budget = _fill(section.lines, budget, section.limit)
+        lines += [section.header, *shown]
+        if section.total > len(shown):
+            lines.append(t(lang, "import.report.rejected_more", count=section.total - len(shown)))
+        lines += section.tail
     return Html("\n".join(lines))
 
 

@@ -1,7 +1,8 @@
 """One data row of an import file, validated exactly as ``/addcard`` validates typed input.
 
 A row becomes ``RowValues``: what the row says about each field, or ``KEEP`` where the cell is
-empty (the card keeps its value; a new card gets the default). Problems are collected per cell,
+empty (the card keeps its value; a new card gets the default, and its carrier from the ICCID's
+issuer prefix, as ``/addcard`` does: see ``importer.merge``). Problems are collected per cell,
 so the user learns everything wrong with a row at once.
 """
 
@@ -71,6 +72,8 @@ class RowValues:
     plan_price_fen: int | Keep | None
     auto_renew: bool | Keep
     note: str | Keep | None
+    # the all-digit ICCID meant if the letters O, l, I stand for 0 and 1 (``8986OO…``), else None
+    digits_suggestion: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +141,12 @@ class _RowReader:
         return cast(T, result)
 
 
-def _iccid(cell: Cell) -> tuple[str, bool | None]:
+def _iccid(cell: Cell) -> tuple[str, bool | None, str | None]:
     if isinstance(cell, float) and (not cell.is_integer() or abs(cell) >= EXACT_FLOAT_LIMIT):
         # Excel turned the number into 8.98600E+19: the last digits are gone for good
         raise InputError("import.reason.iccid_number")
     checked = check_iccid(cell_text(cell))
-    return checked.iccid, checked.luhn_ok
+    return checked.iccid, checked.luhn_ok, checked.digits_suggestion
 
 
 def _carrier(cell: Cell) -> Carrier:
@@ -228,6 +231,7 @@ def parse_row(
         number=row.number,
         iccid=iccid[0],
         luhn_ok=iccid[1],
+        digits_suggestion=iccid[2],
         expiry=KEEP if expiry is None else expiry,
         carrier=KEEP if carrier is None else carrier,
         label=joined,

@@ -13,6 +13,8 @@ from bot.bulk.chart import weekly_chart_png
 from bot.bulk.export import export_file
 from bot.bulk.find import find_page
 from bot.bulk.importer import (
+    IMPORTED_BY,
+    ImportAuthor,
     ImportReport,
     OlderApplied,
     OlderRow,
@@ -37,6 +39,12 @@ from storage.reminders import ReminderStore
 class ImportResult:
     sheet: Sheet
     report: ImportReport
+
+
+def _author(by_user_id: int | None, by_name: str | None) -> ImportAuthor:
+    if by_user_id is None and by_name is None:
+        return IMPORTED_BY
+    return ImportAuthor(by_user_id, by_name)
 
 
 class BulkService:
@@ -64,16 +72,36 @@ class BulkService:
         limits: Limits = CHAT_LIMITS,
         progress: Progress | None = None,
         owners: Sequence[Hashable] = (),
+        by_user_id: int | None = None,
+        by_name: str | None = None,
     ) -> ImportResult:
+        """``owners``: who may have one upload in flight at a time (the chat, the user);
+        ``by_user_id``/``by_name``: who sent the file, for the cards' edit trail (without
+        either, the trail says "import")."""
         sheet = await self.read(content, limits, owners)
         report = await import_sheet(
-            self.store, chat_id, sheet, today=today, now=self.clock.now(), progress=progress
+            self.store,
+            chat_id,
+            sheet,
+            today=today,
+            now=self.clock.now(),
+            progress=progress,
+            author=_author(by_user_id, by_name),
         )
         return ImportResult(sheet, report)
 
-    async def apply_older(self, chat_id: int, older: Sequence[OlderRow]) -> OlderApplied:
+    async def apply_older(
+        self,
+        chat_id: int,
+        older: Sequence[OlderRow],
+        *,
+        by_user_id: int | None = None,
+        by_name: str | None = None,
+    ) -> OlderApplied:
         """Apply rows an import left because they move an expiry earlier (see ``apply_older``)."""
-        return await apply_older(self.store, chat_id, older)
+        return await apply_older(
+            self.store, chat_id, older, now=self.clock.now(), author=_author(by_user_id, by_name)
+        )
 
     async def export(
         self, chat: ChatSettings, *, lang: str, today: date, fmt: OutputFormat

@@ -86,7 +86,7 @@ def parse_plan_value(value: str | None) -> tuple[Period | None, int | None]:
         return None, None
 
 
-def _field_values(card: Card) -> dict[EditField, str | None]:
+def _field_values(card: CardDraft) -> dict[EditField, str | None]:
     return {
         EditField.EXPIRY: card.expiry.isoformat(),
         EditField.CARRIER: card.carrier.value,
@@ -97,8 +97,11 @@ def _field_values(card: Card) -> dict[EditField, str | None]:
     }
 
 
-def changed_fields(before: Card, after: Card) -> list[tuple[EditField, str | None, str | None]]:
-    """(field, old, new) for each field of the edit trail that differs."""
+def changed_fields(
+    before: CardDraft, after: CardDraft
+) -> list[tuple[EditField, str | None, str | None]]:
+    """(field, old, new) for each field of the edit trail that differs (of a card, or of a
+    card as an import file would leave it)."""
     old, new = _field_values(before), _field_values(after)
     return [(name, old[name], new[name]) for name in EditField if old[name] != new[name]]
 
