@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from bot.app import AnyApplication, build_application
@@ -14,6 +19,8 @@ from bot.chatdriver import ChatDriver
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
+from storage.postgres.migrate import migrate as migrate_postgres
+from storage.postgres.pool import DatabaseUnreachableError, open_pool
 from storage.sqlite import SqliteStorage
 
 TOKEN = "123456:TEST-TOKEN"
@@ -24,6 +31,93 @@ ALICE = 1001  # a shop owner, private chat
 BOB = 1002  # shop staff, member of the group
 BOSS = 1003  # the group's administrator
 SHOP_GROUP = -100500
+
+
+# PostgreSQL for the tests: a server to use (default: the local one over its Unix socket, as the
+# current user), a throw-away database on it for the run, a fresh schema in it for each test.
+# Without a server the PostgreSQL cases skip and the run says so in one line at the end; with
+# SIMWATCH_REQUIRE_POSTGRES=1 (``.ci/run``) they fail instead.
+PG_URL_ENV = "SIMWATCH_TEST_DATABASE_URL"  # a database the tests may fill; none made then
+PG_DEFAULT_SERVER = "postgresql:///postgres"
+REQUIRE_POSTGRES = os.environ.get("SIMWATCH_REQUIRE_POSTGRES") == "1"
+_pg_unavailable: list[str] = []  # why the PostgreSQL cases skipped (at most one reason)
+_schemas = itertools.count(1)
+
+
+def _with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = f"{parts.query}&search_path={schema}" if parts.query else f"search_path={schema}"
+    return urlunsplit(parts._replace(query=query))
+
+
+async def _exec(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """The URL of a database this run may fill: ``$SIMWATCH_TEST_DATABASE_URL``, or one made
+    on the local server for the run and dropped after it."""
+    if _pg_unavailable:
+        pytest.skip(_pg_unavailable[0])
+    given = os.environ.get(PG_URL_ENV)
+    server = given or PG_DEFAULT_SERVER
+    name = f"simwatch_test_{os.getpid()}"
+    try:
+        if given:
+            asyncio.run(_exec(given, "SELECT 1"))
+        else:
+            asyncio.run(_exec(server, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = f"no PostgreSQL at {given or 'the local Unix socket'} ({exc})"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"SIMWATCH_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        _pg_unavailable.append(reason)
+        pytest.skip(reason)
+    if given:
+        yield given
+        return
+    yield _with_database(server, name)
+    asyncio.run(_exec(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def pg_url(pg_database: str) -> AsyncIterator[str]:
+    """A URL whose sessions work in a new, empty schema of their own (dropped after the test):
+    ``search_path`` in the URL, so a ``python -m bot`` given it as DATABASE_URL uses it too."""
+    schema = f"t{os.getpid()}_{next(_schemas)}"
+    await _exec(pg_database, f"CREATE SCHEMA {schema}")
+    yield _with_search_path(pg_database, schema)
+    await _exec(pg_database, f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+async def pg_pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema, migrated to the latest version."""
+    try:
+        pool = await open_pool(pg_url, max_size=4)
+    except DatabaseUnreachableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    await migrate_postgres(pool)
+    yield pool
+    await pool.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _pg_unavailable:
+        terminalreporter.write_line(
+            f"PostgreSQL cases skipped: {_pg_unavailable[0]}; "
+            f"set {PG_URL_ENV} or start the server (.ci/run requires them)"
+        )
 
 
 @pytest.fixture
