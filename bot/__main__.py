@@ -45,9 +45,11 @@ async def preflight(settings: Settings, token: str) -> None:
     Doing this ourselves turns the usual first-run mistakes into one clear line each.
     """
     from handlers.delivery import check_token
-    from storage.sqlite import SqliteStorage
+    from storage.factory import open_storage
 
-    storage = await SqliteStorage.open(settings.database_path)
+    storage = await open_storage(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     await storage.close()
     await check_token(settings)
 
