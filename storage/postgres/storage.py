@@ -26,7 +26,7 @@ from bot.models import (
     Renewal,
     RenewalRule,
 )
-from storage.base import CardFilter, DuplicateCardError, RenewalDraft
+from storage.base import CardFilter, DuplicateCardError, RenewalDraft, SchemaTooNewError
 from storage.postgres.migrate import migrate
 from storage.postgres.pool import Connection, open_pool
 
@@ -150,6 +150,9 @@ class PostgresStorage:
         pool = await open_pool(url)
         try:
             await migrate(pool)
+        except SchemaTooNewError as exc:
+            await pool.close()
+            raise SchemaTooNewError(f"DATABASE_URL: {exc}") from None
         except BaseException:
             await pool.close()
             raise
