@@ -14,19 +14,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from storage.base import DatabaseUnreachableError
+
 # A connection taken from the pool (what ``pool.acquire()`` yields) or one opened by itself.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 # Long enough for a server on the other side of the world, short enough that a typo in the
 # host does not look like a hang at start-up.
 CONNECT_TIMEOUT_S = 10.0
+__all__ = ["Connection", "DatabaseUnreachableError", "open_pool", "redacted"]
 SESSION_SETTINGS = {"timezone": "UTC", "application_name": "simwatch"}
-
-
-class DatabaseUnreachableError(Exception):
-    """``DATABASE_URL`` does not lead to a database we can use: bad URL, no server there, wrong
-    user or password, no such database. The message is one line for the operator, without the
-    password."""
 
 
 def redacted(url: str) -> str:
