@@ -5,14 +5,19 @@ its own pool, as a second ``python -m bot remind`` or a second sender would be."
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from bot.clock import FixedClock
+from bot.emulator import BotApiEmulator
 from bot.reminders.compose import ComposeStats, ReminderComposer
 from bot.reminders.models import DigestPart, ReminderSettings
 from storage.postgres.pool import open_pool
@@ -270,3 +275,65 @@ async def test_two_digests_of_one_day_expanded_at_once_number_their_parts_apart(
         assert [row[0] for row in numbers] == list(range(1, 9))
         await pg_pool.execute("DELETE FROM outbox WHERE part > 2")
         await pg_pool.execute("UPDATE outbox SET text = NULL, parts = 0")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456:TEST-TOKEN"
+
+
+async def test_two_remind_processes_at_once_send_each_of_300_chats_one_digest(
+    pg_pool: asyncpg.Pool, pg_url: str, tmp_path: Path
+) -> None:
+    """Two ``python -m bot remind`` started together on one PostgreSQL database: they share the
+    300 due chats, each chat hears once, each auto-renewing card is renewed once."""
+    chats = [20_000 + n for n in range(300)]
+    await pg_pool.executemany(
+        "INSERT INTO chats (chat_id, created_at) VALUES ($1, $2)", [(c, NOW) for c in chats]
+    )
+    await pg_pool.executemany(
+        "INSERT INTO cards (chat_id, iccid, expiry, carrier, plan_months, auto_renew, "
+        "created_at) VALUES ($1, $2, $3, 'cmcc', $4, $5, $6)",
+        [(c, f"89860012345678{c:06d}", DAY + timedelta(days=3), None, False, NOW) for c in chats]
+        + [(c, f"89860099999999{c:06d}", DAY, 1, True, NOW) for c in chats[::3]],
+    )
+    async with BotApiEmulator(TOKEN) as emulator:
+        for chat_id in chats:
+            emulator.private_chat(emulator.user(chat_id, f"User{chat_id}"))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_BASE_URL": emulator.base_url,
+            "TELEGRAM_BASE_FILE_URL": emulator.base_file_url,
+            "DATABASE_URL": pg_url,
+            "DATABASE_PATH": str(tmp_path / "unused.sqlite3"),
+        }
+        processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "remind",
+                "--date",
+                DAY.isoformat(),
+                cwd=tmp_path,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(p.communicate() for p in processes)), timeout=120
+        )
+        said = [out.decode() for out, _ in outputs]
+        heard = {chat_id: len(emulator.chat_messages(chat_id)) for chat_id in chats}
+    assert [p.returncode for p in processes] == [0, 0], said
+    sent = [int(n) for out in said for n in re.findall(r"发送成功 (\d+) 条", out)]
+    assert sum(sent) == 300, said
+    assert set(heard.values()) == {1}, {c: n for c, n in heard.items() if n != 1}
+    assert not (tmp_path / "unused.sqlite3").exists()
+    renewals = await pg_pool.fetch("SELECT card_id, count(*) FROM renewals GROUP BY card_id")
+    assert len(renewals) == 100
+    assert {row[1] for row in renewals} == {1}
+    assert await pg_pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'") == 300
