@@ -384,3 +384,33 @@ async def test_the_database_picks_exactly_what_the_rules_say(world: World) -> No
         for chat_id in chats:
             got.update(await world.reminded(day, chat_id))
         assert got == expected, day
+
+
+async def test_batches_are_full_but_the_last_whatever_lies_between_the_due_chats(
+    world: World,
+) -> None:
+    """Chats without cards, or done for the day, between the due ones: each batch but the last
+    is full (a short one ends the pass), and together they are every due chat once."""
+    due = []
+    for n in range(1, 240):
+        chat_id = 5000 + n
+        await world.chat(chat_id)
+        if n % 7 == 0:
+            await world.card(DAY, chat_id=chat_id)
+            due.append(chat_id)
+    done = due[::4]
+    async with world.store.batch() as batch:
+        await batch.mark_composed(done, DAY, now=world.clock.now())
+    batches: list[list[int]] = []
+    after = None
+    while True:
+        async with world.store.batch() as batch:
+            chats = await batch.due_chats(
+                timezone=None, today=DAY, local_time=None, after_chat_id=after, limit=3
+            )
+        batches.append([chat.chat_id for chat in chats])
+        if len(chats) < 3:
+            break
+        after = chats[-1].chat_id
+    assert [chat_id for b in batches for chat_id in b] == [c for c in due if c not in done]
+    assert all(len(b) == 3 for b in batches[:-1])

@@ -116,18 +116,27 @@ def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
 
 
 # Taken with their rows locked (see the module's docstring); ``s`` is re-read after the lock.
+# Within a window of chat ids (see due_chats), so that each batch costs the same: without one,
+# the planner may read every chat after ``$1`` to sort them, for every batch of a pass.
 _DUE_CHATS_SQL = """
 SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.timezone,
        s.send_time, s.days_before, s.overdue_daily_days
 FROM chats ch
 LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
-WHERE ch.chat_id > $1 {zone}
+WHERE ch.chat_id > $1 AND ch.chat_id <= $2 {zone}
   AND s.inactive_since IS NULL
-  AND (s.composed_on IS NULL OR s.composed_on < $2) {send_time}
+  AND (s.composed_on IS NULL OR s.composed_on < $3) {send_time}
   AND EXISTS (SELECT 1 FROM cards c WHERE c.chat_id = ch.chat_id)
 ORDER BY ch.chat_id
-LIMIT $3
+LIMIT $4
 FOR NO KEY UPDATE OF ch SKIP LOCKED
+"""
+
+# The end of the next window: the chat id ``$2`` chats (of the zone) after ``$1``.
+_WINDOW_SQL = """
+SELECT max(chat_id) FROM (
+    SELECT chat_id FROM chats ch WHERE chat_id > $1 {zone} ORDER BY chat_id LIMIT $2
+) w
 """
 
 _AUTO_RENEW_SQL = """
@@ -156,8 +165,9 @@ WITH due AS (
           AND NOT (c.auto_renew AND c.expiry > $1::date
                    AND (coalesce(c.plan_months, 0) > 0 OR coalesce(c.plan_days, 0) > 0))
     ) x
-    LEFT JOIN reminder_log r ON r.card_id = x.id AND r.expiry = x.expiry
-    WHERE r.level IS NULL OR x.level < r.level
+    -- a lookup per card (not a join the planner may turn into a scan of the whole sent-log)
+    WHERE x.level < coalesce((SELECT r.level FROM reminder_log r
+                              WHERE r.card_id = x.id AND r.expiry = x.expiry), 2147483647)
 ), logged AS (
     INSERT INTO reminder_log AS l (card_id, expiry, level, reminded_on)
     SELECT id, expiry, level, $5::date FROM due
@@ -248,24 +258,30 @@ class _PostgresBatch:
         limit: int,
     ) -> list[ChatToRemind]:
         params: list[Any] = []
-        zone = send_time = ""
+        zone = send_time = window_zone = ""
         if timezone is not None:
             params.append(timezone)
-            zone = f"AND ch.timezone = ${3 + len(params)}"
+            zone = f"AND ch.timezone = ${4 + len(params)}"
+            window_zone = "AND ch.timezone = $3"
         if local_time is not None:
             params += [DEFAULT_SEND_TIME, _minute(local_time)]
             send_time = (
-                f"AND coalesce(s.send_time, ${2 + len(params)}::time) <= ${3 + len(params)}::time"
+                f"AND coalesce(s.send_time, ${3 + len(params)}::time) <= ${4 + len(params)}::time"
             )
         sql = _DUE_CHATS_SQL.format(zone=zone, send_time=send_time)
+        window_sql = _WINDOW_SQL.format(zone=window_zone)
+        window = max(2 * limit, 100)
         after = _MIN_CHAT_ID if after_chat_id is None else after_chat_id
         chats: list[ChatToRemind] = []
         while len(chats) < limit:
+            end = await self._db.fetchval(window_sql, after, window, *params[:1])
+            if end is None:
+                break  # no chats left
             wanted = limit - len(chats)
-            rows = await self._db.fetch(sql, after, today, wanted, *params)
+            rows = await self._db.fetch(sql, after, end, today, wanted, *params)
+            after = rows[-1][0] if len(rows) == wanted else end
             if not rows:
-                break
-            after = rows[-1][0]
+                continue
             # Locked now: a pass that committed after this statement's snapshot was taken (and
             # let go of the chats) is visible to a new statement. Its chats are done.
             done = {
@@ -288,8 +304,6 @@ class _PostgresBatch:
                 for row in rows
                 if row[0] not in done
             ]
-            if len(rows) < wanted:
-                break
         return chats
 
     async def auto_renew_candidates(
@@ -658,6 +672,9 @@ class PostgresReminderStore:
         async with self._pool.acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
+            # A pass's statements are many small lookups the planner may cost high on stale
+            # statistics: compiling them (JIT) then takes longer than running them.
+            await conn.execute("SET LOCAL jit = off")
             try:
                 yield _PostgresBatch(conn)
             except BaseException:
