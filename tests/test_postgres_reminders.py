@@ -18,7 +18,7 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
-from bot.reminders.compose import ComposeStats, ReminderComposer
+from bot.reminders.compose import ComposeStats, ReminderComposer, group_by_settings
 from bot.reminders.models import DigestPart, ReminderSettings
 from storage.postgres.pool import open_pool
 from storage.postgres.reminders import PostgresReminderStore
@@ -337,3 +337,58 @@ async def test_two_remind_processes_at_once_send_each_of_300_chats_one_digest(
     assert len(renewals) == 100
     assert {row[1] for row in renewals} == {1}
     assert await pg_pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'") == 300
+
+
+async def test_two_merges_into_an_existing_supergroup_at_once_merge_once(
+    pg_pool: asyncpg.Pool, second_pool: asyncpg.Pool
+) -> None:
+    """Both chats have rows and a card in common: the two reports of the move merge them once
+    (one card, both renewals kept), the second finding the group gone."""
+    await _group_with_a_digest(pg_pool)
+    await add_chat(pg_pool, SUPERGROUP)
+    shared = await add_card(pg_pool, SUPERGROUP, "89860012345678000001", DAY + timedelta(days=9))
+    for card_id in await pg_pool.fetch("SELECT id FROM cards"):
+        await pg_pool.execute(
+            "INSERT INTO renewals (card_id, renewed_at, old_expiry, new_expiry, rule) "
+            "VALUES ($1, $2, $3, $3, 'set_date')",
+            card_id[0],
+            NOW,
+            DAY,
+        )
+    stores = [PostgresReminderStore(pool) for pool in (pg_pool, second_pool)]
+    await asyncio.gather(*(store.migrate_chat(GROUP, SUPERGROUP) for store in stores))
+    assert [tuple(r) for r in await pg_pool.fetch("SELECT chat_id FROM chats")] == [(SUPERGROUP,)]
+    assert [tuple(r) for r in await pg_pool.fetch("SELECT id, expiry FROM cards")] == [
+        (shared, DAY + timedelta(days=9))
+    ]
+    assert await pg_pool.fetchval("SELECT count(*) FROM renewals WHERE card_id = $1", shared) == 2
+    assert (await stores[0].get_settings(SUPERGROUP)).send_time == time(8, 0)
+
+
+async def test_a_move_during_a_pass_waits_for_its_batch(
+    pg_pool: asyncpg.Pool, second_pool: asyncpg.Pool
+) -> None:
+    """A group moving while a pass holds it: the move waits for the batch to commit, and the
+    digest the batch enqueued follows the group to its new id."""
+    await add_chat(pg_pool, GROUP)
+    card_id = await add_card(pg_pool, GROUP, "89860012345678000001", DAY + timedelta(days=3))
+    composer = ReminderComposer(
+        PostgresReminderStore(pg_pool), FixedClock(NOW), default_language="zh_CN"
+    )
+    async with composer.store.batch() as batch:
+        chats = await batch.due_chats(
+            timezone=None, today=DAY, local_time=None, after_chat_id=None, limit=10
+        )
+        move = asyncio.create_task(
+            PostgresReminderStore(second_pool).migrate_chat(GROUP, SUPERGROUP)
+        )
+        await asyncio.sleep(0.3)
+        assert not move.done()  # waiting for the batch's lock on the chat
+        await batch.remind(group_by_settings(chats, DAY), today=DAY, now=NOW, renewed={})
+        await batch.mark_composed([GROUP], DAY, now=NOW)
+    await asyncio.wait_for(move, 10)
+    rows = await pg_pool.fetch("SELECT chat_id, digest_date FROM outbox")
+    assert [tuple(row) for row in rows] == [(SUPERGROUP, DAY)]
+    store = PostgresReminderStore(pg_pool)
+    assert [c.id for c in (await store.digest_cards(SUPERGROUP, DAY))[1]] == [card_id]
+    assert (await composer.compose_due()).digests == 0  # composed for the day, at its new id
