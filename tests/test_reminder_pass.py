@@ -414,3 +414,15 @@ async def test_batches_are_full_but_the_last_whatever_lies_between_the_due_chats
         after = chats[-1].chat_id
     assert [chat_id for b in batches for chat_id in b] == [c for c in due if c not in done]
     assert all(len(b) == 3 for b in batches[:-1])
+
+
+async def test_due_chats_of_every_zone_by_their_send_time(world: World) -> None:
+    await world.card(DAY)
+    await world.chat(OTHER)
+    await world.card(DAY, chat_id=OTHER)
+    await world.service.save_settings(OTHER, ReminderSettings(send_time=time(11, 0)))
+    async with world.store.batch(commit=False) as batch:
+        chats = await batch.due_chats(
+            timezone=None, today=DAY, local_time=time(10, 30), after_chat_id=None, limit=10
+        )
+    assert [chat.chat_id for chat in chats] == [CHAT]

@@ -270,11 +270,12 @@ class _PostgresBatch:
             )
         sql = _DUE_CHATS_SQL.format(zone=zone, send_time=send_time)
         window_sql = _WINDOW_SQL.format(zone=window_zone)
+        zone_params = [timezone] if timezone is not None else []
         window = max(2 * limit, 100)
         after = _MIN_CHAT_ID if after_chat_id is None else after_chat_id
         chats: list[ChatToRemind] = []
         while len(chats) < limit:
-            end = await self._db.fetchval(window_sql, after, window, *params[:1])
+            end = await self._db.fetchval(window_sql, after, window, *zone_params)
             if end is None:
                 break  # no chats left
             wanted = limit - len(chats)
