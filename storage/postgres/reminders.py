@@ -16,7 +16,9 @@ once in READ COMMITTED, and what they must not do twice is guarded by row locks:
   and then finds it claimed; expanding a digest into parts locks the chat's messages of the
   day, so two digests merged into one day never number their parts alike.
 
-Deadlocks and serialisation failures (possible between a pass and a merge) are retried.
+The store's own transactions are retried after a deadlock or a serialisation failure; a pass's
+batch is the caller's transaction and is not: it rolls back whole, and the next pass (the next
+tick) takes its chats again.
 """
 
 from __future__ import annotations
