@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.models import Card, CardDraft, Carrier, Period, RenewalRule
 from storage.base import RenewalDraft, Storage
 from storage.bulk import BulkStore
-from storage.factory import stores_for
+from storage.factory import open_storage, stores_for
 from storage.sqlite import SqliteStorage
 
 TODAY = date(2026, 11, 25)
@@ -253,13 +253,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def known_chat(settings: Settings, chat_id: int) -> None:
     """The chat has used the bot (the command line imports only into chats the bot knows)."""
-    storage = await SqliteStorage.open(settings.database_path)
+    storage = await open_storage(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     await storage.ensure_chat(chat_id, is_group=chat_id < 0)
     await storage.close()
 
 
-async def test_cli_import_then_export_round_trip(tmp_path: Path) -> None:
-    settings = Settings(database_path=tmp_path / "cli.sqlite3")
+async def test_cli_import_then_export_round_trip(tmp_path: Path, database_url: str | None) -> None:
+    settings = Settings(database_path=tmp_path / "cli.sqlite3", database_url=database_url)
     await known_chat(settings, -100777)
     source = tmp_path / "agent.csv"
     rows = [
@@ -563,3 +565,20 @@ async def test_cli_import_into_a_read_only_database_says_so_in_one_line(
     (line,) = out.getvalue().splitlines()
     assert str(read_only) in line
     assert "无法写入" in line
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_cli_import_into_a_read_only_postgresql_is_one_line(
+    tmp_path: Path, database_url: str
+) -> None:
+    await known_chat(Settings(database_url=database_url), 5)  # type: ignore[arg-type]
+    read_only = f"{database_url}&default_transaction_read_only=on"
+    settings = Settings(database_url=read_only)  # type: ignore[arg-type]
+    source = tmp_path / "cards.csv"
+    source.write_bytes(csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]]))
+    out = io.StringIO()
+    args = parse(["import", str(source), "--chat", "5", "--no-progress"])
+    assert await cli.run_import(settings, args, out) == 2
+    said = out.getvalue()
+    assert "read-only" in said
+    assert said.count("\n") == 1, said

@@ -34,6 +34,7 @@ from bot.errors import InputError
 from bot.i18n import t
 from storage.bulk import DatabaseUnusableError, database_errors
 from storage.factory import open_stores
+from storage.postgres.pool import redacted
 
 
 def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,7 +160,9 @@ async def run_import(
             finally:
                 await stores.close()
     except DatabaseUnusableError as exc:
-        _say(out, lang, "bulk.cli.database_error", path=settings.database_path, error=exc)
+        url = settings.database()
+        where = redacted(url) if url else settings.database_path
+        _say(out, lang, "bulk.cli.database_error", path=where, error=exc)
         return 2
     print(plain(report_text(lang, report, in_chat=False)), file=out)
     _say(out, lang, "bulk.cli.lock_time", seconds=f"{report.lock_seconds:.2f}")
