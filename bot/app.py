@@ -44,7 +44,8 @@ from handlers.persistence import SafePicklePersistence
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
+from storage.factory import open_storage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -137,7 +138,7 @@ def build_application(
     config: Settings,
     *,
     token: str,
-    storage: SqliteStorage | None = None,
+    storage: Storage | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
     catalogue: Catalogue | None = None,
@@ -166,7 +167,9 @@ def build_application(
     async def post_init(application: AnyApplication) -> None:
         store = storage
         if store is None:
-            store = await SqliteStorage.open(config.database_path)
+            store = await open_storage(
+                database_url=config.database(), database_path=config.database_path
+            )
             application.bot_data[STORAGE_KEY] = store
         now = clock or SystemClock()
         install_services(application, Services(config, now, CardService(store, now), plans))

@@ -33,8 +33,8 @@ from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.runner import CLOCK_JUMP, RESTART_GAP
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
-from storage.reminders import ReminderStore, SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.factory import open_stores
+from storage.reminders import ReminderStore
 
 MessengerFactory = Callable[[Settings], AbstractAsyncContextManager[Messenger]]
 
@@ -220,9 +220,11 @@ async def run_remind(
     Without ``on_date`` and ``trust_clock``, a run whose clock is far from what the database
     recorded does nothing (exit status 1)."""
     lang = settings.language
-    storage = await SqliteStorage.open(settings.database_path)
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     try:
-        store = SqliteReminderStore(storage)
+        store = stores.reminders
         if on_date is None and not trust_clock and await _clock_doubted(store, settings, out):
             return 1
         if dry_run:
@@ -240,4 +242,4 @@ async def run_remind(
         await _say_held(out, lang, store, settings.timezone)
         return code
     finally:
-        await storage.close()
+        await stores.close()
