@@ -1,4 +1,5 @@
-"""Persistence: ``storage.base`` is the interface, ``storage.sqlite`` the only code speaking SQL."""
+"""Persistence: ``storage.base`` is the interface, ``storage.factory`` opens the configured backend
+(``storage.sqlite`` or ``storage.postgres``); only this package speaks SQL."""
 
 from storage.base import DuplicateCardError, SchemaTooNewError, Storage
 
