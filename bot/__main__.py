@@ -30,7 +30,7 @@ from bot.logs import install_excepthook, redact, register_secrets, setup_logging
 from bot.plans.catalogue import CatalogueError
 from bot.reminders.cli import add_remind_parser, plain, run_remind
 from bot.shell import add_shell_parser, run_shell
-from storage.base import SchemaTooNewError
+from storage.base import DatabaseUnreachableError, SchemaTooNewError
 
 PRIVATE_UMASK = 0o077  # files 0600, folders 0700
 
@@ -45,9 +45,11 @@ async def preflight(settings: Settings, token: str) -> None:
     Doing this ourselves turns the usual first-run mistakes into one clear line each.
     """
     from handlers.delivery import check_token
-    from storage.sqlite import SqliteStorage
+    from storage.factory import open_storage
 
-    storage = await SqliteStorage.open(settings.database_path)
+    storage = await open_storage(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     await storage.close()
     await check_token(settings)
 
@@ -96,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
 def run_backup(settings: Settings, file: Path, *, force: bool) -> int:
     from storage.backup import BackupError, backup_database
 
+    if settings.database() is not None:  # PostgreSQL: its own tools copy it consistently
+        _say(settings, "cli.backup_postgres", err=True, file=file)
+        return 2
     try:
         cards = backup_database(settings.database_path, file, overwrite=force)
     except BackupError as exc:
@@ -107,7 +112,7 @@ def run_backup(settings: Settings, file: Path, *, force: bool) -> int:
 
 
 def _remind(settings: Settings, args: argparse.Namespace) -> int:
-    if args.dry_run and not settings.database_path.exists():
+    if args.dry_run and settings.database() is None and not settings.database_path.exists():
         _say(settings, "cli.no_database", err=True, path=settings.database_path)
         return 2
     return asyncio.run(
@@ -152,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = redact(settings.telegram_base_url)
         _say(settings, "cli.unreachable", err=True, url=url, error=redact(exc.detail))
         return 1
-    except (SettingsError, SchemaTooNewError) as exc:
+    except (SettingsError, SchemaTooNewError, DatabaseUnreachableError) as exc:
         print(f"simwatch: {redact(str(exc))}", file=sys.stderr)
         return 2
     except CatalogueError as exc:

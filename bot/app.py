@@ -43,8 +43,9 @@ from handlers.persistence import FLUSH_GROUP, FLUSH_HANDLER, DatabasePersistence
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
-from storage.conversations import ConversationStore, SqliteConversationStore
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
+from storage.conversations import ConversationStore, conversations_for
+from storage.factory import open_storage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -74,9 +75,9 @@ def conversations_path(database_path: Path) -> Path:
     return database_path.with_name(f"{database_path.stem}.conversations.pickle")
 
 
-def conversation_store(storage: SqliteStorage) -> ConversationStore:
+def conversation_store(storage: Storage) -> ConversationStore:
     """The conversation tables of the bot's database."""
-    return SqliteConversationStore(storage)
+    return conversations_for(storage)
 
 
 def menu(lang: str) -> list[BotCommand]:
@@ -129,7 +130,7 @@ def build_application(
     config: Settings,
     *,
     token: str,
-    storage: SqliteStorage | None = None,
+    storage: Storage | None = None,
     clock: Clock | None = None,
     rate_limit: bool = True,
     catalogue: Catalogue | None = None,
@@ -142,15 +143,19 @@ def build_application(
     validated here, so a bad one stops the bot before it connects (``CatalogueError``).
     """
     plans = catalogue or load_catalogue(config.plan_catalogue)
-    owned: list[SqliteStorage] = []  # the storage opened here, if none was given
+    owned: list[Storage] = []  # the storage opened here, if none was given
 
-    async def opened() -> SqliteStorage:
+    async def opened() -> Storage:
         # PTB loads the conversations in ``initialize()``, before ``post_init``: whichever
         # needs the storage first opens it.
         if storage is not None:
             return storage
         if not owned:
-            owned.append(await SqliteStorage.open(config.database_path))
+            owned.append(
+                await open_storage(
+                    database_url=config.database(), database_path=config.database_path
+                )
+            )
         return owned[0]
 
     async def open_conversations() -> ConversationStore:

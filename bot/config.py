@@ -6,7 +6,9 @@ A bad or missing setting becomes one clear line naming it, not a traceback: see 
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,10 +47,27 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     database_path: Path = Path("data/simwatch.sqlite3")
+    # postgresql://user:password@host:5432/database: PostgreSQL instead of the SQLite file
+    database_url: SecretStr | None = None
     timezone: str = DEFAULT_TIMEZONE
     language: str = DEFAULT_LANGUAGE
     log_level: str = "INFO"
     plan_catalogue: Path | None = None  # None: the example catalogue shipped in bot/plans/
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc})") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("use postgresql://user:password@host:5432/database")
+        return SecretStr(url)
 
     @field_validator("timezone")
     @classmethod
@@ -80,8 +99,17 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value().strip():
-                found[value.get_secret_value().strip()] = name.upper()
+                secret = value.get_secret_value().strip()
+                found[secret] = name.upper()
+                with suppress(ValueError):  # a URL's password on its own too
+                    password = urlsplit(secret).password
+                    if password:
+                        found[password] = f"{name.upper()} password"
         return found
+
+    def database(self) -> str | None:
+        """``DATABASE_URL`` (PostgreSQL), or None: the SQLite file at ``database_path``."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     def require_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():

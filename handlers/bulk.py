@@ -61,9 +61,7 @@ from handlers.common import (
 )
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
-from storage.bulk import SqliteBulkStore
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.factory import stores_for
 
 BULK_KEY = "simwatch.bulk"
 WAITING = 0
@@ -78,15 +76,13 @@ _SAFE_STEM = re.compile(r"[^\w.\-]+")
 
 
 def bulk(context: Context) -> BulkService:
-    """The bulk service, made on first use over the bot's SQLite storage."""
+    """The bulk service, made on first use over the bot's storage."""
     service = context.application.bot_data.get(BULK_KEY)
     if isinstance(service, BulkService):
         return service
     base = services(context)
-    storage = base.cards.storage
-    if not isinstance(storage, SqliteStorage):
-        raise RuntimeError("bulk import/export needs the SQLite storage")
-    service = BulkService(SqliteBulkStore(storage), base.clock, SqliteReminderStore(storage))
+    stores = stores_for(base.cards.storage)
+    service = BulkService(stores.bulk, base.clock, stores.reminders)
     context.application.bot_data[BULK_KEY] = service
     return service
 

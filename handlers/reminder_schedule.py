@@ -19,8 +19,8 @@ from bot.reminders.runner import ReminderRunner
 from bot.reminders.sender import OutboxSender, SenderPolicy
 from bot.reminders.service import ReminderService
 from handlers.delivery import TelegramMessenger
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
+from storage.factory import stores_for
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def reminders(context: ContextTypes.DEFAULT_TYPE) -> ReminderService | None:
 
 def install_reminders(
     application: AnyApplication,
-    storage: SqliteStorage,
+    storage: Storage,
     *,
     settings: Settings,
     clock: Clock,
@@ -49,7 +49,7 @@ def install_reminders(
 ) -> ReminderRunner:
     """Make the reminder service available to the handlers and (unless told not to, as tests
     that drive passes themselves do) schedule the tick."""
-    store = SqliteReminderStore(storage)
+    store = stores_for(storage).reminders
     application.bot_data[REMINDERS_KEY] = ReminderService(storage, store, clock)
     composer = ReminderComposer(store, clock, default_language=settings.language)
     sender = OutboxSender(

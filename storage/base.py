@@ -36,6 +36,12 @@ class SchemaTooNewError(Exception):
     """The database was written by a newer SimWatch than this one."""
 
 
+class DatabaseUnreachableError(Exception):
+    """``DATABASE_URL`` does not lead to a database we can use: bad URL, no server there, wrong
+    user or password, no such database. The message is one line for the operator, naming the
+    setting, without the password."""
+
+
 class CardFilter(BaseModel):
     """Which of a chat's cards to list; all of them when empty."""
 
@@ -103,6 +109,7 @@ class Storage(Protocol):
 
 __all__: Sequence[str] = (
     "CardFilter",
+    "DatabaseUnreachableError",
     "DuplicateCardError",
     "RenewalDraft",
     "SchemaTooNewError",

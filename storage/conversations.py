@@ -3,7 +3,8 @@
 The Telegram side (``handlers.persistence``) keeps python-telegram-bot's conversations here,
 written after every update. A row is keyed per (chat, user, conversation): the step as JSON
 text, the draft as opaque bytes (what they mean is the caller's business, SQL never looks
-inside). The same interface has a SQLite form (here) and a PostgreSQL one.
+inside). The same interface has a SQLite form (here) and a PostgreSQL one
+(``storage.postgres.conversations``); ``conversations_for`` gives the one of an open storage.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+from storage.base import Storage
 from storage.sqlite import SqliteStorage
 
 V = TypeVar("V")
@@ -55,9 +57,10 @@ class ConversationStore(Protocol):
         ...
 
 
-def _split(
+def split_rows(
     rows: Mapping[ConversationKey, V | None],
 ) -> tuple[list[ConversationKey], dict[ConversationKey, V]]:
+    """The keys to delete (given None), and the rows to write."""
     gone = [key for key, value in rows.items() if value is None]
     kept = {key: value for key, value in rows.items() if value is not None}
     return gone, kept
@@ -99,7 +102,7 @@ class SqliteConversationStore:
                 ("conversations", "state", states),
                 ("conversation_drafts", "draft", drafts),
             ):
-                gone, kept = _split(rows)
+                gone, kept = split_rows(rows)
                 if gone:
                     await db.executemany(
                         f"DELETE FROM {table} WHERE chat_id = ? AND user_id = ? AND name = ?",
@@ -115,6 +118,19 @@ class SqliteConversationStore:
                             for key, value in kept.items()
                         ],
                     )
+
+
+def conversations_for(storage: Storage) -> ConversationStore:
+    """The conversation store sharing ``storage``'s connection (SQLite) or pool (PostgreSQL)."""
+    if isinstance(storage, SqliteStorage):
+        return SqliteConversationStore(storage)
+    # imported here: storage.postgres.conversations imports this module
+    from storage.postgres.conversations import PostgresConversationStore
+    from storage.postgres.storage import PostgresStorage
+
+    if isinstance(storage, PostgresStorage):
+        return PostgresConversationStore(storage.pool)
+    raise TypeError(f"no conversation store for {type(storage).__name__}")
 
 
 def _bytes(value: object) -> bytes:

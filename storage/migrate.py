@@ -20,10 +20,12 @@ class Migration:
     sql: str
 
 
-def load_migrations() -> list[Migration]:
-    """The migrations shipped in ``storage/migrations``, by version; versions must be 1, 2, 3…"""
+def load_migrations(folder: str = "") -> list[Migration]:
+    """The migrations shipped in ``storage/migrations`` (or its sub-folder ``folder``: PostgreSQL's
+    are in ``postgres``), by version; versions must be 1, 2, 3…"""
     found = []
-    for entry in resources.files("storage.migrations").iterdir():
+    root = resources.files("storage.migrations")
+    for entry in (root.joinpath(folder) if folder else root).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))

@@ -32,8 +32,8 @@ from bot.clock import SystemClock, local_today
 from bot.config import Settings
 from bot.errors import InputError
 from bot.i18n import t
-from storage.bulk import DatabaseUnusableError, SqliteBulkStore, database_errors
-from storage.sqlite import SqliteStorage
+from storage.bulk import DatabaseUnusableError, database_errors
+from storage.factory import open_stores
 
 
 def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -135,9 +135,11 @@ async def run_import(
         return 2
     try:
         with database_errors():
-            storage = await SqliteStorage.open(settings.database_path)
+            stores = await open_stores(
+                database_url=settings.database(), database_path=settings.database_path
+            )
             try:
-                chat = await storage.get_chat(args.chat)
+                chat = await stores.storage.get_chat(args.chat)
                 if chat is None:
                     _say(out, lang, "bulk.cli.no_chat", chat_id=args.chat)
                     return 2
@@ -145,7 +147,7 @@ async def run_import(
                 checking = plain(t(lang, "bulk.cli.checking"))
                 with _progress_bar(checking, total=len(sheet.rows), enabled=enabled) as p:
                     report = await import_sheet(
-                        SqliteBulkStore(storage),
+                        stores.bulk,
                         chat.chat_id,
                         sheet,
                         today=today,
@@ -155,7 +157,7 @@ async def run_import(
                         apply_older=args.apply_older,
                     )
             finally:
-                await storage.close()
+                await stores.close()
     except DatabaseUnusableError as exc:
         _say(out, lang, "bulk.cli.database_error", path=settings.database_path, error=exc)
         return 2
@@ -183,18 +185,20 @@ def _export_format(args: argparse.Namespace) -> OutputFormat:
 async def run_export(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     lang = settings.language
     fmt = _export_format(args)
-    storage = await SqliteStorage.open(settings.database_path)
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     try:
-        chat = await storage.get_chat(args.chat)
+        chat = await stores.storage.get_chat(args.chat)
         if chat is None:
             _say(out, lang, "bulk.cli.no_chat", chat_id=args.chat)
             return 2
         clock = SystemClock()
         today = local_today(clock, chat.timezone)
-        service = BulkService(SqliteBulkStore(storage), clock)
+        service = BulkService(stores.bulk, clock)
         content, count = await service.export(chat, lang=lang, today=today, fmt=fmt)
     finally:
-        await storage.close()
+        await stores.close()
     target: Path = args.output or Path(f"simwatch-{args.chat}-{today:%Y%m%d}.{fmt}")
     await asyncio.to_thread(target.write_bytes, content)
     _say(out, lang, "bulk.cli.exported", count=count, path=target)

@@ -32,8 +32,8 @@ from bot.i18n import t
 from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
-from storage.reminders import ReminderStore, SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.factory import open_stores
+from storage.reminders import ReminderStore
 
 MessengerFactory = Callable[[Settings], AbstractAsyncContextManager[Messenger]]
 
@@ -191,9 +191,11 @@ async def run_remind(
     """The ``remind`` command. ``messenger_factory`` opens the Telegram side (by default
     ``handlers.delivery.open_messenger``, imported only when something is to be sent)."""
     lang = settings.language
-    storage = await SqliteStorage.open(settings.database_path)
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     try:
-        store = SqliteReminderStore(storage)
+        store = stores.reminders
         if dry_run:
             composer = ReminderComposer(store, SystemClock(), default_language=lang)
             code = await _dry_run(store, composer, on_date, lang, out)
@@ -209,4 +211,4 @@ async def run_remind(
         await _say_held(out, lang, store, settings.timezone)
         return code
     finally:
-        await storage.close()
+        await stores.close()

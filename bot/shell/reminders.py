@@ -26,11 +26,11 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
         from bot.reminders.compose import ReminderComposer
         from bot.reminders.sender import OutboxSender, SenderPolicy
         from handlers.delivery import TelegramMessenger
-        from storage.reminders import SqliteReminderStore
+        from storage.factory import stores_for
     except ImportError as exc:
         raise RemindersUnavailableError(str(exc)) from exc
     language = runtime.settings.language
-    store = SqliteReminderStore(runtime.storage)
+    store = stores_for(runtime.storage).reminders
     messenger = TelegramMessenger(runtime.app.bot)
     # run_pass would use the system clock; the shell's clock keeps a fixed date fixed
     composer = ReminderComposer(store, runtime.clock, default_language=language)

@@ -18,7 +18,8 @@ from bot.app import AnyApplication, build_application
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.shell.clock import ShellClock
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
+from storage.factory import open_storage
 
 DATABASE_NAME = "simwatch.sqlite3"
 SETTLE_SECONDS = 30.0  # longest wait for the bot to finish with one input
@@ -29,7 +30,7 @@ QUIET_SECONDS = 0.02  # no Bot API request for this long: the bot is done answer
 class BotRuntime:
     emulator: BotApiEmulator
     app: AnyApplication
-    storage: SqliteStorage
+    storage: Storage
     clock: ShellClock
     settings: Settings  # as the bot sees them: pointing at the emulator
     database: Path
@@ -75,7 +76,9 @@ async def running_bot(
         emulator = BotApiEmulator()
         await emulator.start()
         stack.push_async_callback(emulator.stop)
-        storage = await SqliteStorage.open(database)
+        # --temp: always a throw-away SQLite file; else the configured database
+        url = None if temporary else settings.database()
+        storage = await open_storage(database_url=url, database_path=database)
         stack.push_async_callback(storage.close)
         config = settings.model_copy(
             update={

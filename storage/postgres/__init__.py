@@ -1,0 +1,1 @@
+"""PostgreSQL implementation of the storage interfaces (asyncpg), selected by ``DATABASE_URL``."""

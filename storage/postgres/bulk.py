@@ -1,0 +1,189 @@
+"""PostgreSQL ``BulkStore``: an import file in one transaction, export, search, statistics.
+
+Set-based as SQLite's: an import's inserts and updates are one statement each over arrays
+(``unnest``), not a round trip per row. Two writers at once are decided by the statements
+themselves: an insert skips an ICCID the chat has by then (the unique constraint), an update
+changes a card only while every field is still what the import read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from bot.bulk.models import CardChange, CardWithRenewal, FindQuery
+from bot.models import Card, CardDraft, Carrier
+from storage.bulk import ImportSession, like_pattern
+from storage.postgres.pool import Connection
+from storage.postgres.storage import CARD_COLUMNS, card_from_row
+
+_BY_ICCID = f"SELECT {CARD_COLUMNS} FROM cards WHERE chat_id = $1 AND iccid = ANY($2::text[])"
+# the fields a file can set, with their types for unnest()
+_WRITTEN = (
+    ("expiry", "date"),
+    ("carrier", "text"),
+    ("label", "text"),
+    ("plan_months", "integer"),
+    ("plan_days", "integer"),
+    ("plan_price_fen", "bigint"),
+    ("auto_renew", "boolean"),
+    ("note", "text"),
+)
+
+
+def _written(draft: CardDraft) -> tuple[Any, ...]:
+    plan = draft.plan_period
+    return (
+        draft.expiry,
+        draft.carrier.value,
+        draft.label,
+        plan.months if plan else None,
+        plan.days if plan else None,
+        draft.plan_price_fen,
+        draft.auto_renew,
+        draft.note,
+    )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of values -> one list per column (the arrays unnest() takes)."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _count(status: str) -> int:
+    """The row count of a command tag: 'INSERT 0 12' -> 12, 'UPDATE 3' -> 3."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _by_iccid(rows: Sequence[asyncpg.Record]) -> dict[str, Card]:
+    cards = [card_from_row(row) for row in rows]
+    return {card.iccid: card for card in cards}
+
+
+class _PostgresImportSession:
+    def __init__(self, conn: Connection, chat_id: int) -> None:
+        self._conn = conn
+        self._chat_id = chat_id
+
+    async def existing(self, iccids: Sequence[str]) -> dict[str, Card]:
+        return _by_iccid(await self._conn.fetch(_BY_ICCID, self._chat_id, list(iccids)))
+
+    async def insert(self, drafts: Sequence[CardDraft], created_at: datetime) -> int:
+        if not drafts:
+            return 0
+        names = ", ".join(name for name, _ in _WRITTEN)
+        arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(_WRITTEN, start=4))
+        status = await self._conn.execute(
+            f"INSERT INTO cards (chat_id, created_at, iccid, {names}) "
+            f"SELECT $1, $2, v.* FROM unnest($3::text[], {arrays}) AS v "
+            "ON CONFLICT (chat_id, iccid) DO NOTHING",
+            self._chat_id,
+            created_at,
+            [d.iccid for d in drafts],
+            *_columns([_written(d) for d in drafts], len(_WRITTEN)),
+        )
+        return _count(status)
+
+    async def update(self, changes: Sequence[CardChange]) -> int:
+        if not changes:
+            return 0
+        width = len(_WRITTEN)
+        new = [f"a_{name}" for name, _ in _WRITTEN]
+        old = [f"b_{name}" for name, _ in _WRITTEN]
+        kinds = [kind for _, kind in _WRITTEN] * 2
+        arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(kinds, start=3))
+        assignments = ", ".join(f"{name} = v.a_{name}" for name, _ in _WRITTEN)
+        # IS NOT DISTINCT FROM: NULL matches NULL
+        unchanged = " AND ".join(
+            f"c.{name} IS NOT DISTINCT FROM v.b_{name}" for name, _ in _WRITTEN
+        )
+        status = await self._conn.execute(
+            # A file that moves a card's expiry later is a renewal by a person: that ends a
+            # mute, as /renew does (c.expiry on the right of SET is the old value).
+            "UPDATE cards c SET muted = CASE WHEN v.a_expiry > c.expiry THEN false "
+            f"ELSE c.muted END, {assignments} "
+            f"FROM unnest($2::bigint[], {arrays}) AS v (id, {', '.join(new + old)}) "
+            f"WHERE c.chat_id = $1 AND c.id = v.id AND {unchanged}",
+            self._chat_id,
+            [c.card_id for c in changes],
+            *_columns([_written(c.after) for c in changes], width),
+            *_columns([_written(c.before) for c in changes], width),
+        )
+        return _count(status)
+
+
+class PostgresBulkStore:
+    """``BulkStore`` on the pool the bot's ``PostgresStorage`` uses."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def _session(self, chat_id: int) -> AsyncIterator[ImportSession]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield _PostgresImportSession(conn, chat_id)
+
+    def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
+        return self._session(chat_id)
+
+    async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
+        return _by_iccid(await self.pool.fetch(_BY_ICCID, chat_id, list(iccids)))
+
+    async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
+        columns = ", ".join(f"c.{name.strip()}" for name in CARD_COLUMNS.split(","))
+        rows = await self.pool.fetch(
+            f"SELECT {columns}, (SELECT max(r.renewed_at) FROM renewals r "
+            "WHERE r.card_id = c.id) AS last_renewed_at "
+            "FROM cards c WHERE c.chat_id = $1 ORDER BY c.expiry, c.id",
+            chat_id,
+        )
+        return [CardWithRenewal(card_from_row(row), row["last_renewed_at"]) for row in rows]
+
+    async def find_cards(
+        self, chat_id: int, query: FindQuery, *, offset: int, limit: int
+    ) -> tuple[int, list[Card]]:
+        # ILIKE: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not
+        text = like_pattern(query.text)
+        where = "chat_id = $1 AND (label ILIKE $2 ESCAPE '\\' OR note ILIKE $2 ESCAPE '\\'"
+        params: list[Any] = [chat_id, text]
+        if query.iccid:
+            where += " OR iccid ILIKE $3 ESCAPE '\\'"
+            params.append(like_pattern(query.iccid))
+        where += ")"
+        n = len(params)
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            # one snapshot: the count and the page agree
+            count = await conn.fetchval(f"SELECT count(*) FROM cards WHERE {where}", *params)
+            rows = await conn.fetch(
+                f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} "
+                f"ORDER BY expiry, id LIMIT ${n + 1} OFFSET ${n + 2}",
+                *params,
+                limit,
+                offset,
+            )
+        return int(count), [card_from_row(row) for row in rows]
+
+    async def expiry_counts(self, chat_id: int) -> dict[date, int]:
+        rows = await self.pool.fetch(
+            "SELECT expiry, count(*) AS n FROM cards WHERE chat_id = $1 GROUP BY expiry", chat_id
+        )
+        return {row["expiry"]: int(row["n"]) for row in rows}
+
+    async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]:
+        rows = await self.pool.fetch(
+            "SELECT carrier, count(*) AS n FROM cards WHERE chat_id = $1 GROUP BY carrier",
+            chat_id,
+        )
+        return {Carrier(row["carrier"]): int(row["n"]) for row in rows}
+
+    async def flag_counts(self, chat_id: int) -> tuple[int, int]:
+        row = await self.pool.fetchrow(
+            "SELECT count(*) FILTER (WHERE muted) AS muted, "
+            "count(*) FILTER (WHERE auto_renew) AS auto FROM cards WHERE chat_id = $1",
+            chat_id,
+        )
+        return (int(row["muted"]), int(row["auto"])) if row else (0, 0)
