@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 from cards_util import iccid
-from conftest import NOW, TOKEN, running_bot
+from conftest import NOW, TOKEN, _skip_without_postgres_reminders, running_bot
 
 from bot.app import conversation_store, conversations_path
 from bot.chatdriver import ChatDriver, texts
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.files import atomic_write
+from storage.base import Storage
 from storage.conversations import ConversationKey
-from storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the previous version's pickle persistence wrote (tests/fixtures/make it with the bot of
@@ -56,7 +56,7 @@ def driver(app: object, emulator: BotApiEmulator, user_id: int, **user: str) -> 
 
 
 async def two_cards_half_added(
-    emulator: BotApiEmulator, settings: Settings, storage: SqliteStorage
+    emulator: BotApiEmulator, settings: Settings, storage: Storage
 ) -> None:
     """Zhao (7) and Qian (8) each typed an ICCID in /addcard; the expiry is asked next."""
     async with running_bot(settings, storage) as app:
@@ -73,11 +73,13 @@ def unreadable(caplog: pytest.LogCaptureFixture) -> list[str]:
 @pytest.mark.parametrize("damaged", ["draft", "step"])
 async def test_a_damaged_row_is_skipped_with_one_line_and_the_bot_starts(
     emulator: BotApiEmulator,
-    storage: SqliteStorage,
+    storage: Storage,
+    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     damaged: str,
 ) -> None:
+    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     await two_cards_half_added(emulator, settings, storage)
     zhao = ConversationKey(chat_id=7, user_id=7, name="addcard")
@@ -109,10 +111,12 @@ async def test_a_damaged_row_is_skipped_with_one_line_and_the_bot_starts(
 
 async def test_the_old_conversations_file_is_imported_once(
     emulator: BotApiEmulator,
-    storage: SqliteStorage,
+    storage: Storage,
+    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     old = conversations_path(settings.database_path)
     shutil.copy(OLD_FILE, old)
@@ -143,11 +147,13 @@ async def test_the_old_conversations_file_is_imported_once(
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 async def test_a_damaged_old_file_is_set_aside_and_the_bot_starts(
     emulator: BotApiEmulator,
-    storage: SqliteStorage,
+    storage: Storage,
+    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     damage: str,
 ) -> None:
+    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     whole = OLD_FILE.read_bytes()
     damaged = {"truncated": whole[: len(whole) // 2], "garbage": b"\x80\x05junk", "empty": b""}
@@ -169,10 +175,13 @@ async def test_a_damaged_old_file_is_set_aside_and_the_bot_starts(
         assert ASK_CARRIER in texts(await driver(app, emulator, 7).send("2027-01-31"))
 
 
-async def test_a_kill_9_loses_at_most_the_step_in_progress(tmp_path: Path) -> None:
+async def test_a_kill_9_loses_at_most_the_step_in_progress(
+    tmp_path: Path, backend: str, database_url: str | None
+) -> None:
     """``python -m bot`` killed right after a step was answered: after a restart the
     conversation goes on from that step (the old pickle file was written every few seconds:
     a kill lost the conversation of the last seconds, /addcard included)."""
+    _skip_without_postgres_reminders(backend)
     database = tmp_path / "data" / "simwatch.sqlite3"
     async with BotApiEmulator(TOKEN) as emulator:
         env = {
@@ -184,6 +193,8 @@ async def test_a_kill_9_loses_at_most_the_step_in_progress(tmp_path: Path) -> No
             "DATABASE_PATH": str(database),
             "LOG_LEVEL": "ERROR",
         }
+        if database_url is not None:
+            env["DATABASE_URL"] = database_url
         user = emulator.user(7, "Zhao")
         chat = emulator.private_chat(user)
 
