@@ -6,14 +6,13 @@ it was handed (``stores_for``), and never names a backend.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from storage.base import Storage
 from storage.bulk import BulkStore, SqliteBulkStore
 from storage.postgres.bulk import PostgresBulkStore
+from storage.postgres.reminders import PostgresReminderStore
 from storage.postgres.storage import PostgresStorage
 from storage.reminders import ReminderStore, SqliteReminderStore
 from storage.sqlite import SqliteStorage
@@ -47,17 +46,11 @@ async def open_stores(*, database_url: str | None, database_path: Path) -> Store
     return stores_for(await open_storage(database_url=database_url, database_path=database_path))
 
 
-def _postgres_reminders(storage: PostgresStorage) -> ReminderStore:
-    # storage/postgres/reminders.py comes from the reminder half of the work
-    module: Any = importlib.import_module("storage.postgres.reminders")
-    store: ReminderStore = module.PostgresReminderStore(storage.pool)
-    return store
-
-
 def stores_for(storage: Storage) -> Stores:
     """The sibling stores sharing ``storage``'s connection (SQLite) or pool (PostgreSQL)."""
     if isinstance(storage, SqliteStorage):
         return Stores(storage, SqliteReminderStore(storage), SqliteBulkStore(storage))
     if isinstance(storage, PostgresStorage):
-        return Stores(storage, _postgres_reminders(storage), PostgresBulkStore(storage.pool))
+        pool = storage.pool
+        return Stores(storage, PostgresReminderStore(pool), PostgresBulkStore(pool))
     raise TypeError(f"no stores for {type(storage).__name__}")

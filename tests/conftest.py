@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -123,13 +122,6 @@ async def pg_pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def _skip_without_postgres_reminders(backend: str) -> None:
-    # The reminder store for PostgreSQL is the other half of this work (fix/pg-reminders); a
-    # branch without it can run the storage on PostgreSQL but not the whole bot.
-    if backend == "postgres" and importlib.util.find_spec("storage.postgres.reminders") is None:
-        pytest.skip("storage/postgres/reminders.py is not on this branch: the bot needs it")
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _pg_unavailable:
         terminalreporter.write_line(
@@ -188,9 +180,7 @@ async def app(
     clock: FixedClock,
     tmp_path: Path,
     database_url: str | None,
-    backend: str,
 ) -> AsyncIterator[AnyApplication]:
-    _skip_without_postgres_reminders(backend)
     settings = Settings(
         bot_token=TOKEN,
         telegram_base_url=emulator.base_url,

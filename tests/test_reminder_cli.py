@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from db_rows import snapshot
 
 from bot.clock import FixedClock
 from bot.config import Settings
@@ -18,8 +18,7 @@ from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
 from bot.reminders.cli import add_remind_parser, run_remind
 from bot.reminders.compose import ReminderComposer
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.factory import open_stores
 
 TOKEN = "123456:TEST-TOKEN"
 DAY = date(2026, 11, 25)
@@ -39,9 +38,10 @@ def test_parser() -> None:
 
 
 @pytest.fixture
-async def settings(tmp_path: Path, emulator: BotApiEmulator) -> Settings:
+async def settings(tmp_path: Path, database_url: str | None, emulator: BotApiEmulator) -> Settings:
     path = tmp_path / "simwatch.sqlite3"
-    storage = await SqliteStorage.open(path)
+    stores = await open_stores(database_url=database_url, database_path=path)
+    storage = stores.storage
     now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     for chat_id, n, days_left, label in (
         (GROUP, 1, 3, "收银台1"),
@@ -53,7 +53,7 @@ async def settings(tmp_path: Path, emulator: BotApiEmulator) -> Settings:
             iccid=f"89860012345678{n:06d}", expiry=DAY + timedelta(days=days_left), label=label
         )
         await storage.add_card(chat_id, draft, now)
-    await storage.close()
+    await stores.close()
     emulator.group_chat(GROUP, "门店群", supergroup=True)
     emulator.private_chat(emulator.user(ALICE, "Alice"))
     return Settings(
@@ -61,21 +61,26 @@ async def settings(tmp_path: Path, emulator: BotApiEmulator) -> Settings:
         telegram_base_url=emulator.base_url,
         telegram_base_file_url=emulator.base_file_url,
         database_path=path,
+        database_url=database_url,  # type: ignore[arg-type]
     )
 
 
-def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as db:
-        return {
-            name: db.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall()
-            for name in ("cards", "renewals", "reminder_log", "outbox", "chat_reminders")
-        }
+async def _tables(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
+    try:
+        return await snapshot(
+            stores.storage, "cards", "renewals", "reminder_log", "outbox", "chat_reminders"
+        )
+    finally:
+        await stores.close()
 
 
 async def test_dry_run_prints_what_would_be_sent_and_changes_nothing(
     settings: Settings, emulator: BotApiEmulator
 ) -> None:
-    before = _tables(settings.database_path)
+    before = await _tables(settings)
     out = io.StringIO()
     settings_without_token = settings.model_copy(update={"bot_token": None})
     code = await run_remind(settings_without_token, on_date=DAY, dry_run=True, out=out)
@@ -88,7 +93,7 @@ async def test_dry_run_prints_what_would_be_sent_and_changes_nothing(
     assert "<b>" not in printed  # terminal text, not HTML
     assert "[🔕 不再提醒]" in printed
     assert "2 个聊天将收到提醒，3 张卡需要提醒" in printed
-    assert _tables(settings.database_path) == before
+    assert await _tables(settings) == before
     assert emulator.calls_to("sendMessage") == []
 
 
@@ -121,9 +126,11 @@ async def test_messages_a_dead_sender_still_holds_are_counted_with_when_they_fre
     settings: Settings, emulator: BotApiEmulator
 ) -> None:
     # A sender killed mid-delivery left Alice's digest claimed for 10 more minutes.
-    storage = await SqliteStorage.open(settings.database_path)
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
     try:
-        store = SqliteReminderStore(storage)
+        store = stores.reminders
         now = datetime.now(UTC)
         composer = ReminderComposer(store, FixedClock(now), default_language="zh_CN")
         await composer.compose_for_date(DAY)
@@ -132,7 +139,7 @@ async def test_messages_a_dead_sender_still_holds_are_counted_with_when_they_fre
         until = now + timedelta(minutes=10)
         assert await store.claim(alices.id, now=now, until=until)
     finally:
-        await storage.close()
+        await stores.close()
 
     out = io.StringIO()
     assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 0

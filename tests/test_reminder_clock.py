@@ -9,6 +9,7 @@ from typing import cast
 
 import pytest
 from cards_util import iccid
+from db_rows import fetch, fetch_one
 
 from bot.app import AnyApplication
 from bot.chatdriver import ChatDriver
@@ -19,7 +20,7 @@ from bot.reminders.runner import ReminderRunner
 from bot.reminders.sender import OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
 from handlers.reminder_schedule import RUNNER_KEY
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
 
 DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
 TICK = timedelta(minutes=1)
@@ -71,9 +72,7 @@ def runner(app: AnyApplication, clock: FixedClock, time: Time) -> ReminderRunner
     )
 
 
-async def add_card(
-    storage: SqliteStorage, chat_id: int, n: int, expiry: date, **extra: object
-) -> Card:
+async def add_card(storage: Storage, chat_id: int, n: int, expiry: date, **extra: object) -> Card:
     await storage.ensure_chat(chat_id, is_group=chat_id < 0)
     draft = CardDraft(iccid=iccid(n), expiry=expiry, **extra)  # type: ignore[arg-type]
     return await storage.add_card(chat_id, draft, datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
@@ -83,9 +82,11 @@ def digests(emulator: BotApiEmulator, chat_id: int) -> list[str]:
     return [m.text or "" for m in emulator.chat_messages(chat_id)]
 
 
-async def renewals(storage: SqliteStorage, card: Card) -> list[tuple[str, str]]:
-    rows = await storage.fetchall(
-        "SELECT old_expiry, new_expiry FROM renewals WHERE card_id = ? ORDER BY id", (card.id,)
+async def renewals(storage: Storage, card: Card) -> list[tuple[str, str]]:
+    rows = await fetch(
+        storage,
+        "SELECT old_expiry, new_expiry FROM renewals WHERE card_id = ? ORDER BY id",
+        card.id,
     )
     return [(row[0], row[1]) for row in rows]
 
@@ -110,7 +111,7 @@ async def two_cards(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> tuple[Card, Card]:
     """A card expiring in 5 days and one auto-renewing in 10; today's digest sent."""
     soon = await add_card(storage, alice.chat_id, 1, DAY + timedelta(days=5), label="收银台")
@@ -149,7 +150,7 @@ async def test_one_tick_thirty_days_ahead_does_nothing(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> None:
     _, auto = await two_cards(runner, time, emulator, alice, storage)
     time.jumps(timedelta(days=30))
@@ -167,7 +168,7 @@ async def test_a_clock_ahead_for_a_while_is_undone_when_it_is_back(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> None:
     _, auto = await two_cards(runner, time, emulator, alice, storage)
     time.jumps(timedelta(days=30))
@@ -197,7 +198,7 @@ async def test_a_deliberate_run_for_a_later_day_stays(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> None:
     """``remind --date`` (and the shell's ``:remind``) compose for another day at the real
     time: the next ticks keep what it did, as before."""
@@ -210,8 +211,8 @@ async def test_a_deliberate_run_for_a_later_day_stays(
     time.passes(timedelta(days=1))
     await runner.tick()
     assert len(await renewals(storage, auto)) == 1  # kept
-    row = await storage.fetchone(
-        "SELECT composed_on FROM chat_reminders WHERE chat_id = ?", (alice.chat_id,)
+    row = await fetch_one(
+        storage, "SELECT composed_on FROM chat_reminders WHERE chat_id = ?", alice.chat_id
     )
     assert row is not None
     assert row[0] == later.isoformat()
@@ -223,7 +224,7 @@ async def test_messages_held_by_a_clock_ahead_are_freed(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> None:
     """A digest that had to wait while the clock was ahead waits a minute, not a month."""
     await add_card(storage, alice.chat_id, 1, DAY + timedelta(days=3))
@@ -244,7 +245,7 @@ async def test_a_clock_ahead_for_days_still_loses_no_reminder(
     time: Time,
     emulator: BotApiEmulator,
     alice: ChatDriver,
-    storage: SqliteStorage,
+    storage: Storage,
 ) -> None:
     """Two days' passes ahead: the sent-log keeps one previous entry, so the card's entry from
     before the jump is gone; recomputed as of today (at worst a reminder at a threshold it had

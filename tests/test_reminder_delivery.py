@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from db_rows import fetch
 from telegram import Bot
 
 from bot.clock import FixedClock
@@ -21,9 +22,9 @@ from bot.reminders.models import Keyboard
 from bot.reminders.sender import Delivery, DrainStats, OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
 from handlers.transport import AiohttpRequest
-from storage.base import RenewalDraft
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.base import RenewalDraft, Storage
+from storage.factory import open_stores
+from storage.reminders import ReminderStore
 
 TOKEN = "123456:TEST-TOKEN"
 DAY = date(2026, 11, 25)
@@ -57,20 +58,23 @@ class Sleeps:
 
 
 class Setup:
-    def __init__(self, path: Path, bot: Bot, emulator: BotApiEmulator) -> None:
+    def __init__(
+        self, path: Path, database_url: str | None, bot: Bot, emulator: BotApiEmulator
+    ) -> None:
         self.path = path
+        self.database_url = database_url
         self.bot = bot
         self.emulator = emulator
         self.clock = FixedClock(NOW)
         self.sleeps = Sleeps()
-        self.storage: SqliteStorage
-        self.store: SqliteReminderStore
+        self.storage: Storage
+        self.store: ReminderStore
         self._n = 0
 
     async def open(self) -> None:
         """(Re)open the database, as a restarted process would."""
-        self.storage = await SqliteStorage.open(self.path)
-        self.store = SqliteReminderStore(self.storage)
+        stores = await open_stores(database_url=self.database_url, database_path=self.path)
+        self.storage, self.store = stores.storage, stores.reminders
 
     def sender(self, policy: SenderPolicy = FAST, messenger: object | None = None) -> OutboxSender:
         return OutboxSender(
@@ -122,13 +126,16 @@ class Setup:
         )
 
     async def statuses(self) -> list[tuple[int, str, str | None]]:
-        rows = await self.storage.fetchall("SELECT chat_id, status, error FROM outbox ORDER BY id")
+        rows = await fetch(self.storage, "SELECT chat_id, status, error FROM outbox ORDER BY id")
         return [(row[0], row[1], row[2]) for row in rows]
 
 
 @pytest.fixture
 async def setup(
-    emulator: BotApiEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulator: BotApiEmulator,
+    tmp_path: Path,
+    database_url: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Setup]:
     # PTB warns on RetryAfter.retry_after unless opted in to timedelta (the bot should opt in)
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
@@ -138,7 +145,7 @@ async def setup(
         TOKEN, base_url=emulator.base_url, base_file_url=emulator.base_file_url, request=request
     )
     async with bot:
-        s = Setup(tmp_path / "db.sqlite3", bot, emulator)
+        s = Setup(tmp_path / "db.sqlite3", database_url, bot, emulator)
         await s.open()
         yield s
         await s.storage.close()

@@ -22,9 +22,8 @@ from bot.reminders.digest import mute_data, snooze_data
 from bot.reminders.models import ReminderSettings
 from bot.reminders.runner import ReminderRunner
 from handlers.reminder_schedule import RUNNER_KEY, install_reminders
-from storage.base import RenewalDraft
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.base import RenewalDraft, Storage
+from storage.factory import stores_for
 
 DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
 DAY_NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
@@ -34,7 +33,7 @@ BOSS_EN = 1201  # a group's English-speaking administrator
 @pytest.fixture
 async def runner(
     app: AnyApplication,
-    storage: SqliteStorage,
+    storage: Storage,
     clock: FixedClock,
     emulator: BotApiEmulator,
     tmp_path: Path,
@@ -43,9 +42,7 @@ async def runner(
     return cast(ReminderRunner, app.bot_data[RUNNER_KEY])
 
 
-async def add_card(
-    storage: SqliteStorage, chat_id: int, n: int, days_left: int, **extra: object
-) -> Card:
+async def add_card(storage: Storage, chat_id: int, n: int, days_left: int, **extra: object) -> Card:
     await storage.ensure_chat(chat_id, is_group=chat_id < 0)
     draft = CardDraft(iccid=iccid(n), expiry=DAY + timedelta(days=days_left), **extra)  # type: ignore[arg-type]
     return await storage.add_card(chat_id, draft, FixedClock(DAY_NOON).now())
@@ -68,7 +65,7 @@ def card_buttons(message: BotMessage, card: Card) -> list[str]:
 
 async def test_the_scheduled_tick_sends_the_digest(
     app: AnyApplication,
-    storage: SqliteStorage,
+    storage: Storage,
     clock: FixedClock,
     emulator: BotApiEmulator,
     alice: ChatDriver,
@@ -87,7 +84,7 @@ async def test_the_scheduled_tick_sends_the_digest(
 
 async def test_snooze_button(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     group: dict[str, ChatDriver],
 ) -> None:
@@ -109,7 +106,7 @@ async def test_snooze_button(
 
 async def test_mute_and_unmute_buttons(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     group: dict[str, ChatDriver],
 ) -> None:
@@ -134,7 +131,7 @@ async def test_mute_and_unmute_buttons(
 
 async def test_old_digest_buttons_act_on_the_card_as_it_is_now(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     group: dict[str, ChatDriver],
     alice: ChatDriver,
@@ -172,7 +169,7 @@ async def test_old_digest_buttons_act_on_the_card_as_it_is_now(
 
 
 async def test_renewed_button_opens_the_renew_flow(
-    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+    runner: ReminderRunner, storage: Storage, emulator: BotApiEmulator, alice: ChatDriver
 ) -> None:
     card = await add_card(storage, alice.chat_id, 1, 3)
     await runner.tick()
@@ -188,7 +185,7 @@ def buttons_of(message: BotMessage) -> list[tuple[str, str | None]]:
 
 async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     group: dict[str, ChatDriver],
 ) -> None:
@@ -231,7 +228,7 @@ async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
 
 
 async def test_reminder_settings_menu(
-    runner: ReminderRunner, storage: SqliteStorage, alice: ChatDriver
+    runner: ReminderRunner, storage: Storage, alice: ChatDriver
 ) -> None:
     await alice.send("/settings")
     menu = texts(await alice.press_data("rs:menu"))
@@ -250,7 +247,7 @@ async def test_reminder_settings_menu(
     await alice.press_data("rs:overdue")
     saved = texts(await alice.send("30"))
     assert "每天提醒，最多 30 天" in saved
-    store = SqliteReminderStore(storage)
+    store = stores_for(storage).reminders
     assert await store.get_settings(alice.chat_id) == ReminderSettings(
         send_time=time(21, 0), days_before=(7, 3, 1, 0), overdue_daily_days=30
     )
@@ -261,7 +258,7 @@ async def test_reminder_settings_menu(
 
 
 async def test_only_group_admins_change_reminder_settings(
-    runner: ReminderRunner, storage: SqliteStorage, group: dict[str, ChatDriver]
+    runner: ReminderRunner, storage: Storage, group: dict[str, ChatDriver]
 ) -> None:
     bob, boss = group["bob"], group["boss"]
     await bob.send("/settings")
@@ -272,13 +269,13 @@ async def test_only_group_admins_change_reminder_settings(
     assert any(e.show_alert for e in refused)
     await boss.press_data("rs:time")
     assert "07:00" in texts(await boss.press_data("rs:set:t:0700"))
-    store = SqliteReminderStore(storage)
+    store = stores_for(storage).reminders
     assert (await store.get_settings(boss.chat_id)).send_time == time(7, 0)
 
 
 async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     alice: ChatDriver,
     app: AnyApplication,
@@ -286,7 +283,7 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     await add_card(storage, alice.chat_id, 1, -1)
     emulator.set_blocked(alice.chat_id)
     await runner.tick()
-    store = SqliteReminderStore(storage)
+    store = stores_for(storage).reminders
     assert not await store.is_active(alice.chat_id)
     emulator.set_blocked(alice.chat_id, False)
     await alice.send("/start")
@@ -306,7 +303,7 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
 
 async def test_a_renewal_by_a_person_ends_a_mute_and_lists_show_it(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     clock: FixedClock,
     alice: ChatDriver,
@@ -336,7 +333,7 @@ async def test_a_renewal_by_a_person_ends_a_mute_and_lists_show_it(
 
 
 async def test_an_automatic_renewal_keeps_the_mute(
-    runner: ReminderRunner, storage: SqliteStorage, emulator: BotApiEmulator, alice: ChatDriver
+    runner: ReminderRunner, storage: Storage, emulator: BotApiEmulator, alice: ChatDriver
 ) -> None:
     card = await add_card(
         storage, alice.chat_id, 1, 0, plan_period=Period(months=1), auto_renew=True
@@ -352,7 +349,7 @@ async def test_an_automatic_renewal_keeps_the_mute(
 
 
 async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
-    runner: ReminderRunner, storage: SqliteStorage, group: dict[str, ChatDriver]
+    runner: ReminderRunner, storage: Storage, group: dict[str, ChatDriver]
 ) -> None:
     bob, boss = group["bob"], group["boss"]
     card = await add_card(storage, bob.chat_id, 1, 3, label="前台")
@@ -375,7 +372,7 @@ async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
 
 async def test_an_english_users_digest_is_in_english(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     alice_en: ChatDriver,
 ) -> None:
@@ -390,7 +387,7 @@ async def test_an_english_users_digest_is_in_english(
 
 async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fix_one(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     app: AnyApplication,
     clock: FixedClock,
@@ -419,7 +416,7 @@ async def test_a_groups_digest_speaks_its_first_users_language_until_settings_fi
 @pytest.mark.parametrize("told_in", ["supergroup", "group"])
 async def test_a_migration_message_merges_the_group_into_its_supergroup(
     runner: ReminderRunner,
-    storage: SqliteStorage,
+    storage: Storage,
     emulator: BotApiEmulator,
     app: AnyApplication,
     told_in: str,
@@ -436,7 +433,7 @@ async def test_a_migration_message_merges_the_group_into_its_supergroup(
     chat = await storage.get_chat(old_id)
     assert chat is not None
     await storage.save_chat(chat.model_copy(update={"language": "en", "timezone": "Asia/Tokyo"}))
-    store = SqliteReminderStore(storage)
+    store = stores_for(storage).reminders
     await store.save_settings(old_id, ReminderSettings(send_time=time(8, 0)))
     shared = await add_card(storage, old_id, 1, 40)
     await add_card(storage, old_id, 2, 50, label="后厨")

@@ -1,16 +1,15 @@
-"""The reminder pass against SQLite: one digest a day, catch-up, snooze and mute, auto-renew,
-time zones and their send times, dry runs, and the SQL agreeing with the reference rules."""
+"""The reminder pass against the database (SQLite and PostgreSQL): one digest a day, catch-up,
+snooze and mute, auto-renew, time zones and their send times, dry runs, and the SQL agreeing
+with the reference rules."""
 
 from __future__ import annotations
 
 import random
-import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from db_rows import fetch, fetch_one, snapshot
 
 from bot.clock import FixedClock
 from bot.models import Card, CardDraft, Period, RenewalRule
@@ -18,9 +17,8 @@ from bot.reminders.compose import ReminderComposer
 from bot.reminders.models import ReminderSettings, notes_from_json
 from bot.reminders.service import ActionStatus, ReminderService
 from bot.reminders.thresholds import due_level
-from storage.base import RenewalDraft
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.base import RenewalDraft, Storage
+from storage.factory import stores_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 25)
@@ -35,9 +33,9 @@ def at(day: date, hour: int, minute: int = 0, zone: ZoneInfo = SHANGHAI) -> Fixe
 class World:
     """A database with a composer whose clock tests move."""
 
-    def __init__(self, storage: SqliteStorage, clock: FixedClock) -> None:
+    def __init__(self, storage: Storage, clock: FixedClock) -> None:
         self.storage = storage
-        self.store = SqliteReminderStore(storage)
+        self.store = stores_for(storage).reminders
         self.clock = clock
         self.composer = ReminderComposer(self.store, clock, default_language="zh_CN")
         self.service = ReminderService(storage, self.store, clock)
@@ -65,17 +63,15 @@ class World:
         return sorted(card.id for card in cards)
 
     async def digests(self) -> list[tuple[int, str]]:
-        rows = await self.storage.fetchall("SELECT chat_id, digest_date FROM outbox ORDER BY id")
+        rows = await fetch(self.storage, "SELECT chat_id, digest_date FROM outbox ORDER BY id")
         return [(row[0], row[1]) for row in rows]
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    storage = await SqliteStorage.open(tmp_path / "db.sqlite3")
+async def world(storage: Storage) -> World:
     w = World(storage, at(DAY, 10))
     await w.chat()
-    yield w
-    await storage.close()
+    return w
 
 
 async def test_two_passes_on_one_day_make_one_digest(world: World) -> None:
@@ -105,8 +101,8 @@ async def test_skipped_days_catch_up_with_one_reminder(world: World) -> None:
     assert await world.due_on(expiry - timedelta(days=5)) == [card.id]
     assert await world.due_on(expiry - timedelta(days=4)) == []
     assert await world.due_on(expiry - timedelta(days=3)) == [card.id]
-    row = await world.storage.fetchone(
-        "SELECT level FROM reminder_log WHERE card_id = ?", (card.id,)
+    row = await fetch_one(
+        world.storage, "SELECT level FROM reminder_log WHERE card_id = ?", card.id
     )
     assert row is not None
     assert row[0] == 3
@@ -118,8 +114,8 @@ async def test_a_card_that_crossed_30_and_7_while_down_is_reminded_once_at_7(wor
     assert stats.cards_due == 1
     _, [due] = await world.store.digest_cards(CHAT, DAY)
     assert (due.id, due.days_left) == (card.id, 6)
-    row = await world.storage.fetchone(
-        "SELECT level FROM reminder_log WHERE card_id = ?", (card.id,)
+    row = await fetch_one(
+        world.storage, "SELECT level FROM reminder_log WHERE card_id = ?", card.id
     )
     assert row is not None
     assert row[0] == 7
@@ -225,7 +221,7 @@ async def test_auto_renew_rolls_forward_records_history_and_reports_it(world: Wo
         (date(2026, 11, 16), date(2026, 12, 16)),
     ]
     assert await world.storage.list_renewals(CHAT, soon_card.id) == []
-    row = await world.storage.fetchone("SELECT renewed FROM outbox WHERE chat_id = ?", (CHAT,))
+    row = await fetch_one(world.storage, "SELECT renewed FROM outbox WHERE chat_id = ?", CHAT)
     assert row is not None
     notes = sorted(notes_from_json(row[0]), key=lambda n: n.card_id)
     assert [(n.card_id, n.periods, n.charge_fen) for n in notes] == [
@@ -325,18 +321,13 @@ async def test_a_send_time_that_does_not_exist_on_the_dst_day_still_comes(world:
     assert (chat_id, "2026-03-29") in await world.digests()
 
 
-def _snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as db:
-        return {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("cards", "renewals", "reminder_log", "outbox", "chat_reminders")
-        }
+TABLES = ("cards", "renewals", "reminder_log", "outbox", "chat_reminders")
 
 
-async def test_dry_run_changes_nothing(world: World, tmp_path: Path) -> None:
+async def test_dry_run_changes_nothing(world: World) -> None:
     await world.card(DAY, plan_period=Period(months=1), auto_renew=True, plan_price_fen=100)
     await world.card(DAY + timedelta(days=3), label="收银台1")
-    before = _snapshot(tmp_path / "db.sqlite3")
+    before = await snapshot(world.storage, *TABLES)
     stats = await world.composer.compose_due(dry_run=True)
     assert (stats.digests, stats.cards_due, stats.auto_renewed) == (1, 1, 1)
     [digest] = stats.composed
@@ -344,7 +335,7 @@ async def test_dry_run_changes_nothing(world: World, tmp_path: Path) -> None:
     assert "¥1.00" in digest.parts[0].text
     dated = await world.composer.compose_for_date(DAY + timedelta(days=1), dry_run=True)
     assert dated.digests == 1
-    assert _snapshot(tmp_path / "db.sqlite3") == before
+    assert await snapshot(world.storage, *TABLES) == before
     assert (await world.composer.compose_due()).digests == 1  # the real one still happens
 
 

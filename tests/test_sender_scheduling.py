@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from db_rows import fetch
 from telegram import Bot
 
 from bot.clock import Clock
@@ -25,8 +25,8 @@ from bot.reminders.models import Keyboard
 from bot.reminders.sender import Delivery, DrainStats, Messenger, OutboxSender, SenderPolicy
 from handlers.delivery import TelegramMessenger
 from handlers.transport import AiohttpRequest
-from storage.reminders import SqliteReminderStore
-from storage.sqlite import SqliteStorage
+from storage.base import Storage
+from storage.factory import stores_for
 
 TOKEN = "123456:TEST-TOKEN"
 DAY = date(2026, 11, 25)
@@ -79,9 +79,9 @@ class Recorder:
 
 
 class World:
-    def __init__(self, storage: SqliteStorage, emulator: BotApiEmulator, bot: Bot) -> None:
+    def __init__(self, storage: Storage, emulator: BotApiEmulator, bot: Bot) -> None:
         self.storage = storage
-        self.store = SqliteReminderStore(storage)
+        self.store = stores_for(storage).reminders
         self.emulator = emulator
         self.time = VirtualTime()
         self.clock = VirtualWall(self.time)
@@ -123,13 +123,11 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    storage = await SqliteStorage.open(tmp_path / "db.sqlite3")
+async def world(storage: Storage) -> AsyncIterator[World]:
     async with BotApiEmulator(TOKEN) as emulator:
         bot = Bot(TOKEN, base_url=emulator.base_url, request=AiohttpRequest(8))
         async with bot:
             yield World(storage, emulator, bot)
-    await storage.close()
 
 
 async def test_pace_allows_a_burst_then_holds_the_rate(world: World) -> None:
@@ -187,8 +185,9 @@ async def test_what_was_sent_is_kept_in_the_outbox(world: World) -> None:
     await world.due(ALICE + 1, 1)  # Telegram refuses this one
     stats = await world.drain(SenderPolicy(messages_per_second=1000))
     assert (stats.sent, stats.failed) == (4, 1)
-    rows = await world.storage.fetchall(
-        "SELECT chat_id, status, part, parts, text, message_id FROM outbox ORDER BY chat_id, part"
+    rows = await fetch(
+        world.storage,
+        "SELECT chat_id, status, part, parts, text, message_id FROM outbox ORDER BY chat_id, part",
     )
     stored = {(r[0], r[2]): (r[1], r[3], r[4], r[5]) for r in rows}
     (alice,) = world.emulator.chat_messages(ALICE)

@@ -1,0 +1,991 @@
+"""``ReminderStore`` on PostgreSQL: the same semantics as ``storage.reminders``' SQLite form.
+
+SQLite runs one writer at a time (one connection, ``BEGIN IMMEDIATE``), so its code may read,
+decide and write. Here several composers and senders (processes, or tasks on a pool) run at
+once in READ COMMITTED, and what they must not do twice is guarded by row locks:
+
+- a batch of a reminder pass takes its chats with ``FOR NO KEY UPDATE SKIP LOCKED`` (two
+  composers share the chats between them; cards can still be added meanwhile, a foreign key
+  takes only ``KEY SHARE``), re-reads their state once it holds them (a pass that committed
+  between its snapshot and its locks is seen), and locks the cards it auto-renews; a renewal is
+  recorded only for a card whose expiry the guarded update really moved, so no card is renewed
+  twice, not even beside a renewal by hand;
+- a group's move into its supergroup locks both chats' rows (and so every card insert into
+  either) and retries when a concurrent first message created the supergroup's row meanwhile;
+- a claim on an outbox message is one guarded ``UPDATE``: a second sender waits for the row
+  and then finds it claimed; expanding a digest into parts locks the chat's messages of the
+  day, so two digests merged into one day never number their parts alike.
+
+Deadlocks and serialisation failures (possible between a pass and a merge) are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date, datetime, time
+from typing import Any, TypeVar
+
+import asyncpg
+
+from bot.models import Period, RenewalRule
+from bot.reminders.models import (
+    DEFAULT_SEND_TIME,
+    AheadUndone,
+    AutoRenewal,
+    AutoRenewCandidate,
+    ChatToRemind,
+    DigestChat,
+    DigestPart,
+    DueCard,
+    HeldMessages,
+    OutboxMessage,
+    ReminderSettings,
+    keyboard_from_json,
+    settings_from_columns,
+    settings_to_columns,
+)
+from bot.reminders.thresholds import LevelBands
+from storage.postgres.pool import Connection
+from storage.reminders import ReminderBatch, _joined_notes, _merged_card
+
+Pool = asyncpg.Pool
+T = TypeVar("T")
+
+# The sent-log's date for cards whose digest of the day was rendered before their chat merged
+# into another (``storage.reminders.CARRIED``).
+CARRIED = date(1, 1, 1)
+_MIN_CHAT_ID = -(2**63)
+# Conflicts a transaction is retried after (each retry starts afresh, nothing was written).
+_RETRIED: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+_ATTEMPTS = 5
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3`` or ``INSERT 0 2``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _minute(moment: time) -> time:
+    return moment.replace(second=0, microsecond=0, tzinfo=None)
+
+
+def _hhmm(value: time | None) -> str | None:
+    return value.strftime("%H:%M") if value is not None else None
+
+
+async def _retrying(
+    pool: Pool,
+    work: Callable[[Connection], Awaitable[T]],
+    *,
+    also: tuple[type[Exception], ...] = (),
+) -> T:
+    """``work`` in one transaction, run again (from scratch) after a deadlock, a serialisation
+    failure or one of ``also``."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except (*_RETRIED, *also):
+            if attempt == _ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
+
+
+_OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"
+
+
+def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
+    return OutboxMessage(
+        id=row[0],
+        chat_id=row[1],
+        digest_date=row[2],
+        part=row[3],
+        parts=row[4],
+        text=row[5],
+        buttons=keyboard_from_json(row[6]),
+        renewed=row[7],
+        attempts=row[8],
+    )
+
+
+# Taken with their rows locked (see the module's docstring); ``s`` is re-read after the lock.
+_DUE_CHATS_SQL = """
+SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.timezone,
+       s.send_time, s.days_before, s.overdue_daily_days
+FROM chats ch
+LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
+WHERE ch.chat_id > $1 {zone}
+  AND s.inactive_since IS NULL
+  AND (s.composed_on IS NULL OR s.composed_on < $2) {send_time}
+  AND EXISTS (SELECT 1 FROM cards c WHERE c.chat_id = ch.chat_id)
+ORDER BY ch.chat_id
+LIMIT $3
+FOR NO KEY UPDATE OF ch SKIP LOCKED
+"""
+
+_AUTO_RENEW_SQL = """
+SELECT id, chat_id, iccid, label, expiry, muted, plan_months, plan_days, plan_price_fen
+FROM cards
+WHERE chat_id = ANY($1::bigint[]) AND auto_renew AND expiry <= $2
+  AND (coalesce(plan_months, 0) > 0 OR coalesce(plan_days, 0) > 0)
+ORDER BY id
+FOR NO KEY UPDATE
+"""
+
+# One group of chats sharing one settings (see storage.reminders._DUE_SQL): picks the due cards
+# and records them in the sent-log in one statement, and returns each due card's chat. An entry
+# a pass of a later day overwrites is kept as the previous one (for undo_ahead).
+_REMIND_SQL = """
+WITH due AS (
+    SELECT x.id, x.chat_id, x.expiry, x.level
+    FROM (
+        SELECT c.id, c.chat_id, c.expiry,
+               CASE WHEN c.expiry < $1::date THEN c.expiry - $1::date {bands} END AS level
+        FROM cards c
+        WHERE c.chat_id = ANY($4::bigint[])
+          AND c.expiry BETWEEN $2::date AND $3::date
+          AND NOT c.muted
+          AND (c.snoozed_until IS NULL OR c.snoozed_until <= $1::date)
+          AND NOT (c.auto_renew AND c.expiry > $1::date
+                   AND (coalesce(c.plan_months, 0) > 0 OR coalesce(c.plan_days, 0) > 0))
+    ) x
+    LEFT JOIN reminder_log r ON r.card_id = x.id AND r.expiry = x.expiry
+    WHERE r.level IS NULL OR x.level < r.level
+), logged AS (
+    INSERT INTO reminder_log AS l (card_id, expiry, level, reminded_on)
+    SELECT id, expiry, level, $5::date FROM due
+    ON CONFLICT (card_id, expiry) DO UPDATE SET
+        prev_level = CASE WHEN l.reminded_on < excluded.reminded_on
+                          THEN l.level ELSE l.prev_level END,
+        prev_reminded_on = CASE WHEN l.reminded_on < excluded.reminded_on
+                                THEN l.reminded_on ELSE l.prev_reminded_on END,
+        level = excluded.level,
+        reminded_on = excluded.reminded_on
+)
+SELECT chat_id FROM due
+"""
+
+# The chats (and their cards) whose passes the clock ran ahead made, each with its real today.
+_AHEAD = """ahead_chats AS (
+    SELECT * FROM unnest($1::bigint[], $2::date[]) AS a (chat_id, today)
+), ahead_cards AS (
+    SELECT c.id AS card_id, a.today FROM ahead_chats a JOIN cards c ON c.chat_id = a.chat_id
+)"""
+
+# See storage.reminders._UNDO_AHEAD_SQL.
+_UNDO_AHEAD_SQL = (
+    f"""WITH {_AHEAD}
+        UPDATE reminder_log l SET level = l.prev_level, reminded_on = l.prev_reminded_on,
+            prev_level = NULL, prev_reminded_on = NULL
+        FROM ahead_cards a
+        WHERE a.card_id = l.card_id AND l.prev_reminded_on IS NOT NULL
+          AND l.reminded_on > a.today AND l.prev_reminded_on <= a.today""",
+    f"""WITH {_AHEAD}
+        DELETE FROM reminder_log l USING ahead_cards a
+        WHERE a.card_id = l.card_id AND l.reminded_on > a.today""",
+    f"""WITH {_AHEAD}
+        UPDATE outbox o SET status = 'dropped', error = 'the clock ran ahead', claimed_until = NULL
+        FROM ahead_chats a
+        WHERE a.chat_id = o.chat_id AND o.status = 'pending' AND o.digest_date > a.today""",
+    f"""WITH {_AHEAD}
+        UPDATE chat_reminders s SET
+            composed_on = CASE WHEN s.prev_composed_on <= a.today THEN s.prev_composed_on END,
+            prev_composed_on = NULL, composed_at = NULL
+        FROM ahead_chats a
+        WHERE s.chat_id = a.chat_id""",
+)
+
+# The chat (NULLs if unknown) beside each of its due cards, or once with NULL cards if none.
+# Its language: the one /settings fixed, else the chat's default (its first user's).
+_DIGEST_SQL = """
+SELECT ch.is_group, coalesce(ch.language, ch.default_language),
+       d.id, d.iccid, d.label, d.expiry, d.days_left, d.plan_price_fen
+FROM (SELECT $1::bigint AS chat_id) q
+LEFT JOIN chats ch ON ch.chat_id = q.chat_id
+LEFT JOIN (
+    SELECT c.id, c.iccid, c.label, c.expiry, c.expiry - $2::date AS days_left, c.plan_price_fen
+    FROM cards c
+    JOIN reminder_log r ON r.card_id = c.id AND r.expiry = c.expiry
+    WHERE c.chat_id = $1 AND r.reminded_on = $2 AND NOT c.muted
+      AND (c.snoozed_until IS NULL OR c.snoozed_until <= $2)
+) d ON true
+ORDER BY d.expiry, d.id
+"""
+
+_CLAIM_SQL = (
+    "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND status = 'pending' "
+    "AND (claimed_until IS NULL OR claimed_until <= $3)"
+)
+
+
+async def _digest_cards(
+    db: Connection | Pool, chat_id: int, day: date
+) -> tuple[DigestChat, list[DueCard]]:
+    rows = await db.fetch(_DIGEST_SQL, chat_id, day)
+    known = rows[0][0] is not None
+    chat = DigestChat(chat_id, bool(rows[0][0]) if known else chat_id < 0, rows[0][1])
+    return chat, [DueCard(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows if r[2] is not None]
+
+
+class _PostgresBatch:
+    def __init__(self, conn: Connection) -> None:
+        self._db = conn
+
+    async def due_chats(
+        self,
+        *,
+        timezone: str | None,
+        today: date,
+        local_time: time | None,
+        after_chat_id: int | None,
+        limit: int,
+    ) -> list[ChatToRemind]:
+        params: list[Any] = []
+        zone = send_time = ""
+        if timezone is not None:
+            params.append(timezone)
+            zone = f"AND ch.timezone = ${3 + len(params)}"
+        if local_time is not None:
+            params += [DEFAULT_SEND_TIME, _minute(local_time)]
+            send_time = (
+                f"AND coalesce(s.send_time, ${2 + len(params)}::time) <= ${3 + len(params)}::time"
+            )
+        sql = _DUE_CHATS_SQL.format(zone=zone, send_time=send_time)
+        after = _MIN_CHAT_ID if after_chat_id is None else after_chat_id
+        chats: list[ChatToRemind] = []
+        while len(chats) < limit:
+            wanted = limit - len(chats)
+            rows = await self._db.fetch(sql, after, today, wanted, *params)
+            if not rows:
+                break
+            after = rows[-1][0]
+            # Locked now: a pass that committed after this statement's snapshot was taken (and
+            # let go of the chats) is visible to a new statement. Its chats are done.
+            done = {
+                row[0]
+                for row in await self._db.fetch(
+                    "SELECT chat_id FROM chat_reminders WHERE chat_id = ANY($1::bigint[]) "
+                    "AND (composed_on >= $2 OR inactive_since IS NOT NULL)",
+                    [row[0] for row in rows],
+                    today,
+                )
+            }
+            chats += [
+                ChatToRemind(
+                    chat_id=row[0],
+                    is_group=bool(row[1]),
+                    language=row[2],
+                    timezone=row[3],
+                    settings=settings_from_columns(_hhmm(row[4]), row[5], row[6]),
+                )
+                for row in rows
+                if row[0] not in done
+            ]
+            if len(rows) < wanted:
+                break
+        return chats
+
+    async def auto_renew_candidates(
+        self, chat_ids: Sequence[int], today: date
+    ) -> list[AutoRenewCandidate]:
+        rows = await self._db.fetch(_AUTO_RENEW_SQL, list(chat_ids), today)
+        return [
+            AutoRenewCandidate(
+                id=row[0],
+                chat_id=row[1],
+                iccid=row[2],
+                label=row[3],
+                expiry=row[4],
+                muted=bool(row[5]),
+                plan=Period(months=row[6] or 0, days=row[7] or 0),
+                plan_price_fen=row[8],
+            )
+            for row in rows
+        ]
+
+    async def apply_auto_renewals(
+        self, renewals: Sequence[AutoRenewal], *, renewed_at: datetime
+    ) -> None:
+        if not renewals:
+            return
+        # Guarded by the expiry read: a card someone renewed meanwhile (by hand, or another
+        # composer) is left alone, and only the cards really moved get their renewal records.
+        moved = {
+            row[0]
+            for row in await self._db.fetch(
+                "UPDATE cards c SET expiry = r.new, snoozed_until = NULL "
+                "FROM unnest($1::bigint[], $2::bigint[], $3::date[], $4::date[]) "
+                "AS r (id, chat_id, old, new) "
+                "WHERE c.id = r.id AND c.chat_id = r.chat_id AND c.expiry = r.old "
+                "RETURNING c.id",
+                [r.card.id for r in renewals],
+                [r.card.chat_id for r in renewals],
+                [r.old_expiry for r in renewals],
+                [r.new_expiry for r in renewals],
+            )
+        }
+        await self._db.executemany(
+            "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, "
+            "new_expiry, period_months, period_days, rule, amount_fen, automatic) "
+            "VALUES ($1, $2, NULL, NULL, $3, $4, $5, $6, $7, $8, true)",
+            [
+                (
+                    r.card.id,
+                    renewed_at,
+                    old,
+                    new,
+                    r.card.plan.months,
+                    r.card.plan.days,
+                    RenewalRule.EXTEND.value,
+                    r.card.plan_price_fen,
+                )
+                for r in renewals
+                if r.card.id in moved
+                for old, new in r.steps
+            ],
+        )
+
+    async def remind(
+        self,
+        groups: Iterable[tuple[LevelBands, Sequence[int]]],
+        *,
+        today: date,
+        now: datetime,
+        renewed: Mapping[int, str],
+    ) -> tuple[int, int]:
+        db = self._db
+        cards = 0
+        due_chats: set[int] = set()
+        for bands, chat_ids in groups:
+            params: list[Any] = [bands.today, bands.earliest, bands.latest, list(chat_ids), today]
+            whens = []
+            for last, level in bands.bands:
+                params += [last, level]
+                whens.append(f"WHEN c.expiry <= ${len(params) - 1}::date THEN ${len(params)}::int")
+            rows = await db.fetch(_REMIND_SQL.format(bands=" ".join(whens)), *params)
+            cards += len(rows)
+            due_chats.update(row[0] for row in rows)
+        if renewed:
+            await db.execute(
+                "INSERT INTO outbox (chat_id, digest_date, renewed, created_at) "
+                "SELECT chat_id, $3, renewed, $4 FROM unnest($1::bigint[], $2::text[]) "
+                "AS r (chat_id, renewed) ORDER BY chat_id ON CONFLICT DO NOTHING",
+                list(renewed),
+                list(renewed.values()),
+                today,
+                now,
+            )
+        status = await db.execute(
+            "INSERT INTO outbox (chat_id, digest_date, created_at) "
+            "SELECT chat_id, $2, $3 FROM unnest($1::bigint[]) AS d (chat_id) ORDER BY chat_id "
+            "ON CONFLICT DO NOTHING",
+            sorted(due_chats),
+            today,
+            now,
+        )
+        return cards, len(renewed) + _count(status)
+
+    async def mark_composed(self, chat_ids: Sequence[int], today: date, *, now: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO chat_reminders AS s (chat_id, composed_on, composed_at) "
+            "SELECT unnest($1::bigint[]), $2, $3 "
+            "ON CONFLICT (chat_id) DO UPDATE SET composed_on = excluded.composed_on, "
+            "composed_at = excluded.composed_at, prev_composed_on = CASE "
+            "WHEN s.composed_on < excluded.composed_on THEN s.composed_on "
+            "ELSE s.prev_composed_on END",
+            list(chat_ids),
+            today,
+            now,
+        )
+
+    async def undo_ahead(self, *, now: datetime, today_in: Callable[[str], date]) -> AheadUndone:
+        db = self._db
+        # Chats whose last pass was for a day after their today, at an instant after now: the
+        # system clock ran ahead then (a deliberate ``remind --date`` stamps the real instant).
+        # Locked: a second composer doing the same waits, then finds them undone.
+        rows = await db.fetch(
+            "SELECT s.chat_id, ch.timezone, s.composed_on FROM chat_reminders s "
+            "JOIN chats ch ON ch.chat_id = s.chat_id "
+            "WHERE s.composed_at IS NOT NULL AND s.composed_at > $1 "
+            "ORDER BY s.chat_id FOR UPDATE OF s",
+            now,
+        )
+        ahead: list[tuple[int, date]] = []
+        for chat_id, zone, composed_on in rows:
+            today = today_in(zone)
+            if composed_on is not None and composed_on > today:
+                ahead.append((chat_id, today))
+        if not ahead:
+            return AheadUndone(0, 0)
+        keys = ([chat_id for chat_id, _ in ahead], [today for _, today in ahead])
+        renewals = await self._undo_early_renewals(now, keys)
+        for sql in _UNDO_AHEAD_SQL:
+            await db.execute(sql, *keys)
+        return AheadUndone(len(ahead), renewals)
+
+    async def _undo_early_renewals(self, now: datetime, keys: tuple[list[int], list[date]]) -> int:
+        """See ``storage.reminders._SqliteBatch._undo_early_renewals``."""
+        rows = await self._db.fetch(
+            f"WITH {_AHEAD} "
+            "SELECT r.id, r.card_id, r.old_expiry, r.new_expiry, c.expiry "
+            "FROM ahead_cards a JOIN cards c ON c.id = a.card_id "
+            "JOIN renewals r ON r.card_id = a.card_id "
+            "WHERE r.automatic AND r.renewed_at > $3 AND r.old_expiry > a.today "
+            "ORDER BY r.card_id, r.new_expiry DESC",
+            *keys,
+            now,
+        )
+        undone: list[int] = []
+        expiries: dict[int, tuple[date, date | None]] = {}  # card -> (now, after the undo)
+        for renewal_id, card_id, old_expiry, new_expiry, expiry in rows:
+            before, current = expiries.get(card_id, (expiry, expiry))
+            if new_expiry != current:
+                expiries.setdefault(card_id, (before, None))  # built on: keep the rest
+                continue
+            expiries[card_id] = (before, old_expiry)
+            undone.append(renewal_id)
+        await self._db.execute("DELETE FROM renewals WHERE id = ANY($1::bigint[])", undone)
+        await self._db.executemany(
+            "UPDATE cards SET expiry = $1 WHERE id = $2 AND expiry = $3",
+            [(after, card_id, before) for card_id, (before, after) in expiries.items()
+             if after is not None and after != before],
+        )  # fmt: skip
+        return len(undone)
+
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
+        return await _digest_cards(self._db, chat_id, day)
+
+
+# Merging a group into the supergroup it became, when the supergroup has a row already (see
+# storage.reminders._MERGE_CHAT_SQL): the old chat's settings fill what the new one has not set.
+_MERGE_CHAT_SQL = (
+    """UPDATE chats n SET is_group = true,
+           language = coalesce(n.language, o.language),
+           default_language = coalesce(n.default_language, o.default_language),
+           timezone = CASE WHEN n.timezone_chosen THEN n.timezone
+                           WHEN o.timezone_chosen THEN o.timezone ELSE n.timezone END,
+           timezone_chosen = n.timezone_chosen OR o.timezone_chosen
+       FROM chats o
+       WHERE n.chat_id = $2 AND o.chat_id = $1""",
+    # reminder settings: the new chat's where set, else the old one's; composed for the later
+    # day of the two (a card of the later one is not reminded twice that day)
+    """INSERT INTO chat_reminders AS s (chat_id, send_time, days_before, overdue_daily_days,
+                                        composed_on, composed_at, prev_composed_on)
+       SELECT $2, send_time, days_before, overdue_daily_days, composed_on, composed_at,
+              prev_composed_on
+       FROM chat_reminders WHERE chat_id = $1
+       ON CONFLICT (chat_id) DO UPDATE SET
+           send_time = coalesce(s.send_time, excluded.send_time),
+           days_before = coalesce(s.days_before, excluded.days_before),
+           overdue_daily_days = coalesce(s.overdue_daily_days, excluded.overdue_daily_days),
+           composed_at = CASE WHEN excluded.composed_on > coalesce(s.composed_on, '-infinity')
+                              THEN excluded.composed_at ELSE s.composed_at END,
+           prev_composed_on = CASE WHEN excluded.composed_on > coalesce(s.composed_on, '-infinity')
+                                   THEN excluded.prev_composed_on ELSE s.prev_composed_on END,
+           composed_on = greatest(s.composed_on, excluded.composed_on)""",
+)
+
+_MERGED_COLUMNS = (
+    "expiry", "carrier", "label", "plan_months", "plan_days", "plan_price_fen", "auto_renew",
+    "note", "muted", "snoozed_until", "created_at",
+)  # fmt: skip
+
+
+def _to_render(alias: str = "") -> str:
+    """A digest still to render, not being sent (a claimed one may be on its way, rendered by
+    the sender but not stored yet)."""
+    a = f"{alias}." if alias else ""
+    return f"{a}status = 'pending' AND {a}text IS NULL AND {a}claimed_until IS NULL"
+
+
+async def _card_references(db: Connection) -> list[tuple[str, str]]:
+    """(table, column) of every foreign key to cards(id) but the sent-log's (merged by hand):
+    the renewals, the edit trail, and whatever history later schema versions keep on a card."""
+    rows = await db.fetch(
+        "SELECT k.conrelid::regclass::text, a.attname FROM pg_constraint k "
+        "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+        "WHERE k.contype = 'f' AND k.confrelid = 'cards'::regclass "
+        "AND k.conrelid <> 'reminder_log'::regclass"
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def _merge_cards(db: Connection, old_chat_id: int, new_chat_id: int) -> None:
+    pairs = await db.fetch(
+        "SELECT o.id, n.id, o.expiry > n.expiry FROM cards o "
+        "JOIN cards n ON n.chat_id = $1 AND n.iccid = o.iccid WHERE o.chat_id = $2 ORDER BY o.id",
+        new_chat_id,
+        old_chat_id,
+    )
+    references = await _card_references(db) if pairs else []
+    columns = ", ".join(_MERGED_COLUMNS)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(_MERGED_COLUMNS, start=1))
+    for old_id, new_id, old_later in pairs:
+        rows = {
+            row[0]: list(row[1:])
+            for row in await db.fetch(
+                f"SELECT id, {columns} FROM cards WHERE id = ANY($1::bigint[])", [old_id, new_id]
+            )
+        }
+        winner, loser = (old_id, new_id) if old_later else (new_id, old_id)
+        merged = _merged_card(rows[winner], rows[loser])
+        await db.execute(
+            f"UPDATE cards SET {assignments} WHERE id = ${len(merged) + 1}", *merged, new_id
+        )
+        # the sent-log: per expiry, the more urgent entry of the two
+        await db.execute(
+            "INSERT INTO reminder_log AS l (card_id, expiry, level, reminded_on, prev_level, "
+            "prev_reminded_on) SELECT $1, expiry, level, reminded_on, prev_level, "
+            "prev_reminded_on FROM reminder_log WHERE card_id = $2 "
+            "ON CONFLICT (card_id, expiry) DO UPDATE SET level = excluded.level, "
+            "reminded_on = excluded.reminded_on, prev_level = excluded.prev_level, "
+            "prev_reminded_on = excluded.prev_reminded_on WHERE excluded.level < l.level",
+            new_id,
+            old_id,
+        )
+        for table, column in references:  # histories join
+            await db.execute(
+                f'UPDATE {table} SET "{column}" = $1 WHERE "{column}" = $2', new_id, old_id
+            )
+        await db.execute("DELETE FROM cards WHERE id = $1", old_id)
+    await db.execute("UPDATE cards SET chat_id = $1 WHERE chat_id = $2", new_chat_id, old_chat_id)
+
+
+async def _merge_outbox(db: Connection, old_chat_id: int, new_chat_id: int) -> None:
+    """See ``storage.reminders._merge_outbox``."""
+    rows = await db.fetch(
+        "SELECT o.id, o.renewed, n.id FROM outbox o "
+        "JOIN LATERAL (SELECT n.id FROM outbox n WHERE n.chat_id = $2 "
+        f"AND n.digest_date = o.digest_date AND {_to_render('n')} "
+        "ORDER BY n.id LIMIT 1) n ON true "
+        f"WHERE o.chat_id = $1 AND {_to_render('o')} ORDER BY o.id",
+        old_chat_id,
+        new_chat_id,
+    )
+    for old_id, renewed, into in rows:
+        into_renewed = await db.fetchval("SELECT renewed FROM outbox WHERE id = $1", into)
+        await db.execute(
+            "UPDATE outbox SET renewed = $1 WHERE id = $2",
+            _joined_notes(into_renewed, renewed),
+            into,
+        )
+        await db.execute("DELETE FROM outbox WHERE id = $1", old_id)
+    await db.execute(
+        "UPDATE outbox o SET chat_id = $1, part = o.part + t.last FROM "
+        "(SELECT digest_date, max(part) AS last FROM outbox WHERE chat_id = $1 "
+        "GROUP BY digest_date) t WHERE o.chat_id = $2 AND o.digest_date = t.digest_date",
+        new_chat_id,
+        old_chat_id,
+    )
+    await db.execute("UPDATE outbox SET chat_id = $1 WHERE chat_id = $2", new_chat_id, old_chat_id)
+
+
+async def _keep_carried(db: Connection, old_chat_id: int, new_chat_id: int) -> None:
+    """See ``storage.reminders._keep_carried``."""
+    sides = await db.fetch(
+        f"SELECT chat_id, digest_date, bool_or(NOT ({_to_render()})), bool_or({_to_render()}) "
+        "FROM outbox WHERE chat_id = ANY($1::bigint[]) GROUP BY chat_id, digest_date",
+        [old_chat_id, new_chat_id],
+    )
+    days: dict[date, dict[int, tuple[bool, bool]]] = {}
+    for chat_id, day, rendered, unrendered in sides:
+        days.setdefault(day, {})[chat_id] = (bool(rendered), bool(unrendered))
+    for day, chats in days.items():
+        if len(chats) < 2:
+            continue
+        for carrier, other in ((old_chat_id, new_chat_id), (new_chat_id, old_chat_id)):
+            if chats[carrier][0] and not chats[carrier][1] and chats[other][1]:
+                await db.execute(
+                    "UPDATE reminder_log SET reminded_on = $1 WHERE reminded_on = $2 "
+                    "AND card_id IN (SELECT id FROM cards WHERE chat_id = $3)",
+                    CARRIED,
+                    day,
+                    carrier,
+                )
+
+
+async def _migrate_chat(db: Connection, old_chat_id: int, new_chat_id: int) -> None:
+    # Both rows locked (in one order): a concurrent move of the same group waits and then finds
+    # it gone; a card insert into either chat waits for the move (its foreign key check).
+    present = {
+        row[0]
+        for row in await db.fetch(
+            "SELECT chat_id FROM chats WHERE chat_id = ANY($1::bigint[]) "
+            "ORDER BY chat_id FOR UPDATE",
+            [old_chat_id, new_chat_id],
+        )
+    }
+    if old_chat_id not in present:
+        return  # already moved (the migration message and a send both report it)
+    if new_chat_id not in present:
+        # ON UPDATE CASCADE moves cards, settings and the outbox with the chat. If the
+        # supergroup's first message creates its row meanwhile, this fails on the primary key
+        # and the caller retries: the merge below then runs.
+        await db.execute(
+            "UPDATE chats SET chat_id = $1, is_group = true WHERE chat_id = $2",
+            new_chat_id,
+            old_chat_id,
+        )
+        return
+    # The supergroup wrote to the bot first and has a row already: merge into it.
+    for sql in _MERGE_CHAT_SQL:
+        await db.execute(sql, old_chat_id, new_chat_id)
+    await db.fetch(
+        "SELECT 1 FROM cards WHERE chat_id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        [old_chat_id, new_chat_id],
+    )
+    await _keep_carried(db, old_chat_id, new_chat_id)
+    await _merge_cards(db, old_chat_id, new_chat_id)
+    await _merge_outbox(db, old_chat_id, new_chat_id)
+    await db.execute("DELETE FROM chats WHERE chat_id = $1", old_chat_id)  # empty by now
+
+
+class PostgresReminderStore:
+    """``ReminderStore`` on an asyncpg pool (the one the bot's ``PostgresStorage`` uses)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _batch(self, commit: bool) -> AsyncIterator[ReminderBatch]:
+        async with self._pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield _PostgresBatch(conn)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if commit:
+                await transaction.commit()
+            else:
+                await transaction.rollback()
+
+    def batch(self, *, commit: bool = True) -> AbstractAsyncContextManager[ReminderBatch]:
+        return self._batch(commit)
+
+    async def timezones(self) -> list[str]:
+        rows = await self._pool.fetch("SELECT DISTINCT timezone FROM chats ORDER BY timezone")
+        return [row[0] for row in rows]
+
+    # per-chat settings and state
+
+    async def get_settings(self, chat_id: int) -> ReminderSettings:
+        row = await self._pool.fetchrow(
+            "SELECT send_time, days_before, overdue_daily_days FROM chat_reminders "
+            "WHERE chat_id = $1",
+            chat_id,
+        )
+        if row is None:
+            return settings_from_columns(None, None, None)
+        return settings_from_columns(_hhmm(row[0]), row[1], row[2])
+
+    async def save_settings(self, chat_id: int, settings: ReminderSettings) -> None:
+        _, days_before, overdue = settings_to_columns(settings)
+        await self._pool.execute(
+            "INSERT INTO chat_reminders (chat_id, send_time, days_before, overdue_daily_days) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id) DO UPDATE SET "
+            "send_time = excluded.send_time, days_before = excluded.days_before, "
+            "overdue_daily_days = excluded.overdue_daily_days",
+            chat_id,
+            settings.send_time,
+            days_before,
+            overdue,
+        )
+
+    async def is_active(self, chat_id: int) -> bool:
+        row = await self._pool.fetchrow(
+            "SELECT inactive_since FROM chat_reminders WHERE chat_id = $1", chat_id
+        )
+        return row is None or row[0] is None
+
+    async def deactivate_chat(self, chat_id: int, reason: str, *, at: datetime) -> None:
+        async def work(db: Connection) -> None:
+            # One statement: a chat that is gone (moved, deleted) gets no row.
+            await db.execute(
+                "INSERT INTO chat_reminders (chat_id, inactive_since, inactive_reason) "
+                "SELECT chat_id, $2, $3 FROM chats WHERE chat_id = $1 "
+                "ON CONFLICT (chat_id) DO UPDATE SET "
+                "inactive_since = excluded.inactive_since, "
+                "inactive_reason = excluded.inactive_reason",
+                chat_id,
+                at,
+                reason,
+            )
+            await db.execute(
+                "UPDATE outbox SET status = 'dropped', error = $1, claimed_until = NULL "
+                "WHERE chat_id = $2 AND status = 'pending'",
+                reason,
+                chat_id,
+            )
+
+        await _retrying(self._pool, work)
+
+    async def reactivate_chat(self, chat_id: int) -> bool:
+        # Called on every update: a read first, a write only when something changes.
+        if await self.is_active(chat_id):
+            return False
+        status = await self._pool.execute(
+            "UPDATE chat_reminders SET inactive_since = NULL, inactive_reason = NULL "
+            "WHERE chat_id = $1 AND inactive_since IS NOT NULL",
+            chat_id,
+        )
+        return _count(status) > 0
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        if old_chat_id == new_chat_id:
+            return
+
+        async def work(db: Connection) -> None:
+            await _migrate_chat(db, old_chat_id, new_chat_id)
+
+        await _retrying(self._pool, work, also=(asyncpg.exceptions.UniqueViolationError,))
+
+    # cards
+
+    async def snooze(self, chat_id: int, card_id: int, until: date) -> bool:
+        async def work(db: Connection) -> bool:
+            status = await db.execute(
+                "UPDATE cards SET snoozed_until = $1 WHERE chat_id = $2 AND id = $3",
+                until,
+                chat_id,
+                card_id,
+            )
+            if _count(status) == 0:
+                return False
+            await db.execute("DELETE FROM reminder_log WHERE card_id = $1", card_id)
+            return True
+
+        return await _retrying(self._pool, work)
+
+    async def set_muted(self, chat_id: int, card_id: int, muted: bool) -> bool:
+        status = await self._pool.execute(
+            "UPDATE cards SET muted = $1 WHERE chat_id = $2 AND id = $3", muted, chat_id, card_id
+        )
+        return _count(status) > 0
+
+    # outbox
+
+    async def pending(
+        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+    ) -> list[OutboxMessage]:
+        kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
+        rows = await self._pool.fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > $1 {kind}"
+            "AND (not_before IS NULL OR not_before <= $2) "
+            "AND (claimed_until IS NULL OR claimed_until <= $2) "
+            "ORDER BY id LIMIT $3",
+            after_id,
+            now,
+            limit,
+        )
+        return [_outbox_message(row) for row in rows]
+
+    async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
+        async def work(db: Connection) -> int:
+            claimed = await db.execute(
+                "UPDATE outbox SET claimed_until = NULL "
+                "WHERE status = 'pending' AND claimed_until > $1",
+                claims,
+            )
+            waiting = await db.execute(
+                "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > $1",
+                waits,
+            )
+            return _count(claimed) + _count(waiting)
+
+        return await _retrying(self._pool, work)
+
+    async def count_pending(self) -> int:
+        count = await self._pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(count or 0)
+
+    async def held(self, *, now: datetime) -> HeldMessages:
+        row = await self._pool.fetchrow(
+            "SELECT count(*), max(claimed_until) FROM outbox "
+            "WHERE status = 'pending' AND claimed_until > $1",
+            now,
+        )
+        if row is None or not row[0]:
+            return HeldMessages(0, None)
+        return HeldMessages(int(row[0]), row[1])
+
+    async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
+        return await _digest_cards(self._pool, chat_id, day)
+
+    async def claim_digest(
+        self, message: OutboxMessage, *, chat_id: int, now: datetime, until: datetime
+    ) -> tuple[DigestChat, list[DueCard]] | None:
+        # No transaction around the two statements: the claim keeps other senders off, and the
+        # read is consistent by itself (a card renewed after it is simply left out).
+        if not await self.claim(message.id, now=now, until=until):
+            return None
+        return await _digest_cards(self._pool, chat_id, message.digest_date)
+
+    async def expand(
+        self,
+        message: OutboxMessage,
+        parts: Sequence[DigestPart],
+        *,
+        chat_id: int,
+        claimed_until: datetime,
+    ) -> list[OutboxMessage]:
+        count = len(parts)
+
+        async def work(db: Connection) -> list[int]:
+            # The chat's messages of the day, locked: another digest of the same chat and day
+            # (two chats merged) expanding at once numbers its parts after these, not alike.
+            await db.fetch(
+                "SELECT 1 FROM outbox WHERE chat_id = $1 AND digest_date = $2 "
+                "ORDER BY id FOR UPDATE",
+                chat_id,
+                message.digest_date,
+            )
+            await db.execute(
+                "UPDATE outbox SET parts = $1, text = $2, buttons = $3 WHERE id = $4",
+                count,
+                parts[0].text,
+                parts[0].buttons_json,
+                message.id,
+            )
+            ids = [message.id]
+            # Further parts are numbered after the day's last message: usually 2, 3…; after a
+            # group merged into its supergroup, after the messages the two had for the day.
+            for part in parts[1:]:
+                new_id = await db.fetchval(
+                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
+                    "created_at, claimed_until) "
+                    "SELECT $1, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
+                    "WHERE m.chat_id = $1 AND m.digest_date = o.digest_date), $2, $3, $4, "
+                    "created_at, $5 FROM outbox o WHERE id = $6 RETURNING id",
+                    chat_id,
+                    count,
+                    part.text,
+                    part.buttons_json,
+                    claimed_until,
+                    message.id,
+                )
+                assert new_id is not None
+                ids.append(int(new_id))
+            return ids
+
+        ids = await _retrying(self._pool, work)
+        return [
+            OutboxMessage(
+                id=message_id,
+                chat_id=chat_id,
+                digest_date=message.digest_date,
+                part=number,
+                parts=count,
+                text=part.text,
+                buttons=part.buttons,
+                renewed=None,
+                attempts=message.attempts,
+            )
+            for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
+        ]
+
+    async def release(self, message_ids: Sequence[int]) -> None:
+        await self._pool.execute(
+            "UPDATE outbox SET claimed_until = NULL "
+            "WHERE id = ANY($1::bigint[]) AND status = 'pending'",
+            list(message_ids),
+        )
+
+    async def renew_claims(self, claims: Mapping[int, datetime], *, until: datetime) -> list[int]:
+        if not claims:
+            return []
+        rows = await self._pool.fetch(
+            "UPDATE outbox o SET claimed_until = $1 "
+            "FROM unnest($2::bigint[], $3::timestamptz[]) AS h (id, until) "
+            "WHERE o.id = h.id AND o.status = 'pending' AND o.claimed_until = h.until "
+            "RETURNING o.id",
+            until,
+            list(claims),
+            list(claims.values()),
+        )
+        renewed = {row[0] for row in rows}
+        return [message_id for message_id in claims if message_id in renewed]
+
+    async def _finish(
+        self,
+        message_id: int,
+        status: str,
+        at: datetime,
+        *,
+        error: str | None = None,
+        telegram_message_id: int | None = None,
+        content: DigestPart | None = None,
+    ) -> None:
+        """End a message: ``sent``, ``failed`` or ``dropped`` (no longer wanted); with
+        ``content`` if it was sent before being stored (a one-message digest)."""
+        # NULLs leave a column as it is: only a one-message digest's content is written here.
+        text, buttons, parts = (content.text, content.buttons_json, 1) if content else (None,) * 3
+        await self._pool.execute(
+            "UPDATE outbox SET status = $1, sent_at = $2, error = $3, claimed_until = NULL, "
+            "message_id = coalesce($4, message_id), text = coalesce($5, text), "
+            "buttons = coalesce($6, buttons), parts = coalesce($7, parts) WHERE id = $8",
+            status, at, error, telegram_message_id, text, buttons, parts, message_id,
+        )  # fmt: skip
+
+    async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
+        await self._finish(message_id, "dropped", at, error=reason)
+
+    async def claim(self, message_id: int, *, now: datetime, until: datetime) -> bool:
+        # One guarded UPDATE: a second sender at the same moment waits for the row lock, then
+        # re-checks the condition on the claimed row and changes nothing.
+        status = await self._pool.execute(_CLAIM_SQL, until, message_id, now)
+        return _count(status) > 0
+
+    async def mark_sent(
+        self,
+        message_id: int,
+        telegram_message_id: int,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+    ) -> None:
+        await self._finish(
+            message_id, "sent", at, telegram_message_id=telegram_message_id, content=content
+        )
+
+    async def mark_failed(
+        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
+    ) -> None:
+        await self._finish(message_id, "failed", at, error=error, content=content)
+
+    async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
+        async def work(db: Connection) -> None:
+            await db.execute(
+                "UPDATE outbox SET error = $1, attempts = attempts + 1 WHERE id = $2",
+                error,
+                message_id,
+            )
+            await db.execute(
+                "UPDATE outbox SET not_before = $1, claimed_until = NULL "
+                "WHERE status = 'pending' AND id >= $2 "
+                "AND chat_id = (SELECT chat_id FROM outbox WHERE id = $2)",
+                until,
+                message_id,
+            )
+
+        await _retrying(self._pool, work)
+
+    async def prune(self, *, sent_before: datetime) -> None:
+        async def work(db: Connection) -> None:
+            await db.execute(
+                "DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1", sent_before
+            )
+            await db.execute(
+                "DELETE FROM reminder_log l WHERE NOT EXISTS (SELECT 1 FROM cards c "
+                "WHERE c.id = l.card_id AND c.expiry = l.expiry)"
+            )
+
+        await _retrying(self._pool, work)
