@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from cards_util import iccid
-from conftest import NOW, TOKEN, _skip_without_postgres_reminders, running_bot
+from conftest import NOW, TOKEN, running_bot
 
 from bot.app import conversation_store, conversations_path
 from bot.chatdriver import ChatDriver, texts
@@ -74,12 +74,10 @@ def unreadable(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_a_damaged_row_is_skipped_with_one_line_and_the_bot_starts(
     emulator: BotApiEmulator,
     storage: Storage,
-    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     damaged: str,
 ) -> None:
-    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     await two_cards_half_added(emulator, settings, storage)
     zhao = ConversationKey(chat_id=7, user_id=7, name="addcard")
@@ -112,11 +110,9 @@ async def test_a_damaged_row_is_skipped_with_one_line_and_the_bot_starts(
 async def test_the_old_conversations_file_is_imported_once(
     emulator: BotApiEmulator,
     storage: Storage,
-    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     old = conversations_path(settings.database_path)
     shutil.copy(OLD_FILE, old)
@@ -148,12 +144,10 @@ async def test_the_old_conversations_file_is_imported_once(
 async def test_a_damaged_old_file_is_set_aside_and_the_bot_starts(
     emulator: BotApiEmulator,
     storage: Storage,
-    backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     damage: str,
 ) -> None:
-    _skip_without_postgres_reminders(backend)
     settings = settings_for(emulator, tmp_path)
     whole = OLD_FILE.read_bytes()
     damaged = {"truncated": whole[: len(whole) // 2], "garbage": b"\x80\x05junk", "empty": b""}
@@ -176,12 +170,11 @@ async def test_a_damaged_old_file_is_set_aside_and_the_bot_starts(
 
 
 async def test_a_kill_9_loses_at_most_the_step_in_progress(
-    tmp_path: Path, backend: str, database_url: str | None
+    tmp_path: Path, database_url: str | None
 ) -> None:
     """``python -m bot`` killed right after a step was answered: after a restart the
     conversation goes on from that step (the old pickle file was written every few seconds:
     a kill lost the conversation of the last seconds, /addcard included)."""
-    _skip_without_postgres_reminders(backend)
     database = tmp_path / "data" / "simwatch.sqlite3"
     async with BotApiEmulator(TOKEN) as emulator:
         env = {
