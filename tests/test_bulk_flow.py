@@ -16,7 +16,7 @@ from bot.emulator.records import ChatEvent
 from bot.models import CardDraft, Carrier, RenewalRule
 from bot.reminders.models import ReminderSettings
 from storage.base import RenewalDraft
-from storage.reminders import SqliteReminderStore
+from storage.factory import stores_for
 from storage.sqlite import SqliteStorage
 
 TODAY = date(2026, 11, 25)  # conftest's NOW in Shanghai
@@ -280,7 +280,7 @@ async def test_calendar_follows_the_chats_reminder_settings(
     chat_id = group["bob"].chat_id
     await add(storage, chat_id, 10)
     settings = ReminderSettings(send_time=time(20, 30), days_before=(15, 2))
-    await SqliteReminderStore(storage).save_settings(chat_id, settings)
+    await stores_for(storage).reminders.save_settings(chat_id, settings)
     (ics,) = documents(await group["bob"].send("/calendar"))
     (event,) = Calendar.from_ical(ics.content or b"").walk("VEVENT")
     triggers = sorted(alarm.decoded("trigger") for alarm in event.walk("VALARM"))
