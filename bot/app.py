@@ -10,7 +10,6 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    PersistenceInput,
 )
 
 from bot.clock import Clock, SystemClock
@@ -40,11 +39,12 @@ from handlers.common import (
     Services,
     install_services,
 )
-from handlers.persistence import SafePicklePersistence
+from handlers.persistence import FLUSH_GROUP, FLUSH_HANDLER, DatabasePersistence
 from handlers.reminder_schedule import install_reminders
 from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
 from storage.base import Storage
+from storage.conversations import ConversationStore, conversations_for
 from storage.factory import open_storage
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -65,29 +65,19 @@ MENU_COMMANDS = (
     "id",
     "cancel",
 )
-STORAGE_KEY = "simwatch.storage"
 CONVERSATION_FLUSH_SECONDS = 5
 BOT_CONNECTIONS = 256  # as python-telegram-bot's own default pool for Bot API calls
 
 
 def conversations_path(database_path: Path) -> Path:
-    """Where conversations in progress are kept: next to the database, e.g.
-    ``data/simwatch.conversations.pickle``."""
+    """Where earlier versions kept the conversations in progress, next to the database (e.g.
+    ``data/simwatch.conversations.pickle``): imported into the database on first start."""
     return database_path.with_name(f"{database_path.stem}.conversations.pickle")
 
 
-def conversation_store(database_path: Path) -> SafePicklePersistence:
-    """Conversation steps and their drafts (``user_data``) survive a restart.
-
-    Cards, settings and reminders are in the database; what is kept here is only where each
-    person is in a conversation, written every few seconds and on shutdown, each time whole
-    or not at all; a damaged file is set aside and the bot starts without it.
-    """
-    return SafePicklePersistence(
-        filepath=conversations_path(database_path),
-        store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
-        update_interval=CONVERSATION_FLUSH_SECONDS,
-    )
+def conversation_store(storage: Storage) -> ConversationStore:
+    """The conversation tables of the bot's database."""
+    return conversations_for(storage)
 
 
 def menu(lang: str) -> list[BotCommand]:
@@ -130,6 +120,8 @@ def add_handlers(application: AnyApplication) -> None:
             *start.FALLBACK_HANDLERS,
         ]
     )
+    # Last: what the update changed in conversations in progress is written at once.
+    application.add_handler(FLUSH_HANDLER, group=FLUSH_GROUP)
     # Whatever fails while answering someone: they get a polite answer, the log the error once.
     application.add_error_handler(errors.on_error)
 
@@ -151,6 +143,32 @@ def build_application(
     validated here, so a bad one stops the bot before it connects (``CatalogueError``).
     """
     plans = catalogue or load_catalogue(config.plan_catalogue)
+    owned: list[Storage] = []  # the storage opened here, if none was given
+
+    async def opened() -> Storage:
+        # PTB loads the conversations in ``initialize()``, before ``post_init``: whichever
+        # needs the storage first opens it.
+        if storage is not None:
+            return storage
+        if not owned:
+            owned.append(
+                await open_storage(
+                    database_url=config.database(), database_path=config.database_path
+                )
+            )
+        return owned[0]
+
+    async def open_conversations() -> ConversationStore:
+        return conversation_store(await opened())
+
+    # Conversation steps and their drafts (``user_data``) survive a restart, even a kill -9:
+    # written to the database after every update (and every few seconds for what a time-out
+    # changed), each time in one transaction.
+    persistence = DatabasePersistence(
+        open_conversations,
+        old_file=conversations_path(config.database_path),
+        update_interval=CONVERSATION_FLUSH_SECONDS,
+    )
     builder: Any = (  # Any: setting a rate limiter changes the builder's generic type
         ApplicationBuilder()
         .token(token)
@@ -158,28 +176,22 @@ def build_application(
         .base_file_url(config.telegram_base_file_url)
         .request(AiohttpRequest(BOT_CONNECTIONS))
         .get_updates_request(AiohttpRequest())
-        .persistence(conversation_store(config.database_path))
+        .persistence(persistence)
         .concurrent_updates(PerChatUpdateProcessor())  # other chats don't wait on a slow one
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter())
 
     async def post_init(application: AnyApplication) -> None:
-        store = storage
-        if store is None:
-            store = await open_storage(
-                database_url=config.database(), database_path=config.database_path
-            )
-            application.bot_data[STORAGE_KEY] = store
+        store = await opened()
         now = clock or SystemClock()
         install_services(application, Services(config, now, CardService(store, now), plans))
         install_reminders(application, store, settings=config, clock=now, schedule=reminder_tick)
         await register_commands(application)
 
     async def post_shutdown(application: AnyApplication) -> None:
-        owned = application.bot_data.pop(STORAGE_KEY, None)
-        if owned is not None:
-            await owned.close()
+        while owned:  # after ``shutdown()``, which wrote the conversations out
+            await owned.pop().close()
         application.bot_data.pop(SERVICES_KEY, None)
 
     application: AnyApplication = builder.post_init(post_init).post_shutdown(post_shutdown).build()

@@ -212,7 +212,7 @@ async def test_concurrent_conversations_are_kept_apart_and_survive_a_restart(
     emulator: BotApiEmulator, storage: SqliteStorage, tmp_path: Path
 ) -> None:
     """Two people add a card at the same time, one of them slowly; their steps and drafts stay
-    their own, and both go on after a restart (PicklePersistence under concurrent updates)."""
+    their own, and both go on after a restart (the persistence under concurrent updates)."""
     settings = Settings(
         telegram_base_url=emulator.base_url,
         telegram_base_file_url=emulator.base_file_url,
