@@ -157,7 +157,7 @@ async def run_import(
             finally:
                 await storage.close()
     except DatabaseUnusableError as exc:
-        _say(out, lang, "bulk.cli.database_error", path=settings.database_path, error=exc)
+        _say(out, lang, exc.key, path=settings.database_path, **exc.params)  # as every command
         return 2
     print(plain(report_text(lang, report, in_chat=False)), file=out)
     _say(out, lang, "bulk.cli.lock_time", seconds=f"{report.lock_seconds:.2f}")
