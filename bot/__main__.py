@@ -3,8 +3,9 @@
 Every command starts the same way: files it creates are private to the user running it (umask
 077: the database and its -wal/-shm files, the conversations, backups and exports), logging goes
 to stderr at ``LOG_LEVEL`` with every secret of the settings redacted, and a bad or rejected
-setting is one line on stderr with exit status 2. Operator messages use the catalogue, in
-``LANGUAGE`` (Chinese by default).
+setting is one line on stderr with exit status 2, as is a database that can't be used
+(``storage.errors``: a folder, read-only, not a database, a schema too new…). Operator
+messages use the catalogue, in ``LANGUAGE`` (Chinese by default).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bot.plans.catalogue import CatalogueError
 from bot.reminders.cli import add_remind_parser, plain, run_remind
 from bot.shell import add_shell_parser, run_shell
 from storage.base import DatabaseUnreachableError, SchemaTooNewError
+from storage.errors import DatabaseUnusableError, database_errors, database_shown
 
 PRIVATE_UMASK = 0o077  # files 0600, folders 0700
 
@@ -115,7 +117,7 @@ def _remind(settings: Settings, args: argparse.Namespace) -> int:
     if args.dry_run and settings.database() is None and not settings.database_path.exists():
         _say(settings, "cli.no_database", err=True, path=settings.database_path)
         return 2
-    return asyncio.run(
+    code = asyncio.run(
         run_remind(
             settings,
             on_date=args.date,
@@ -124,6 +126,14 @@ def _remind(settings: Settings, args: argparse.Namespace) -> int:
             trust_clock=args.trust_clock,
         )
     )
+    if args.dry_run:  # it sent nothing, but says whether the real run could send
+        if settings.bot_token is None or not settings.bot_token.get_secret_value().strip():
+            _say(settings, "cli.dry_run_no_token", err=True)
+        else:
+            from handlers.delivery import check_token
+
+            asyncio.run(check_token(settings))  # TokenRejectedError / TelegramUnreachableError
+    return code
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
@@ -155,7 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "shell":  # the shell sets up its own, quieter log
         setup_logging(settings.log_level, settings.secrets())
     try:
-        return _command(settings, args)
+        with database_errors():  # a database the operator must fix: one line, for every command
+            return _command(settings, args)
+    except DatabaseUnusableError as exc:
+        _say(
+            settings,
+            exc.key,
+            err=True,
+            path=database_shown(settings.database(), settings.database_path),
+            **exc.params,
+        )
+        return 2
     except TokenRejectedError:
         _say(settings, "cli.token_rejected", err=True)
         return 2

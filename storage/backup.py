@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from bot.files import create_private
 from bot.i18n import t
 
 
@@ -19,11 +19,6 @@ class BackupError(Exception):
         self.key = f"cli.backup.{key}"
         self.params = params
         super().__init__(t("en", self.key, **params))
-
-
-def _create_private(path: Path) -> None:
-    """An empty file only its owner can read (SQLite keeps the mode of a file it opens)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def backup_database(source: Path, destination: Path, *, overwrite: bool = False) -> int:
@@ -38,9 +33,8 @@ def backup_database(source: Path, destination: Path, *, overwrite: bool = False)
         raise BackupError("exists", path=destination)
     partial = destination.with_name(destination.name + ".partial")
     try:
-        destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)
-        _create_private(partial)
+        create_private(partial)  # and its folder, 0700, if missing
         with (
             closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as src,
             closing(sqlite3.connect(partial)) as dst,

@@ -33,7 +33,13 @@ class DuplicateCardError(Exception):
 
 
 class SchemaTooNewError(Exception):
-    """The database was written by a newer SimWatch than this one."""
+    """The database was written by a newer SimWatch than this one (at schema version ``found``;
+    this code knows up to ``known``, when given)."""
+
+    def __init__(self, message: str, *, found: int | None = None, known: int | None = None):
+        super().__init__(message)
+        self.found = found
+        self.known = known
 
 
 class DatabaseUnreachableError(Exception):

@@ -9,45 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import aiosqlite
-import asyncpg
 
 from bot.bulk.models import CardChange, CardWithRenewal, FindQuery, TrailEntry
 from bot.models import Card, CardDraft, Carrier
+from storage.errors import DatabaseUnusableError as DatabaseUnusableError  # re-exported
+from storage.errors import database_errors as database_errors
 from storage.sqlite import _CARD_COLUMNS, SqliteStorage, _card
 
 _LIKE_ESCAPE = "\\"
 _WRITTEN = "expiry, carrier, label, plan_months, plan_days, plan_price_fen, auto_renew, note"
-
-
-_POSTGRES_UNUSABLE = (
-    asyncpg.ReadOnlySQLTransactionError,
-    asyncpg.InsufficientPrivilegeError,
-    asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
-    asyncpg.PostgresConnectionError,
-)
-
-
-class DatabaseUnusableError(Exception):
-    """The database can't be opened or written (a read-only file or folder, a full disk, locked
-    too long): something for the operator to fix, said in one line."""
-
-
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """Turns SQLite's operational errors (and the OS's, opening the file), and PostgreSQL's
-    refusals to write (a read-only database or role, a full disk, a lost connection), into
-    ``DatabaseUnusableError``; errors of the program itself pass unchanged."""
-    try:
-        yield
-    except (sqlite3.OperationalError, OSError, *_POSTGRES_UNUSABLE) as exc:
-        raise DatabaseUnusableError(str(exc)) from exc
 
 
 class ImportSession(Protocol):

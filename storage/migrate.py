@@ -47,7 +47,9 @@ async def migrate(db: aiosqlite.Connection) -> int:
     if current > len(migrations):
         raise SchemaTooNewError(
             f"the database is at schema version {current}, but this SimWatch only knows up to "
-            f"{len(migrations)}: upgrade SimWatch (or restore a backup taken before the upgrade)"
+            f"{len(migrations)}: upgrade SimWatch (or restore a backup taken before the upgrade)",
+            found=current,
+            known=len(migrations),
         )
     for migration in migrations[current:]:
         # executescript runs outside aiosqlite's implicit transactions, so the file and its

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from bot.files import create_private, only_ours, tighten
 from bot.models import (
     Card,
     CardDraft,
@@ -25,7 +28,10 @@ from bot.models import (
     RenewalRule,
 )
 from storage.base import CardFilter, DuplicateCardError, RenewalDraft
+from storage.errors import DatabaseUnusableError, database_errors
 from storage.migrate import migrate
+
+logger = logging.getLogger(__name__)
 
 # How long a statement waits for another process's write (a big `python -m bot import`, a
 # backup) before failing with "database is locked": longer than such a write takes.
@@ -124,12 +130,29 @@ def _filter_sql(card_filter: CardFilter | None) -> tuple[str, list[Any]]:
     return " AND expiry <= ?", [card_filter.expiring_before.isoformat()]
 
 
-def _create_private(path: Path) -> None:
-    """The database file (and folders) only their owner can open: 0600 in 0700 folders.
-    SQLite gives the -wal and -shm files it makes the database file's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+_HEADER = b"SQLite format 3\x00"
+
+
+def _make_private(path: Path) -> None:
+    """The database only its owner can open: a new one 0600 (SQLite gives its -wal, -shm and
+    -journal files the database's mode) in a 0700 folder; an existing one, and those files,
+    made 0600 if they were more open (an install from before files were private), and its
+    folder 0700 if it holds nothing but this database's files (``bot.files.tighten``).
+    A file that is not an SQLite database (a wrong ``DATABASE_PATH``) is left as it is."""
+    made_folder = create_private(path, exist_ok=True)
+    with path.open("rb") as file:
+        if file.read(len(_HEADER)) not in (b"", _HEADER):
+            return
+    sidecars = [path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal")]
+    mine = made_folder or only_ours(path.parent, (path.name, f"{path.stem}."))
+    if changed := tighten([path, *sidecars], path.parent if mine else None):
+        logger.warning("made the database's files private to their owner: %s", ", ".join(changed))
+
+
+def _probe(path: str) -> None:
+    """Open and close the file: a file SQLite can't open fails here rather than in aiosqlite's
+    thread, which, when its connect fails, reports its own stop to a loop that may be closed."""
+    sqlite3.connect(path).close()
 
 
 class SqliteStorage:
@@ -142,7 +165,14 @@ class SqliteStorage:
     @classmethod
     async def open(cls, path: Path | str) -> SqliteStorage:
         if str(path) != ":memory:":
-            _create_private(Path(path))
+            try:
+                await asyncio.to_thread(_make_private, Path(path))
+            except OSError as exc:
+                raise DatabaseUnusableError("cannot_open", exc.strerror or exc) from exc
+            with database_errors():
+                await asyncio.to_thread(_probe, str(path))
+            if not os.access(path, os.W_OK):  # every command writes, if only its migrations
+                raise DatabaseUnusableError("read_only", "no write permission")
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
         try:

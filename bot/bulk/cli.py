@@ -33,9 +33,8 @@ from bot.clock import SystemClock, local_today
 from bot.config import Settings
 from bot.errors import InputError
 from bot.i18n import t
-from storage.bulk import DatabaseUnusableError, database_errors
+from storage.errors import DatabaseUnusableError, database_errors, database_shown
 from storage.factory import open_stores
-from storage.postgres.pool import redacted
 
 
 def add_bulk_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,9 +160,13 @@ async def run_import(
             finally:
                 await stores.close()
     except DatabaseUnusableError as exc:
-        url = settings.database()
-        where = redacted(url) if url else settings.database_path
-        _say(out, lang, "bulk.cli.database_error", path=where, error=exc)
+        _say(
+            out,
+            lang,
+            exc.key,
+            path=database_shown(settings.database(), settings.database_path),
+            **exc.params,
+        )  # as every command
         return 2
     print(plain(report_text(lang, report, in_chat=False)), file=out)
     _say(out, lang, "bulk.cli.lock_time", seconds=f"{report.lock_seconds:.2f}")

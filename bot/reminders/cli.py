@@ -5,8 +5,9 @@ has passed today); with ``--date`` every chat not done for that date yet, as if 
 in every time zone, whatever the send times. Then it delivers everything pending and prints a
 summary; the exit status is 1 if any message failed or had to be left for later.
 
-``--dry-run`` composes inside transactions that are rolled back and sends nothing (no bot token
-needed): it prints the messages a real run would send.
+``--dry-run`` composes inside transactions that are rolled back and sends nothing: it prints the
+messages a real run would send (``python -m bot`` then checks ``BOT_TOKEN`` as a real run would,
+or says it is not set).
 
 Messages another sender has claimed are not sent by this run, and a sender that was killed
 leaves its claims for 10 minutes: the summary then says how many messages are held, and until

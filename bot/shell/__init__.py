@@ -161,7 +161,7 @@ def run_shell(args: argparse.Namespace) -> int:
     settings = load_settings()
     options = options_from(args)
     interactive = sys.stdin.isatty()
-    quiet_logging(settings.log_level)
+    quiet_logging(settings.log_level, settings.secrets())
     if interactive:
         enable_line_editing()
     with terminal_kept(sys.stdin):
