@@ -28,7 +28,7 @@ from bot.config import (
 )
 from bot.i18n import t
 from bot.logs import install_excepthook, redact, register_secrets, setup_logging
-from bot.plans.catalogue import CatalogueError
+from bot.plans.catalogue import CatalogueError, load_catalogue
 from bot.reminders.cli import add_remind_parser, plain, run_remind
 from bot.shell import add_shell_parser, run_shell
 from storage.base import DatabaseUnreachableError, SchemaTooNewError
@@ -137,6 +137,9 @@ def _remind(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
+    # Every setting is checked whatever the command (README: "exits with status 2, whatever the
+    # command"): the plan catalogue too, though only the bot and the shell read its plans.
+    load_catalogue(settings.plan_catalogue)
     if args.command in (None, "run"):
         return run_bot(settings)
     if args.command == "shell":

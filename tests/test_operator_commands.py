@@ -301,3 +301,19 @@ def test_the_example_iccids_people_copy_pass_the_check_digit() -> None:
     }
     assert examples
     assert [example for example in examples if not check_iccid(example[1]).luhn_ok] == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["remind", "--dry-run"], ["export", "--chat", "555"], ["backup", "copy.sqlite3"], ["remind"]],
+)
+async def test_a_bad_plan_catalogue_stops_every_command_in_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """README: a missing or invalid setting prints one line naming it and exits with status 2,
+    whatever the command — not only the bot, which is the one that reads the plans."""
+    code, out, err = await run(tmp_path, *command, PLAN_CATALOGUE=str(tmp_path / "nope.toml"))
+    assert code == 2, (out, err)
+    (line,) = err.strip().splitlines()
+    assert "PLAN_CATALOGUE" in line
+    assert out == ""
