@@ -318,7 +318,7 @@ async def test_a_clock_that_jumps_back_keeps_real_renewals(
     await runner.tick()
     time.passes(TICK)
     await runner.tick()
-    rows = await storage.fetchall("SELECT renewed_at FROM renewals WHERE card_id = ?", (auto.id,))
+    rows = await fetch(storage, "SELECT renewed_at FROM renewals WHERE card_id = ?", auto.id)
     assert len(rows) == 1  # not made again
     assert len(digests(emulator, alice.chat_id)) == sent
 
