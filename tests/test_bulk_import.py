@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
+import os
+import sqlite3
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -548,6 +554,57 @@ async def test_the_write_lock_is_held_for_the_writes_only(
     assert at_start == [3_000]  # every row checked before the transaction began
     assert set(inside) <= {"update", "insert", "record_edits"}, inside
     assert report.lock_seconds > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's file lock and busy timeout
+async def test_the_bot_waits_out_another_process_writing_for_more_than_5_s(
+    storage: SqliteStorage, tmp_path: Path
+) -> None:
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:
+        with sqlite3.connect(tmp_path / "simwatch.sqlite3", isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO chats (chat_id, is_group, created_at) VALUES (1, 0, 'x')")
+            locked.set()
+            time.sleep(5.5)
+            other.execute("COMMIT")
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        await asyncio.to_thread(locked.wait)
+        chat = await storage.ensure_chat(2, is_group=False)  # a write: waits, then succeeds
+        assert chat.chat_id == 2
+    finally:
+        await asyncio.to_thread(holder.join)
+
+
+@pytest.fixture
+async def read_only(tmp_path: Path) -> AsyncIterator[Path]:
+    """A database with chat 5 that nobody may write, root included (root ignores file modes:
+    the file is made immutable)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "ro.sqlite3"
+    await known_chat(Settings(database_path=path), 5)
+    for leftover in folder.glob("ro.sqlite3-*"):
+        leftover.unlink()
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield path
+        finally:
+            folder.chmod(0o755)
+        return
+    made = await asyncio.to_thread(subprocess.run, ["chattr", "+i", str(path)], check=False)
+    if made.returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(path)], check=True)
 
 
 async def test_cli_import_into_a_read_only_database_says_so_in_one_line(
