@@ -41,7 +41,6 @@ MAX_PERIOD_MONTHS = 120  # 10 years; the same bounds as Period's fields
 MAX_PERIOD_DAYS = 3660
 MAX_BARE_MONTHS = 24  # a bare "1"…"24" is months; above that we ask for a unit
 MAX_INPUT_LEN = 64  # longer input is refused before any Unicode work
-_SHOWN_LEN = 32  # how much of bad input is echoed back in an error
 _LEAP_YEAR = 2000  # a month-day that does not exist in a leap year never exists
 
 # unit → (months, days) per unit
@@ -81,11 +80,6 @@ class _Problem(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
-
-
-def _shown(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _SHOWN_LEN else text[:_SHOWN_LEN] + "…"
 
 
 def _normalize(text: str) -> str:
@@ -271,11 +265,11 @@ def parse_expiry(text: str, today: date) -> date:
     outside 2000–2100, or a duration over 10 years).
     """
     if len(text) > MAX_INPUT_LEN:
-        raise InputError("error.date.unrecognized", text=_shown(text))
+        raise InputError("error.date.unrecognized", text=text)
     try:
         return _expiry(_normalize(text), today)
     except _Problem as problem:
-        raise InputError(problem.key, text=_shown(text)) from None
+        raise InputError(problem.key, text=text) from None
 
 
 MAX_DATE_WORDS = 3  # "Dec 31 2027", "31 December 2027"
@@ -304,23 +298,22 @@ def parse_period(text: str) -> Period:
     Raises ``InputError`` with ``text``: ``error.period.out_of_range`` (zero, or over 10 years:
     more than 120 months or 3660 days), ``error.period.unrecognized``.
     """
-    shown = _shown(text)
     if len(text) > MAX_INPUT_LEN:
-        raise InputError("error.period.unrecognized", text=shown)
+        raise InputError("error.period.unrecognized", text=text)
     normal = _normalize(text)
     if _BARE_NUMBER_RE.fullmatch(normal):
         months = int(normal)
         if months == 0:
-            raise InputError("error.period.out_of_range", text=shown)
+            raise InputError("error.period.out_of_range", text=text)
         if months > MAX_BARE_MONTHS:
-            raise InputError("error.period.unrecognized", text=shown)
+            raise InputError("error.period.unrecognized", text=text)
         return Period(months=months)
     duration = _duration(normal, bare_month=True)
     if duration is None:
-        raise InputError("error.period.unrecognized", text=shown)
+        raise InputError("error.period.unrecognized", text=text)
     months, days = duration
     if (months, days) == (0, 0) or not _period_in_range(months, days):
-        raise InputError("error.period.out_of_range", text=shown)
+        raise InputError("error.period.out_of_range", text=text)
     return Period(months=months, days=days)
 
 

@@ -13,10 +13,7 @@ import logging
 import os
 import shutil
 import signal
-import stat
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,6 @@ from bot.app import conversation_store, conversations_path
 from bot.chatdriver import ChatDriver, texts
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
-from bot.files import atomic_write
 from storage.base import Storage
 from storage.conversations import ConversationKey
 
@@ -227,60 +223,3 @@ async def test_a_kill_9_loses_at_most_the_step_in_progress(
     # in the instant between the answer reaching Telegram and its step being written, that step
     # would be the one lost: the ICCID would be asked again. Never more than that step.)
     assert ASK_CARRIER in answer or ASK_ICCID_AGAIN in answer, answer
-
-
-# --- bot.files.atomic_write ------------------------------------------------------------------
-
-
-def test_an_interrupted_write_keeps_the_old_file(tmp_path: Path) -> None:
-    path = tmp_path / "data.pickle"
-    path.write_bytes(b"old and whole")
-
-    def half_then_fail(file: object) -> None:
-        assert hasattr(file, "write")
-        file.write(b"new but ha")
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OSError, match="No space"):
-        atomic_write(path, half_then_fail)
-    assert path.read_bytes() == b"old and whole"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.pickle"]
-
-
-def test_a_kill_in_the_middle_of_a_write_keeps_the_old_file(tmp_path: Path) -> None:
-    # A real SIGKILL, halfway through writing 8 MB: no cleanup code runs.
-    path = tmp_path / "data.pickle"
-    path.write_bytes(b"old and whole")
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from pathlib import Path
-        from bot.files import atomic_write
-
-        def write(file):
-            file.write(b"x" * 4_000_000)
-            file.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-            file.write(b"y" * 4_000_000)
-
-        atomic_write(Path({str(path)!r}), write)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == -9, result.stderr
-    assert path.read_bytes() == b"old and whole"
-    atomic_write(path, lambda file: file.write(b"next write"))  # the leftover is no obstacle
-    assert path.read_bytes() == b"next write"
-
-
-def test_a_written_file_is_private(tmp_path: Path) -> None:
-    folder = tmp_path / "new"
-    atomic_write(folder / "data.pickle", lambda file: file.write(b"x"))
-    assert stat.S_IMODE((folder / "data.pickle").stat().st_mode) == 0o600
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -19,7 +19,6 @@ from bot.errors import InputError
 from bot.reminders.models import MAX_DAYS_BEFORE, MAX_OVERDUE_DAILY_DAYS, MAX_THRESHOLDS
 
 MAX_INPUT_LEN = 64
-_SHOWN_LEN = 32
 
 _MORNING = ("凌晨", "早上", "早晨", "上午", "早", "中午")  # 中午12点 = 12:00, 中午1点 = 13:00
 _EVENING = ("下午", "傍晚", "晚上", "晚", "夜里", "夜间")
@@ -40,11 +39,6 @@ def _normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
-def _shown(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _SHOWN_LEN else text[:_SHOWN_LEN] + "…"
-
-
 def _hour_minute(m: re.Match[str]) -> tuple[int, int]:
     for hour_group, minute_group in (("h1", "m1"), ("h2", "m2"), ("h3", "m3"), ("h4", None)):
         if m[hour_group] is not None:
@@ -57,7 +51,7 @@ def _hour_minute(m: re.Match[str]) -> tuple[int, int]:
 
 def parse_send_time(text: str) -> time:
     """A time of day to send the digest. Raises ``InputError("reminder_settings.bad_time")``."""
-    problem = InputError("reminder_settings.bad_time", text=_shown(text))
+    problem = InputError("reminder_settings.bad_time", text=text)
     if len(text) > MAX_INPUT_LEN:
         raise problem
     m = _TIME_RE.fullmatch(_normalize(text))
@@ -88,7 +82,7 @@ def parse_days_before(text: str) -> tuple[int, ...]:
     """Days before expiry to remind, most first. Raises
     ``InputError("reminder_settings.bad_days")``."""
     problem = InputError(
-        "reminder_settings.bad_days", text=_shown(text), max=MAX_DAYS_BEFORE, count=MAX_THRESHOLDS
+        "reminder_settings.bad_days", text=text, max=MAX_DAYS_BEFORE, count=MAX_THRESHOLDS
     )
     if len(text) > MAX_INPUT_LEN:
         raise problem
@@ -109,9 +103,7 @@ def parse_overdue_days(text: str) -> int:
 
     Raises ``InputError("reminder_settings.bad_overdue")``.
     """
-    problem = InputError(
-        "reminder_settings.bad_overdue", text=_shown(text), max=MAX_OVERDUE_DAILY_DAYS
-    )
+    problem = InputError("reminder_settings.bad_overdue", text=text, max=MAX_OVERDUE_DAILY_DAYS)
     if len(text) > MAX_INPUT_LEN:
         raise problem
     m = _DAY_RE.fullmatch(_normalize(text))
