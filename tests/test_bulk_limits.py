@@ -334,9 +334,9 @@ async def test_one_upload_at_a_time_per_chat_and_per_user(
     first = asyncio.create_task(eve_in_group.send_document("a.xlsx", slow, caption="/import"))
     await asyncio.sleep(0.5)  # the worker is reading by now
     same_user = texts(await eve.send_document("b.xlsx", slow, caption="/import"))
-    assert "我还在读你上一个文件" in same_user
+    assert "我还在读之前发来的一个文件" in same_user
     same_chat = texts(await mallory_in_group.send_document("c.xlsx", slow, caption="/import"))
-    assert "我还在读你上一个文件" in same_chat
+    assert "我还在读之前发来的一个文件" in same_chat
     legit = csv_bytes([["ICCID", "到期日"], [iccid(7), "2027-01-01"]])
     started = time.monotonic()
     carol = texts(await alice.send_document("c.csv", legit, caption="/import"))

@@ -15,6 +15,7 @@ from bot.bulk.importer import CardNote, ImportReport, RejectedRow
 from bot.bulk.reading import Sheet
 from bot.bulk.rows import CellProblem
 from bot.bulk.writing import OutputFormat, OutValue, write_table
+from bot.errors import excerpt
 from bot.i18n import Html, t
 from bot.iccid import shown_iccid
 
@@ -42,9 +43,8 @@ def visible_length(text: str) -> int:
 
 
 def _short(value: object) -> object:
-    if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
-        return value[: MAX_PARAM_CHARS - 1] + "…"
-    return value
+    # the bot's one excerpt rule (bot.errors), at most MAX_PARAM_CHARS with its "…"
+    return excerpt(value, MAX_PARAM_CHARS - 1) if isinstance(value, str) else value
 
 
 def problem_text(lang: str, problem: CellProblem) -> Html:
