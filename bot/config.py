@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     language: str = DEFAULT_LANGUAGE
     log_level: str = "INFO"
     plan_catalogue: Path | None = None  # None: the example catalogue shipped in bot/plans/
+    # Where push robots' messages go. A pasted webhook URL gives only the service and the token;
+    # the bot always sends to these, so a user can never make it call an address they choose.
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    dingtalk_api_base: str = "https://oapi.dingtalk.com"
+    feishu_api_base: str = "https://open.feishu.cn"
+    lark_api_base: str = "https://open.larksuite.com"
 
     @field_validator("database_url")
     @classmethod
@@ -68,6 +74,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError("use postgresql://user:password@host:5432/database")
         return SecretStr(url)
+
+    @field_validator("wecom_api_base", "dingtalk_api_base", "feishu_api_base", "lark_api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        base = value.strip().rstrip("/")
+        parts = urlsplit(base)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("use a URL such as https://qyapi.weixin.qq.com")
+        return base
 
     @field_validator("timezone")
     @classmethod
