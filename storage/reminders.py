@@ -116,7 +116,20 @@ class ReminderStore(Protocol):
     async def save_settings(self, chat_id: int, settings: ReminderSettings) -> None: ...
     async def is_active(self, chat_id: int) -> bool: ...
     async def deactivate_chat(self, chat_id: int, reason: str, *, at: datetime) -> None:
-        """Stop composing for the chat and drop its pending messages."""
+        """Stop sending to the chat itself and drop its pending messages; its push robots
+        still get its digests."""
+        ...
+
+    async def chat_language(self, chat_id: int) -> str | None:
+        """The chat's language: fixed in /settings, else its first user's; None if unknown."""
+        ...
+
+    async def pause_target(
+        self, target_id: int, reason: str, *, at: datetime, day: date, notice: str | None
+    ) -> bool:
+        """The service refused a push target's key: stop sending to it, drop its pending
+        messages, and (``notice``, Telegram HTML) tell its chat, after the chat's messages of
+        ``day``. False if it was paused already or is gone: the chat is told once."""
         ...
 
     async def reactivate_chat(self, chat_id: int) -> bool:
@@ -141,10 +154,17 @@ class ReminderStore(Protocol):
 
     # outbox
     async def pending(
-        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+        self,
+        *,
+        now: datetime,
+        after_id: int,
+        limit: int,
+        groups: bool | None = None,
+        robots: bool | None = None,
     ) -> list[OutboxMessage]:
-        """Pending messages not backing off and not claimed, by id; ``groups``: only those to
-        groups (True) or to private chats (False)."""
+        """Pending messages not backing off and not claimed, by id; ``groups``: only those of
+        groups (True) or of private chats (False); ``robots``: only those to push targets
+        (True) or to the chats themselves (False)."""
         ...
 
     async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
@@ -204,17 +224,25 @@ class ReminderStore(Protocol):
         *,
         at: datetime,
         content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
         """Done. ``content``: its text and buttons, if they were not stored before the send
-        (a digest of one message is rendered, sent, then stored with this in one go)."""
+        (a digest of one message is rendered, sent, then stored with this in one go).
+        ``target_id``: it went to that push target, whose last delivery this becomes."""
         ...
 
     async def mark_failed(
-        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
+        self,
+        message_id: int,
+        error: str,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None: ...
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
-        """Leave it pending, not before ``until``, and the chat's later messages with it (their
-        order holds); counts an attempt."""
+        """Leave it pending, not before ``until``, and its destination's later messages with it
+        (their order holds); counts an attempt."""
         ...
 
     async def prune(self, *, sent_before: datetime) -> None:
@@ -242,7 +270,9 @@ SELECT (SELECT min(composed_at) FROM chat_reminders), (SELECT max(composed_on) F
        (SELECT max(sent_at) FROM outbox), (SELECT max(renewed_at) FROM renewals)
 """
 
-_OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"
+_OUTBOX_COLUMNS = (
+    "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts, target_id"
+)
 
 
 def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
@@ -256,6 +286,7 @@ def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
         buttons=keyboard_from_json(row[6]),
         renewed=row[7],
         attempts=row[8],
+        target_id=row[9],
     )
 
 
@@ -265,7 +296,9 @@ SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.t
 FROM chats ch
 LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
 WHERE ch.chat_id > :after {zone}
-  AND s.inactive_since IS NULL
+  AND (s.inactive_since IS NULL OR EXISTS (SELECT 1 FROM push_targets t
+                                         WHERE t.chat_id = ch.chat_id
+                                           AND t.paused_since IS NULL))
   AND (s.composed_on IS NULL OR s.composed_on < :today) {send_time}
   AND EXISTS (SELECT 1 FROM cards c WHERE c.chat_id = ch.chat_id)
 ORDER BY ch.chat_id
@@ -342,6 +375,23 @@ _UNDO_AHEAD_SQL = (
        WHERE chat_id IN (SELECT chat_id FROM temp.ahead_chats)""",
 )
 
+# The digests of this pass (temp.digests_now) into the outbox, a row per destination: the chat
+# itself unless it stopped receiving (it blocked the bot), and each of its active robots.
+_DIGEST_ROWS_SQL = (
+    """INSERT INTO outbox (chat_id, digest_date, renewed, created_at)
+       SELECT d.chat_id, :day, d.renewed, :created FROM temp.digests_now d
+       WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
+                         WHERE s.chat_id = d.chat_id AND s.inactive_since IS NOT NULL)
+       ORDER BY d.chat_id
+       ON CONFLICT DO NOTHING RETURNING chat_id""",
+    """INSERT INTO outbox (chat_id, target_id, digest_date, renewed, created_at)
+       SELECT d.chat_id, t.id, :day, d.renewed, :created
+       FROM temp.digests_now d JOIN push_targets t ON t.chat_id = d.chat_id
+       WHERE t.paused_since IS NULL
+       ORDER BY d.chat_id, t.id
+       ON CONFLICT DO NOTHING RETURNING chat_id""",
+)
+
 _DIGEST_CARDS_SQL = """
 SELECT c.id, c.iccid, c.label, c.expiry, CAST(julianday(c.expiry) - julianday(:day) AS INTEGER),
        c.plan_price_fen
@@ -358,6 +408,16 @@ SELECT ch.is_group, coalesce(ch.language, ch.default_language), d.*
 FROM (SELECT :chat AS chat_id) q
 LEFT JOIN chats ch ON ch.chat_id = q.chat_id
 LEFT JOIN ({_DIGEST_CARDS_SQL}) d ON 1
+"""
+
+# A notice to the chat itself (a robot it pushes to stopped working), after the day's messages.
+_NOTICE_SQL = """
+INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, created_at)
+SELECT :chat, :day, coalesce((SELECT max(part) FROM outbox WHERE chat_id = :chat
+                              AND target_id IS NULL AND digest_date = :day), 0) + 1,
+       1, :text, '[]', :at
+WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
+                  WHERE s.chat_id = :chat AND s.inactive_since IS NOT NULL)
 """
 
 _MIN_CHAT_ID = -(2**63)
@@ -421,6 +481,12 @@ _MERGE_CHAT_SQL = (
                                    THEN excluded.prev_composed_on ELSE prev_composed_on END,
            composed_on = max(coalesce(composed_on, ''), coalesce(excluded.composed_on, ''))""",
     "UPDATE chat_reminders SET composed_on = NULL WHERE chat_id = :new AND composed_on = ''",
+    # push targets: a robot both chats push to stays the new chat's (its pending messages,
+    # rendered after the merge from both chats' cards, say everything); the others move over
+    """DELETE FROM push_targets WHERE chat_id = :old AND EXISTS (
+           SELECT 1 FROM push_targets n WHERE n.chat_id = :new
+           AND n.service = push_targets.service AND n.token = push_targets.token)""",
+    "UPDATE push_targets SET chat_id = :new WHERE chat_id = :old",
 )
 
 _MERGED_COLUMNS = (
@@ -497,7 +563,10 @@ async def _merge_cards(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: 
 
 # A digest still to render, not being sent (a claimed one may be on its way, rendered by the
 # sender but not stored yet).
+# A chat's own digest still to render (the merge rules below are about the chat's own messages;
+# a robot's digest is rendered after the merge from the merged chat's cards).
 _TO_RENDER = "status = 'pending' AND text IS NULL AND claimed_until IS NULL"
+_OWN = "target_id IS NULL"
 
 
 def _joined_notes(first: str | None, second: str | None) -> str | None:
@@ -514,9 +583,9 @@ async def _merge_outbox(db: aiosqlite.Connection, old_chat_id: int, new_chat_id:
     new chat has messages for are numbered after them (the sender goes by id, not number)."""
     rows = await db.execute_fetchall(
         "SELECT o.id, o.renewed, (SELECT n.id FROM outbox n WHERE n.chat_id = :new "
-        f"AND n.digest_date = o.digest_date AND {_TO_RENDER} "
+        f"AND n.digest_date = o.digest_date AND {_TO_RENDER} AND n.{_OWN} "
         "ORDER BY n.id LIMIT 1) FROM outbox o "
-        f"WHERE o.chat_id = :old AND {_TO_RENDER}",
+        f"WHERE o.chat_id = :old AND {_TO_RENDER} AND o.{_OWN}",
         {"old": old_chat_id, "new": new_chat_id},
     )
     for old_id, renewed, into in rows:
@@ -554,7 +623,7 @@ async def _keep_carried(db: aiosqlite.Connection, old_chat_id: int, new_chat_id:
     the other, rendered after the merge, must not list them again."""
     sides = await db.execute_fetchall(
         f"SELECT chat_id, digest_date, max(NOT ({_TO_RENDER})), max({_TO_RENDER}) "
-        "FROM outbox WHERE chat_id IN (?, ?) GROUP BY chat_id, digest_date",
+        f"FROM outbox WHERE chat_id IN (?, ?) AND {_OWN} GROUP BY chat_id, digest_date",
         (old_chat_id, new_chat_id),
     )
     days: dict[str, dict[int, tuple[bool, bool]]] = {}
@@ -709,17 +778,25 @@ class _SqliteBatch:
         async with db.execute("SELECT count(*) FROM temp.due_now") as cursor:
             row = await cursor.fetchone()
         cards = int(row[0]) if row else 0
+        # The day's digests, one per chat, then a row for each of its destinations: the chat
+        # itself unless it stopped receiving (it blocked the bot), and each active robot.
+        await db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS digests_now "
+            "(chat_id INTEGER PRIMARY KEY, renewed TEXT)"
+        )
+        await db.execute("DELETE FROM temp.digests_now")
         await db.executemany(
-            "INSERT INTO outbox (chat_id, digest_date, renewed, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(chat_id, day, notes, created) for chat_id, notes in renewed.items()],
+            "INSERT INTO temp.digests_now (chat_id, renewed) VALUES (?, ?)", renewed.items()
         )
-        cursor = await db.execute(
-            "INSERT INTO outbox (chat_id, digest_date, created_at) "
-            "SELECT DISTINCT chat_id, ?, ? FROM temp.due_now WHERE true ON CONFLICT DO NOTHING",
-            (day, created),
+        await db.execute(
+            "INSERT INTO temp.digests_now (chat_id) SELECT DISTINCT chat_id FROM temp.due_now "
+            "WHERE true ON CONFLICT DO NOTHING"
         )
-        return cards, len(renewed) + max(cursor.rowcount, 0)
+        chats: set[int] = set()
+        for sql in _DIGEST_ROWS_SQL:
+            rows = await db.execute_fetchall(sql, {"day": day, "created": created})
+            chats.update(row[0] for row in rows)
+        return cards, len(chats)
 
     async def mark_composed(
         self, chat_ids: Sequence[int], today: date, *, now: datetime, unconfirmed: bool = False
@@ -882,9 +959,39 @@ class SqliteReminderStore:
             )
             await db.execute(
                 "UPDATE outbox SET status = 'dropped', error = ?, claimed_until = NULL "
-                "WHERE chat_id = ? AND status = 'pending'",
+                "WHERE chat_id = ? AND target_id IS NULL AND status = 'pending'",
                 (reason, chat_id),
             )
+
+    async def chat_language(self, chat_id: int) -> str | None:
+        row = await self._storage.fetchone(
+            "SELECT coalesce(language, default_language) FROM chats WHERE chat_id = ?", (chat_id,)
+        )
+        return row[0] if row else None
+
+    async def pause_target(
+        self, target_id: int, reason: str, *, at: datetime, day: date, notice: str | None
+    ) -> bool:
+        async with self._storage.transaction() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE push_targets SET paused_since = ?, pause_reason = ?, last_at = ?, "
+                "last_result = ? WHERE id = ? AND paused_since IS NULL RETURNING chat_id",
+                (_instant(at), reason, _instant(at), reason, target_id),
+            )
+            if not rows:
+                return False  # gone, or paused already (and the chat told then)
+            chat_id = int(next(iter(rows))[0])
+            await db.execute(
+                "UPDATE outbox SET status = 'dropped', error = ?, claimed_until = NULL "
+                "WHERE target_id = ? AND status = 'pending'",
+                (reason, target_id),
+            )
+            if notice is not None:
+                await db.execute(
+                    _NOTICE_SQL,
+                    {"chat": chat_id, "day": day.isoformat(), "text": notice, "at": _instant(at)},
+                )
+            return True
 
     async def reactivate_chat(self, chat_id: int) -> bool:
         # Called on every update: a read first, a write only when something changes.
@@ -940,10 +1047,19 @@ class SqliteReminderStore:
     # outbox
 
     async def pending(
-        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+        self,
+        *,
+        now: datetime,
+        after_id: int,
+        limit: int,
+        groups: bool | None = None,
+        robots: bool | None = None,
     ) -> list[OutboxMessage]:
         moment = _instant(now)
         kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
+        kind += {None: "", True: "AND target_id IS NOT NULL ", False: "AND target_id IS NULL "}[
+            robots
+        ]
         rows = await self._storage.fetchall(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? {kind}"
             "AND (not_before IS NULL OR not_before <= ?) "
@@ -1014,10 +1130,11 @@ class SqliteReminderStore:
             # group merged into its supergroup, after the messages the two had for the day.
             for part in parts[1:]:
                 async with db.execute(
-                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
-                    "created_at, claimed_until) "
-                    "SELECT ?, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
-                    "WHERE m.chat_id = ? AND m.digest_date = o.digest_date), ?, ?, ?, "
+                    "INSERT INTO outbox (chat_id, target_id, digest_date, part, parts, text, "
+                    "buttons, created_at, claimed_until) "
+                    "SELECT ?, target_id, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
+                    "WHERE m.chat_id = ? AND m.target_id IS o.target_id "
+                    "AND m.digest_date = o.digest_date), ?, ?, ?, "
                     "created_at, ? FROM outbox o WHERE id = ? RETURNING id",
                     (chat_id, chat_id, count, part.text, part.buttons_json, until, message.id),
                 ) as cursor:
@@ -1035,6 +1152,7 @@ class SqliteReminderStore:
                 buttons=part.buttons,
                 renewed=None,
                 attempts=message.attempts,
+                target_id=message.target_id,
             )
             for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
         ]
@@ -1069,17 +1187,26 @@ class SqliteReminderStore:
         error: str | None = None,
         telegram_message_id: int | None = None,
         content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
         """End a message: ``sent``, ``failed`` or ``dropped`` (no longer wanted); with
-        ``content`` if it was sent before being stored (a one-message digest)."""
+        ``content`` if it was sent before being stored (a one-message digest); and for a push
+        target, its last delivery and how it went."""
         # NULLs leave a column as it is: only a one-message digest's content is written here.
         text, buttons, parts = (content.text, content.buttons_json, 1) if content else (None,) * 3
-        await self._storage.execute(
-            "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL, "
-            "message_id = coalesce(?, message_id), text = coalesce(?, text), "
-            "buttons = coalesce(?, buttons), parts = coalesce(?, parts) WHERE id = ?",
-            (status, _instant(at), error, telegram_message_id, text, buttons, parts, message_id),
-        )  # fmt: skip
+        async with self._storage.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = ?, sent_at = ?, error = ?, claimed_until = NULL, "
+                "message_id = coalesce(?, message_id), text = coalesce(?, text), "
+                "buttons = coalesce(?, buttons), parts = coalesce(?, parts) WHERE id = ?",
+                (status, _instant(at), error, telegram_message_id, text, buttons, parts,
+                 message_id),
+            )  # fmt: skip
+            if target_id is not None:
+                await db.execute(
+                    "UPDATE push_targets SET last_at = ?, last_result = ? WHERE id = ?",
+                    (_instant(at), "ok" if status == "sent" else error, target_id),
+                )
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
         await self._finish(message_id, "dropped", at, error=reason)
@@ -1097,15 +1224,29 @@ class SqliteReminderStore:
         *,
         at: datetime,
         content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
         await self._finish(
-            message_id, "sent", at, telegram_message_id=telegram_message_id, content=content
+            message_id,
+            "sent",
+            at,
+            telegram_message_id=telegram_message_id,
+            content=content,
+            target_id=target_id,
         )
 
     async def mark_failed(
-        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
+        self,
+        message_id: int,
+        error: str,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
-        await self._finish(message_id, "failed", at, error=error, content=content)
+        await self._finish(
+            message_id, "failed", at, error=error, content=content, target_id=target_id
+        )
 
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
         async with self._storage.transaction() as db:
@@ -1115,8 +1256,8 @@ class SqliteReminderStore:
             )
             await db.execute(
                 "UPDATE outbox SET not_before = ?, claimed_until = NULL "
-                "WHERE status = 'pending' AND id >= ? "
-                "AND chat_id = (SELECT chat_id FROM outbox WHERE id = ?)",
+                "WHERE status = 'pending' AND id >= ? AND (chat_id, coalesce(target_id, 0)) = "
+                "(SELECT chat_id, coalesce(target_id, 0) FROM outbox WHERE id = ?)",
                 (_instant(until), message_id, message_id),
             )
 

@@ -291,7 +291,16 @@ class OutboxMessage:
     buttons: Keyboard
     renewed: str | None  # JSON notes, on an unrendered digest
     attempts: int
+    target_id: int | None = None  # the push target it goes to; None: the chat itself
 
     @property
     def rendered(self) -> bool:
         return self.text is not None
+
+    @property
+    def destination(self) -> Destination:
+        return (self.chat_id, self.target_id or 0)
+
+
+# Where an outbox row goes: (chat id, push target id), 0 for the chat itself.
+Destination = tuple[int, int]

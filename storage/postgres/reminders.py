@@ -107,7 +107,9 @@ async def _retrying(
     raise AssertionError("unreachable")
 
 
-_OUTBOX_COLUMNS = "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts"
+_OUTBOX_COLUMNS = (
+    "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts, target_id"
+)
 
 
 def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
@@ -121,8 +123,41 @@ def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
         buttons=keyboard_from_json(row[6]),
         renewed=row[7],
         attempts=row[8],
+        target_id=row[9],
     )
 
+
+# The digests of this pass into the outbox, a row per destination: the chat itself unless it
+# stopped receiving (it blocked the bot), and each of its active robots; the chats that got one.
+_DIGEST_ROWS_SQL = """
+WITH d AS (
+    SELECT chat_id, renewed FROM unnest($1::bigint[], $2::text[]) AS d (chat_id, renewed)
+), own AS (
+    INSERT INTO outbox (chat_id, digest_date, renewed, created_at)
+    SELECT d.chat_id, $3, d.renewed, $4 FROM d
+    WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
+                      WHERE s.chat_id = d.chat_id AND s.inactive_since IS NOT NULL)
+    ORDER BY d.chat_id
+    ON CONFLICT DO NOTHING RETURNING chat_id
+), robots AS (
+    INSERT INTO outbox (chat_id, target_id, digest_date, renewed, created_at)
+    SELECT d.chat_id, t.id, $3, d.renewed, $4 FROM d JOIN push_targets t ON t.chat_id = d.chat_id
+    WHERE t.paused_since IS NULL
+    ORDER BY d.chat_id, t.id
+    ON CONFLICT DO NOTHING RETURNING chat_id
+)
+SELECT chat_id FROM own UNION SELECT chat_id FROM robots
+"""
+
+# A notice to the chat itself (a robot it pushes to stopped working), after the day's messages.
+_NOTICE_SQL = """
+INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, created_at)
+SELECT $1, $2, coalesce((SELECT max(part) FROM outbox WHERE chat_id = $1
+                         AND target_id IS NULL AND digest_date = $2), 0) + 1,
+       1, $3, '[]', $4
+WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
+                  WHERE s.chat_id = $1 AND s.inactive_since IS NOT NULL)
+"""
 
 # Taken with their rows locked (see the module's docstring); ``s`` is re-read after the lock.
 # Within a window of chat ids (see due_chats), so that each batch costs the same: without one,
@@ -133,7 +168,9 @@ SELECT ch.chat_id, ch.is_group, coalesce(ch.language, ch.default_language), ch.t
 FROM chats ch
 LEFT JOIN chat_reminders s ON s.chat_id = ch.chat_id
 WHERE ch.chat_id > $1 AND ch.chat_id <= $2 {zone}
-  AND s.inactive_since IS NULL
+  AND (s.inactive_since IS NULL OR EXISTS (SELECT 1 FROM push_targets t
+                                         WHERE t.chat_id = ch.chat_id
+                                           AND t.paused_since IS NULL))
   AND (s.composed_on IS NULL OR s.composed_on < $3) {send_time}
   AND EXISTS (SELECT 1 FROM cards c WHERE c.chat_id = ch.chat_id)
 ORDER BY ch.chat_id
@@ -298,7 +335,9 @@ class _PostgresBatch:
                 row[0]
                 for row in await self._db.fetch(
                     "SELECT chat_id FROM chat_reminders WHERE chat_id = ANY($1::bigint[]) "
-                    "AND (composed_on >= $2 OR inactive_since IS NOT NULL)",
+                    "AND (composed_on >= $2 OR (inactive_since IS NOT NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM push_targets t WHERE t.chat_id = chat_reminders.chat_id "
+                    "AND t.paused_since IS NULL)))",
                     [row[0] for row in rows],
                     today,
                 )
@@ -396,25 +435,10 @@ class _PostgresBatch:
             rows = await db.fetch(_REMIND_SQL.format(bands=" ".join(whens)), *params)
             cards += len(rows)
             due_chats.update(row[0] for row in rows)
-        if renewed:
-            await db.execute(
-                "INSERT INTO outbox (chat_id, digest_date, renewed, created_at) "
-                "SELECT chat_id, $3, renewed, $4 FROM unnest($1::bigint[], $2::text[]) "
-                "AS r (chat_id, renewed) ORDER BY chat_id ON CONFLICT DO NOTHING",
-                list(renewed),
-                list(renewed.values()),
-                today,
-                now,
-            )
-        status = await db.execute(
-            "INSERT INTO outbox (chat_id, digest_date, created_at) "
-            "SELECT chat_id, $2, $3 FROM unnest($1::bigint[]) AS d (chat_id) ORDER BY chat_id "
-            "ON CONFLICT DO NOTHING",
-            sorted(due_chats),
-            today,
-            now,
-        )
-        return cards, len(renewed) + _count(status)
+        chats = sorted(due_chats | set(renewed))
+        notes = [renewed.get(chat_id) for chat_id in chats]
+        rows = await db.fetch(_DIGEST_ROWS_SQL, chats, notes, today, now)
+        return cards, len({row[0] for row in rows})
 
     async def mark_composed(
         self, chat_ids: Sequence[int], today: date, *, now: datetime, unconfirmed: bool = False
@@ -518,6 +542,10 @@ _MERGE_CHAT_SQL = (
            prev_composed_on = CASE WHEN excluded.composed_on > coalesce(s.composed_on, '-infinity')
                                    THEN excluded.prev_composed_on ELSE s.prev_composed_on END,
            composed_on = greatest(s.composed_on, excluded.composed_on)""",
+    # push targets: see storage.reminders._MERGE_CHAT_SQL
+    """DELETE FROM push_targets o USING push_targets n
+       WHERE o.chat_id = $1 AND n.chat_id = $2 AND n.service = o.service AND n.token = o.token""",
+    "UPDATE push_targets SET chat_id = $2 WHERE chat_id = $1",
 )
 
 _MERGED_COLUMNS = (
@@ -530,7 +558,10 @@ def _to_render(alias: str = "") -> str:
     """A digest still to render, not being sent (a claimed one may be on its way, rendered by
     the sender but not stored yet)."""
     a = f"{alias}." if alias else ""
-    return f"{a}status = 'pending' AND {a}text IS NULL AND {a}claimed_until IS NULL"
+    return (
+        f"{a}status = 'pending' AND {a}text IS NULL AND {a}claimed_until IS NULL "
+        f"AND {a}target_id IS NULL"  # the chat's own (see storage.reminders._TO_RENDER)
+    )
 
 
 async def _card_references(db: Connection) -> list[tuple[str, str]]:
@@ -619,7 +650,8 @@ async def _keep_carried(db: Connection, old_chat_id: int, new_chat_id: int) -> N
     """See ``storage.reminders._keep_carried``."""
     sides = await db.fetch(
         f"SELECT chat_id, digest_date, bool_or(NOT ({_to_render()})), bool_or({_to_render()}) "
-        "FROM outbox WHERE chat_id = ANY($1::bigint[]) GROUP BY chat_id, digest_date",
+        "FROM outbox WHERE chat_id = ANY($1::bigint[]) AND target_id IS NULL "
+        "GROUP BY chat_id, digest_date",
         [old_chat_id, new_chat_id],
     )
     days: dict[date, dict[int, tuple[bool, bool]]] = {}
@@ -761,12 +793,43 @@ class PostgresReminderStore:
             )
             await db.execute(
                 "UPDATE outbox SET status = 'dropped', error = $1, claimed_until = NULL "
-                "WHERE chat_id = $2 AND status = 'pending'",
+                "WHERE chat_id = $2 AND target_id IS NULL AND status = 'pending'",
                 reason,
                 chat_id,
             )
 
         await _retrying(self._pool, work)
+
+    async def chat_language(self, chat_id: int) -> str | None:
+        value: str | None = await self._pool.fetchval(
+            "SELECT coalesce(language, default_language) FROM chats WHERE chat_id = $1", chat_id
+        )
+        return value
+
+    async def pause_target(
+        self, target_id: int, reason: str, *, at: datetime, day: date, notice: str | None
+    ) -> bool:
+        async def work(db: Connection) -> bool:
+            chat_id = await db.fetchval(
+                "UPDATE push_targets SET paused_since = $1, pause_reason = $2, last_at = $1, "
+                "last_result = $2 WHERE id = $3 AND paused_since IS NULL RETURNING chat_id",
+                at,
+                reason,
+                target_id,
+            )
+            if chat_id is None:
+                return False  # gone, or paused already (and the chat told then)
+            await db.execute(
+                "UPDATE outbox SET status = 'dropped', error = $1, claimed_until = NULL "
+                "WHERE target_id = $2 AND status = 'pending'",
+                reason,
+                target_id,
+            )
+            if notice is not None:
+                await db.execute(_NOTICE_SQL, chat_id, day, notice, at)
+            return True
+
+        return await _retrying(self._pool, work)
 
     async def reactivate_chat(self, chat_id: int) -> bool:
         # Called on every update: a read first, a write only when something changes.
@@ -814,9 +877,18 @@ class PostgresReminderStore:
     # outbox
 
     async def pending(
-        self, *, now: datetime, after_id: int, limit: int, groups: bool | None = None
+        self,
+        *,
+        now: datetime,
+        after_id: int,
+        limit: int,
+        groups: bool | None = None,
+        robots: bool | None = None,
     ) -> list[OutboxMessage]:
         kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
+        kind += {None: "", True: "AND target_id IS NOT NULL ", False: "AND target_id IS NULL "}[
+            robots
+        ]
         rows = await self._pool.fetch(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > $1 {kind}"
             "AND (not_before IS NULL OR not_before <= $2) "
@@ -900,10 +972,11 @@ class PostgresReminderStore:
             # group merged into its supergroup, after the messages the two had for the day.
             for part in parts[1:]:
                 new_id = await db.fetchval(
-                    "INSERT INTO outbox (chat_id, digest_date, part, parts, text, buttons, "
-                    "created_at, claimed_until) "
-                    "SELECT $1, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
-                    "WHERE m.chat_id = $1 AND m.digest_date = o.digest_date), $2, $3, $4, "
+                    "INSERT INTO outbox (chat_id, target_id, digest_date, part, parts, text, "
+                    "buttons, created_at, claimed_until) "
+                    "SELECT $1, target_id, digest_date, (SELECT max(m.part) + 1 FROM outbox m "
+                    "WHERE m.chat_id = $1 AND m.target_id IS NOT DISTINCT FROM o.target_id "
+                    "AND m.digest_date = o.digest_date), $2, $3, $4, "
                     "created_at, $5 FROM outbox o WHERE id = $6 RETURNING id",
                     chat_id,
                     count,
@@ -928,6 +1001,7 @@ class PostgresReminderStore:
                 buttons=part.buttons,
                 renewed=None,
                 attempts=message.attempts,
+                target_id=message.target_id,
             )
             for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
         ]
@@ -963,17 +1037,28 @@ class PostgresReminderStore:
         error: str | None = None,
         telegram_message_id: int | None = None,
         content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
-        """End a message: ``sent``, ``failed`` or ``dropped`` (no longer wanted); with
-        ``content`` if it was sent before being stored (a one-message digest)."""
+        """See ``storage.reminders.SqliteReminderStore._finish``."""
         # NULLs leave a column as it is: only a one-message digest's content is written here.
         text, buttons, parts = (content.text, content.buttons_json, 1) if content else (None,) * 3
-        await self._pool.execute(
+        finish = (
             "UPDATE outbox SET status = $1, sent_at = $2, error = $3, claimed_until = NULL, "
             "message_id = coalesce($4, message_id), text = coalesce($5, text), "
-            "buttons = coalesce($6, buttons), parts = coalesce($7, parts) WHERE id = $8",
-            status, at, error, telegram_message_id, text, buttons, parts, message_id,
-        )  # fmt: skip
+            "buttons = coalesce($6, buttons), parts = coalesce($7, parts) WHERE id = $8"
+        )
+        args = (status, at, error, telegram_message_id, text, buttons, parts, message_id)
+        if target_id is None:
+            await self._pool.execute(finish, *args)
+            return
+        # A robot's row and its target's last delivery in one statement.
+        await self._pool.execute(
+            f"WITH done AS ({finish} RETURNING 1) UPDATE push_targets SET last_at = $2, "
+            "last_result = $10 WHERE id = $9 AND EXISTS (SELECT 1 FROM done)",
+            *args,
+            target_id,
+            "ok" if status == "sent" else error,
+        )
 
     async def drop(self, message_id: int, reason: str, *, at: datetime) -> None:
         await self._finish(message_id, "dropped", at, error=reason)
@@ -991,15 +1076,29 @@ class PostgresReminderStore:
         *,
         at: datetime,
         content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
         await self._finish(
-            message_id, "sent", at, telegram_message_id=telegram_message_id, content=content
+            message_id,
+            "sent",
+            at,
+            telegram_message_id=telegram_message_id,
+            content=content,
+            target_id=target_id,
         )
 
     async def mark_failed(
-        self, message_id: int, error: str, *, at: datetime, content: DigestPart | None = None
+        self,
+        message_id: int,
+        error: str,
+        *,
+        at: datetime,
+        content: DigestPart | None = None,
+        target_id: int | None = None,
     ) -> None:
-        await self._finish(message_id, "failed", at, error=error, content=content)
+        await self._finish(
+            message_id, "failed", at, error=error, content=content, target_id=target_id
+        )
 
     async def defer(self, message_id: int, *, until: datetime, error: str) -> None:
         async def work(db: Connection) -> None:
@@ -1010,8 +1109,8 @@ class PostgresReminderStore:
             )
             await db.execute(
                 "UPDATE outbox SET not_before = $1, claimed_until = NULL "
-                "WHERE status = 'pending' AND id >= $2 "
-                "AND chat_id = (SELECT chat_id FROM outbox WHERE id = $2)",
+                "WHERE status = 'pending' AND id >= $2 AND (chat_id, coalesce(target_id, 0)) = "
+                "(SELECT chat_id, coalesce(target_id, 0) FROM outbox WHERE id = $2)",
                 until,
                 message_id,
             )
