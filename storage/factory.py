@@ -12,8 +12,10 @@ from pathlib import Path
 from storage.base import Storage
 from storage.bulk import BulkStore, SqliteBulkStore
 from storage.postgres.bulk import PostgresBulkStore
+from storage.postgres.push import PostgresPushStore
 from storage.postgres.reminders import PostgresReminderStore
 from storage.postgres.storage import PostgresStorage
+from storage.push import PushStore, SqlitePushStore
 from storage.reminders import ReminderStore, SqliteReminderStore
 from storage.sqlite import SqliteStorage
 
@@ -25,6 +27,7 @@ class Stores:
     storage: Storage
     reminders: ReminderStore
     bulk: BulkStore
+    push: PushStore
 
     async def close(self) -> None:
         await self.storage.close()
@@ -49,8 +52,18 @@ async def open_stores(*, database_url: str | None, database_path: Path) -> Store
 def stores_for(storage: Storage) -> Stores:
     """The sibling stores sharing ``storage``'s connection (SQLite) or pool (PostgreSQL)."""
     if isinstance(storage, SqliteStorage):
-        return Stores(storage, SqliteReminderStore(storage), SqliteBulkStore(storage))
+        return Stores(
+            storage,
+            SqliteReminderStore(storage),
+            SqliteBulkStore(storage),
+            SqlitePushStore(storage),
+        )
     if isinstance(storage, PostgresStorage):
         pool = storage.pool
-        return Stores(storage, PostgresReminderStore(pool), PostgresBulkStore(pool))
+        return Stores(
+            storage,
+            PostgresReminderStore(pool),
+            PostgresBulkStore(pool),
+            PostgresPushStore(pool),
+        )
     raise TypeError(f"no stores for {type(storage).__name__}")

@@ -1,0 +1,136 @@
+"""PostgreSQL ``PushStore``: push targets and each robot's rate budget.
+
+Writers run side by side here, so the checks are made where the database decides: adding a
+target locks the chat's row first (two adds to one chat take turns, and the count of its
+targets holds until the insert), and a slot is claimed in one upsert, so two senders in two
+processes never get the same one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Robot, Service
+from storage.push import TARGET_COLUMNS
+
+
+def _target(row: asyncpg.Record) -> PushTarget:
+    return PushTarget(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        robot=Robot(Service(row["service"]), row["token"]),
+        secret=row["secret"],
+        source_name=row["source_name"],
+        added_at=row["added_at"],
+        added_by=row["added_by"],
+        paused_since=row["paused_since"],
+        pause_reason=row["pause_reason"],
+        last_at=row["last_at"],
+        last_result=row["last_result"],
+    )
+
+
+_CLAIM_SQL = (
+    "INSERT INTO robot_slots (service, token, next_at) "
+    "VALUES ($1, $2, $3::timestamptz + $4 * interval '1 second') "
+    "ON CONFLICT (service, token) DO UPDATE SET next_at = "
+    "greatest(robot_slots.next_at, $3::timestamptz) + $4 * interval '1 second' "
+    "RETURNING next_at"
+)
+
+
+class PostgresPushStore:
+    """``PushStore`` on the pool the bot's ``PostgresStorage`` uses."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def targets(self, chat_id: int) -> list[PushTarget]:
+        rows = await self.pool.fetch(
+            f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE chat_id = $1 ORDER BY id", chat_id
+        )
+        return [_target(row) for row in rows]
+
+    async def target(self, target_id: int) -> PushTarget | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE id = $1", target_id
+        )
+        return _target(row) if row else None
+
+    async def add_target(
+        self,
+        chat_id: int,
+        robot: Robot,
+        *,
+        secret: str | None,
+        source_name: str | None,
+        added_by: int | None,
+        at: datetime,
+        is_group: bool,
+    ) -> PushTarget | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO chats (chat_id, is_group, created_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (chat_id) DO NOTHING",
+                chat_id,
+                is_group,
+                at,
+            )
+            # NO KEY UPDATE: adds to this chat wait for each other, while cards and outbox
+            # rows (which only take a key share on the chat) go on being written.
+            await conn.execute("SELECT 1 FROM chats WHERE chat_id = $1 FOR NO KEY UPDATE", chat_id)
+            row = await conn.fetchrow(
+                "UPDATE push_targets SET secret = $1, source_name = $2, paused_since = NULL, "
+                "pause_reason = NULL WHERE chat_id = $3 AND service = $4 AND token = $5 "
+                f"RETURNING {TARGET_COLUMNS}",
+                secret,
+                source_name,
+                chat_id,
+                robot.service.value,
+                robot.token,
+            )
+            if row is not None:
+                return _target(row)
+            count = await conn.fetchval(
+                "SELECT count(*) FROM push_targets WHERE chat_id = $1", chat_id
+            )
+            if int(count) >= MAX_TARGETS_PER_CHAT:
+                return None
+            row = await conn.fetchrow(
+                "INSERT INTO push_targets (chat_id, service, token, secret, source_name, "
+                f"added_at, added_by) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                f"RETURNING {TARGET_COLUMNS}",
+                chat_id,
+                robot.service.value,
+                robot.token,
+                secret,
+                source_name,
+                at,
+                added_by,
+            )
+        assert row is not None
+        return _target(row)
+
+    async def remove_target(self, chat_id: int, target_id: int) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM push_targets WHERE chat_id = $1 AND id = $2", chat_id, target_id
+        )
+        return status != "DELETE 0"
+
+    async def record_result(self, target_id: int, result: str, *, at: datetime) -> None:
+        await self.pool.execute(
+            "UPDATE push_targets SET last_at = $1, last_result = $2 WHERE id = $3",
+            at,
+            result,
+            target_id,
+        )
+
+    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
+        after = await self.pool.fetchval(
+            _CLAIM_SQL, robot.service.value, robot.token, now, interval
+        )
+        assert isinstance(after, datetime)
+        # the slot before the move: max(next_at, now)
+        return max(now, after - timedelta(seconds=interval))
