@@ -16,7 +16,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.reminders.compose import ReminderComposer
 from bot.reminders.runner import ReminderRunner
-from bot.reminders.sender import OutboxSender, SenderPolicy
+from bot.reminders.sender import OutboxSender, RobotGateway, SenderPolicy
 from bot.reminders.service import ReminderService
 from handlers.delivery import TelegramMessenger
 from storage.base import Storage
@@ -46,6 +46,7 @@ def install_reminders(
     first_tick: float = 5.0,
     policy: SenderPolicy | None = None,
     schedule: bool = True,
+    robots: RobotGateway | None = None,
 ) -> ReminderRunner:
     """Make the reminder service available to the handlers and (unless told not to, as tests
     that drive passes themselves do) schedule the tick."""
@@ -58,6 +59,7 @@ def install_reminders(
         clock,
         policy,
         default_language=settings.language,
+        robots=robots,
     )
     runner = ReminderRunner(store, composer, sender, clock)
     application.bot_data[RUNNER_KEY] = runner

@@ -35,6 +35,7 @@ from bot.reminders.models import (
     settings_to_columns,
 )
 from bot.reminders.thresholds import LevelBands
+from bot.robots.models import PushTarget, Robot, Service
 from storage.sqlite import SqliteStorage
 
 
@@ -96,6 +97,14 @@ class ReminderBatch(Protocol):
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         """The chat and the cards its digest for ``day`` reminds about, as they are now."""
+        ...
+
+    async def push_targets(self, chat_ids: Sequence[int]) -> dict[int, list[PushTarget]]:
+        """The chats' active push targets, by chat (a dry run shows what each would get)."""
+        ...
+
+    async def is_active(self, chat_id: int) -> bool:
+        """Whether the chat itself still receives messages (see ``deactivate_chat``)."""
         ...
 
 
@@ -875,6 +884,59 @@ class _SqliteBatch:
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         return await _digest_cards(self._db, chat_id, day)
+
+    async def push_targets(self, chat_ids: Sequence[int]) -> dict[int, list[PushTarget]]:
+        params: dict[str, Any] = {}
+        rows = await self._db.execute_fetchall(
+            f"SELECT {PUSH_TARGET_COLUMNS} FROM push_targets "
+            f"WHERE chat_id IN ({_marks(chat_ids, params)}) AND paused_since IS NULL ORDER BY id",
+            params,
+        )
+        found: dict[int, list[PushTarget]] = {}
+        for row in rows:
+            target = push_target_of(row)
+            found.setdefault(target.chat_id, []).append(target)
+        return found
+
+    async def is_active(self, chat_id: int) -> bool:
+        rows = await self._db.execute_fetchall(
+            "SELECT 1 FROM chat_reminders WHERE chat_id = ? AND inactive_since IS NOT NULL",
+            (chat_id,),
+        )
+        return not rows
+
+
+# The columns ``push_target_of`` reads, in its order.
+PUSH_TARGET_COLUMNS = (
+    "id, chat_id, service, token, secret, source_name, added_at, added_by, paused_since, "
+    "pause_reason, last_at, last_result"
+)
+
+
+def push_target_of(row: Any) -> PushTarget:
+    """A push target from a row of ``PUSH_TARGET_COLUMNS``: SQLite's (instants as text) or
+    asyncpg's (timestamptz); either is indexed by position."""
+
+    def instant(value: Any) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value
+        return _parse_instant(str(value))
+
+    added_at = instant(row[6])
+    assert added_at is not None
+    return PushTarget(
+        id=int(row[0]),
+        chat_id=int(row[1]),
+        robot=Robot(Service(row[2]), str(row[3])),
+        secret=row[4],
+        source_name=row[5],
+        added_at=added_at,
+        added_by=row[7],
+        paused_since=instant(row[8]),
+        pause_reason=row[9],
+        last_at=instant(row[10]),
+        last_result=row[11],
+    )
 
 
 class _Rollback(Exception):

@@ -33,7 +33,15 @@ from bot.i18n import t
 from bot.models import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from bot.reminders.compose import ComposedDigest, ComposeStats, ReminderComposer
 from bot.reminders.runner import CLOCK_JUMP, RESTART_GAP
-from bot.reminders.sender import DrainStats, Messenger, OutboxSender, SenderPolicy
+from bot.reminders.sender import (
+    DrainStats,
+    Messenger,
+    OutboxSender,
+    RobotGateway,
+    SenderPolicy,
+)
+from bot.robots.delivery import open_robots
+from bot.robots.render import from_stored, service_name
 from storage.factory import open_stores
 from storage.reminders import ReminderStore
 
@@ -105,7 +113,22 @@ async def _compose(
 
 
 def _print_digest(out: TextIO, lang: str, digest: ComposedDigest) -> None:
+    target = digest.target
     for number, part in enumerate(digest.parts, start=1):
+        if target is not None:  # a robot's markdown, as it would receive it
+            _say(
+                out,
+                lang,
+                "remind_cli.robot_message",
+                chat_id=digest.chat_id,
+                service=service_name(lang, target.robot.service),
+                token=target.robot.masked,
+                part=number,
+                parts=len(digest.parts),
+            )
+            print(from_stored(part.text)[1], file=out)
+            print(file=out)
+            continue
         _say(
             out,
             lang,
@@ -144,6 +167,17 @@ async def _dry_run(
 def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats) -> None:
     for chat_id, error in drained.errors:
         _say(out, lang, "remind_cli.error", chat_id=chat_id, error=error)
+    for chat_id, _, shown, error in drained.robot_errors:
+        _say(out, lang, "remind_cli.robot_error", chat_id=chat_id, target=shown, error=error)
+    if drained.robots_sent or drained.robot_errors:
+        _say(
+            out,
+            lang,
+            "remind_cli.robots",
+            sent=drained.robots_sent,
+            failed=len(drained.robot_errors),
+            paused=drained.paused_targets,
+        )
     _say(
         out,
         lang,
@@ -175,12 +209,13 @@ async def run_pass(
     out: TextIO,
     composer: ReminderComposer | None = None,
     sender: OutboxSender | None = None,
+    robots: RobotGateway | None = None,
 ) -> int:
     """Compose (and auto-renew), deliver everything pending, print the summary; the exit code."""
     clock = SystemClock()
     composer = composer or ReminderComposer(store, clock, default_language=default_language)
     sender = sender or OutboxSender(
-        store, messenger, clock, SenderPolicy(), default_language=default_language
+        store, messenger, clock, SenderPolicy(), default_language=default_language, robots=robots
     )
     composed = await _compose(composer, on_date, dry_run=False)
     drained = await sender.drain()
@@ -236,9 +271,17 @@ async def run_remind(
                 from handlers.delivery import open_messenger  # the Telegram side, when needed
 
                 messenger_factory = open_messenger
-            async with messenger_factory(settings) as messenger:
+            async with (
+                messenger_factory(settings) as messenger,
+                open_robots(settings, stores, SystemClock()) as robots,
+            ):
                 code = await run_pass(
-                    store, messenger, default_language=lang, on_date=on_date, out=out
+                    store,
+                    messenger,
+                    default_language=lang,
+                    on_date=on_date,
+                    out=out,
+                    robots=robots,
                 )
         await _say_held(out, lang, store, settings.timezone)
         return code

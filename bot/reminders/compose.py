@@ -24,12 +24,15 @@ from bot.reminders.models import (
     AheadUndone,
     AutoRenewal,
     ChatToRemind,
+    DigestChat,
     DigestPart,
     ReminderSettings,
     RenewedNote,
     notes_to_json,
 )
 from bot.reminders.thresholds import LevelBands, level_bands
+from bot.robots.models import PushTarget
+from bot.robots.render import render_robot_digest, stored
 from storage.reminders import ReminderBatch, ReminderStore
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,13 @@ BATCH_CHATS = 2000  # chats per transaction: set-based work, short enough to sha
 
 @dataclass(frozen=True)
 class ComposedDigest:
-    """A digest a dry run would send."""
+    """A digest a dry run would send: to the chat, or (``target``) to one of its robots, whose
+    parts are then ``bot.robots.render.stored`` messages."""
 
     chat_id: int
     day: date
     parts: list[DigestPart]
+    target: PushTarget | None = None
 
 
 @dataclass
@@ -217,11 +222,30 @@ class ReminderComposer:
             chats=len(chats), digests=digests, cards_due=cards, auto_renewed=len(renewals)
         )
         if dry_run:  # render now, inside the transaction that will be rolled back
+            targets = await batch.push_targets(ids)
             for chat in chats:
                 digest_chat, due = await batch.digest_cards(chat.chat_id, today)
                 renewed = notes.get(chat.chat_id, [])
                 digest = make_digest(digest_chat, today, due, renewed, self.default_language)
                 parts = render_digest(digest)
-                if parts:
+                if not parts:
+                    continue
+                if await batch.is_active(chat.chat_id):
                     stats.composed.append(ComposedDigest(chat.chat_id, today, parts))
+                # a robot's group is a group: ICCIDs masked there
+                grouped = make_digest(
+                    DigestChat(digest_chat.chat_id, True, digest_chat.language),
+                    today,
+                    due,
+                    renewed,
+                    self.default_language,
+                )
+                for target in targets.get(chat.chat_id, []):
+                    messages = render_robot_digest(
+                        grouped, target.robot.service, target.source_name
+                    )
+                    robot_parts = [DigestPart(stored(message), "[]") for message in messages]
+                    stats.composed.append(
+                        ComposedDigest(chat.chat_id, today, robot_parts, target=target)
+                    )
         return stats

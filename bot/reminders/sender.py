@@ -21,6 +21,15 @@ only a message Telegram accepted in that instant. Outcomes of a send:
 * ``Blocked`` (403): mark the chat inactive and drop its pending messages;
 * ``Migrated``: move the chat to its new id (its cards follow; into the supergroup's own if it
   has one) and resend there, a digest not stored yet rendered again as the new chat has it.
+
+Every row has a destination (``OutboxMessage.destination``): the chat itself, or one of its push
+robots (WeCom, DingTalk, Feishu). A destination is served like a chat above, in order, by one
+worker at a time, and fails on its own: a robot's refusals, back-offs and pause never touch the
+chat or another robot. A robot's budget is not in this process's memory but in the database
+(``RobotGateway.claim_slot``), shared by every sender and every chat pushing to that robot. A
+robot renders the digest as its own markdown (``bot.robots.render``); a robot that refuses its
+key (``Blocked``) is paused, its chat told once. These APIs take no idempotency key: as with
+Telegram, only a message in flight at a crash (or whose answer was lost) can go twice.
 """
 
 from __future__ import annotations
@@ -37,49 +46,68 @@ from enum import Enum, auto
 from typing import Protocol
 
 from bot.clock import Clock
+from bot.i18n import resolve_language, t
 from bot.reminders.digest import make_digest, render_digest
-from bot.reminders.models import DigestPart, Keyboard, OutboxMessage, notes_from_json
+from bot.reminders.models import (
+    Destination,
+    DigestChat,
+    DigestPart,
+    Keyboard,
+    OutboxMessage,
+    notes_from_json,
+)
+from bot.reminders.outcomes import (
+    Blocked,
+    Delivery,
+    Migrated,
+    RateLimited,
+    Rejected,
+    Sent,
+    Transient,
+)
+from bot.robots.models import LIMITS, PushTarget, Robot
+from bot.robots.render import (
+    from_stored,
+    render_robot_digest,
+    service_name,
+    stored,
+)
 from storage.reminders import ReminderStore
 
+__all__ = [  # the outcomes are the sender's vocabulary: importable from here too
+    "Blocked",
+    "Delivery",
+    "Migrated",
+    "RateLimited",
+    "Rejected",
+    "Sent",
+    "Transient",
+]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    message_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimited:
-    retry_after: float  # seconds
-
-
-@dataclass(frozen=True, slots=True)
-class Transient:
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Blocked:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Migrated:
-    new_chat_id: int
-
-
-Delivery = Sent | RateLimited | Transient | Rejected | Blocked | Migrated
 
 
 class Messenger(Protocol):
     async def send(self, chat_id: int, text: str, buttons: Keyboard) -> Delivery:
         """Send one HTML message with inline buttons; errors are returned, not raised."""
+        ...
+
+
+class RobotGateway(Protocol):
+    """What the sender needs for push robots: the targets, their shared budget, the services."""
+
+    async def target(self, target_id: int) -> PushTarget | None:
+        """The push target (None: removed since its message was enqueued)."""
+        ...
+
+    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
+        """Reserve the robot's next send (every sender shares one budget per robot); the
+        instant it may go."""
+        ...
+
+    async def send(self, target: PushTarget, title: str, text: str) -> Delivery:
+        """Send one markdown message; errors are returned, not raised. ``Blocked``: the
+        service refused the robot's key or its security settings refused the message."""
         ...
 
 
@@ -124,6 +152,10 @@ class DrainStats:
     dropped: int = 0  # digests with nothing left to say when their turn came
     skipped: int = 0  # claimed by another sender
     errors: list[tuple[int, str]] = field(default_factory=list)  # (chat id, error)
+    robots_sent: int = 0  # of ``sent``: to push robots
+    paused_targets: int = 0  # push targets whose key the service refused
+    # (chat id, push target id, the target as lists show it, error)
+    robot_errors: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
 class _Verdict(Enum):
@@ -170,11 +202,13 @@ class OutboxSender:
         policy: SenderPolicy | None = None,
         *,
         default_language: str,
+        robots: RobotGateway | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time_module.monotonic,
     ) -> None:
         self.store = store
         self.messenger = messenger
+        self.robots = robots  # None: robots' messages wait for a sender that has them
         self.clock = clock
         self.policy = policy or SenderPolicy()
         self.default_language = default_language
@@ -204,8 +238,12 @@ class OutboxSender:
         return run.stats
 
 
+# A robot's slot this near is waited for by its worker; a later one sets the robot aside.
+ROBOT_INLINE_WAIT = 1.0
+
+
 class _Drain:
-    """One drain: a producer reading the outbox and a pool of per-chat workers."""
+    """One drain: a producer reading the outbox and a pool of per-destination workers."""
 
     def __init__(self, sender: OutboxSender, deadline: float | None) -> None:
         self.sender = sender
@@ -215,16 +253,21 @@ class _Drain:
         self.deadline = deadline
         self.stats = DrainStats()
         policy = self.policy
-        self.work: dict[int, deque[OutboxMessage]] = {}  # chats in this drain, until served
-        self.targets: dict[int, int] = {}  # a chat's id now, if it moved during this drain
-        self.halted: set[int] = set()  # chats done for this drain; their later rows wait
+        # Destinations in this drain, until served; a chat's id now, if it moved during it.
+        self.work: dict[Destination, deque[OutboxMessage]] = {}
+        self.targets: dict[int, int] = {}
+        self.halted: set[Destination] = set()  # done for this drain; their later rows wait
+        self.push_targets: dict[int, PushTarget | None] = {}  # read once a drain; None: gone
+        self.slots: dict[Destination, datetime] = {}  # a robot's claimed slot, set aside for
         # Messages this drain holds the claim of, and until when.
         self.claimed: dict[int, datetime] = {}
         # One-message digests rendered but not stored: they are stored when marked sent; and
         # each as it was before rendering (to render it again if its chat moves).
         self.unstored: dict[int, DigestPart] = {}
         self.unrendered: dict[int, OutboxMessage] = {}
-        self.queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=policy.concurrency * 2)
+        self.queue: asyncio.Queue[Destination | None] = asyncio.Queue(
+            maxsize=policy.concurrency * 2
+        )
         self.produced = False
         self.all_served = asyncio.Event()  # set once produced and nothing is left in work
         self.tasks: asyncio.TaskGroup | None = None
@@ -252,44 +295,57 @@ class _Drain:
             await self.queue.put(None)
 
     async def produce(self) -> None:
-        # Groups first: their per-minute budget makes a long group digest the slowest part
-        # of a drain, so their minutes should start early; private chats fill the gaps.
+        # Slowest budgets first, so that their minutes start early: robots (20 a minute, for
+        # every chat sharing one), then groups (20 a minute each); private chats fill the gaps.
+        if self.sender.robots is not None:
+            await self.produce_some(groups=None, robots=True)
         for groups in (True, False):
-            await self.produce_some(groups=groups)
+            await self.produce_some(groups=groups, robots=False)
 
-    async def produce_some(self, *, groups: bool) -> None:
+    async def produce_some(self, *, groups: bool | None, robots: bool) -> None:
         after = 0
         while not self.expired():
             batch = await self.store.pending(
-                now=self.clock.now(), after_id=after, limit=self.policy.fetch, groups=groups
+                now=self.clock.now(),
+                after_id=after,
+                limit=self.policy.fetch,
+                groups=groups,
+                robots=robots,
             )
             if not batch:
                 return
             after = batch[-1].id
             for message in batch:
-                chat_id = message.chat_id
-                if chat_id in self.halted:
+                destination = message.destination
+                if destination in self.halted:
                     continue
-                queued = self.work.get(chat_id)
+                queued = self.work.get(destination)
                 if queued is not None:
                     queued.append(message)  # its worker picks it up, in order
                     continue
-                self.work[chat_id] = deque([message])
-                await self.queue.put(chat_id)
+                self.work[destination] = deque([message])
+                await self.queue.put(destination)
 
     async def worker(self) -> None:
-        while (chat_id := await self.queue.get()) is not None:
-            if await self.serve(chat_id, self.work[chat_id]):
+        while (destination := await self.queue.get()) is not None:
+            queued = self.work[destination]
+            if destination[1]:
+                aside = await self.serve_robot(destination, queued)
+            else:
+                aside = await self.serve(destination, queued)
+            if aside:
                 continue  # set aside: it comes back to the queue when it may send again
-            # No await since serve's last look at the chat's queue: the producer sees it gone.
-            del self.work[chat_id]
-            self.targets.pop(chat_id, None)
+            # No await since serve's last look at the queue: the producer sees it gone.
+            del self.work[destination]
+            if not destination[1]:
+                self.targets.pop(destination[0], None)
             if self.produced and not self.work:
                 self.all_served.set()
 
-    async def serve(self, chat_id: int, queued: deque[OutboxMessage]) -> bool:
-        """Send one chat's messages in order; True if the chat was set aside to wait for its
-        budget (its messages stay queued)."""
+    async def serve(self, destination: Destination, queued: deque[OutboxMessage]) -> bool:
+        """Send one chat's own messages in order; True if the chat was set aside to wait for
+        its budget (its messages stay queued)."""
+        chat_id = destination[0]
         target = self.targets.get(chat_id, chat_id)
         budget = self._chat_budget(chat_id)
         while queued:
@@ -302,7 +358,7 @@ class _Drain:
             wait = budget.delay(self.sender.monotonic())
             if wait > 0:
                 queued.appendleft(message)
-                if self._set_aside(chat_id, wait):
+                if self._set_aside(destination, wait):
                     self.targets[chat_id] = target
                     return True
                 break  # the drain ends first: the rest waits for the next one
@@ -312,14 +368,150 @@ class _Drain:
                 queued.appendleft(self.unrendered.pop(message.id))
                 continue
             if verdict is _Verdict.HALT:
-                self.halted.add(chat_id)
+                self.halted.add(destination)
                 break
-        # Stopped early: hand back the claims on what is left, for the next drain.
+        await self._hand_back(queued)
+        return False
+
+    async def _hand_back(self, queued: deque[OutboxMessage]) -> None:
+        """Stopped early: hand back the claims on what is left, for the next drain."""
         leftover = [message.id for message in queued if message.id in self.claimed]
         if leftover:
             await self.store.release(leftover)
         queued.clear()
+
+    async def serve_robot(self, destination: Destination, queued: deque[OutboxMessage]) -> bool:
+        """Send one push target's messages in order, each in a slot of the robot's budget
+        (shared by every sender and chat); True if set aside until its next slot."""
+        push = await self._push_target(destination[1])
+        if push is None or push.paused:  # removed or paused meanwhile: nothing goes to it
+            await self._hand_back(queued)
+            return False
+        interval = LIMITS[push.robot.service].interval
+        while queued:
+            if self.expired():
+                break
+            message = queued.popleft()
+            if not message.rendered:
+                rendered = await self.render(message, message.chat_id, push)
+                queued.extendleft(reversed(rendered))
+                continue
+            slot = self.slots.pop(destination, None)
+            if slot is None:
+                slot = await self._claim_slot(push, interval)
+            wait = (slot - self.clock.now()).total_seconds()
+            if wait > ROBOT_INLINE_WAIT:
+                queued.appendleft(message)
+                self.slots[destination] = slot  # kept: it is this destination's turn then
+                if self._set_aside(destination, wait):
+                    return True
+                break  # the drain ends first (the slot goes unused)
+            if wait > 0:
+                await self.sender.sleep(wait)
+            await self._keep_claims(message, queued)
+            if await self.deliver_robot(message, push, interval) is _Verdict.HALT:
+                self.halted.add(destination)
+                break
+        await self._hand_back(queued)
         return False
+
+    async def _push_target(self, target_id: int) -> PushTarget | None:
+        if target_id not in self.push_targets:
+            assert self.sender.robots is not None  # robots' rows are read only then
+            self.push_targets[target_id] = await self.sender.robots.target(target_id)
+        return self.push_targets[target_id]
+
+    async def _claim_slot(self, push: PushTarget, interval: float) -> datetime:
+        assert self.sender.robots is not None
+        return await self.sender.robots.claim_slot(
+            push.robot, now=self.clock.now(), interval=interval
+        )
+
+    async def deliver_robot(
+        self, message: OutboxMessage, push: PushTarget, interval: float
+    ) -> _Verdict:
+        policy, store, clock = self.policy, self.store, self.clock
+        robots = self.sender.robots
+        assert message.text is not None and robots is not None
+        if message.id not in self.claimed:
+            now = clock.now()
+            if not await store.claim(message.id, now=now, until=now + policy.claim):
+                self.stats.skipped += 1
+                return _Verdict.NEXT
+            self.claimed[message.id] = now + policy.claim
+        title, text = from_stored(message.text)
+        transient = rate_limited = 0
+        while True:
+            outcome = await robots.send(push, title, text)
+            if isinstance(outcome, Sent):
+                content = self._settle(message)
+                await store.mark_sent(message.id, 0, at=clock.now(), content=content,
+                                      target_id=push.id)  # fmt: skip
+                self.stats.sent += 1
+                self.stats.robots_sent += 1
+                return _Verdict.NEXT
+            if isinstance(outcome, Rejected):
+                log.warning("push target %s refused message %s: %s", push.id, message.id, outcome)
+                content = self._settle(message)
+                await store.mark_failed(message.id, outcome.error, at=clock.now(),
+                                        content=content, target_id=push.id)  # fmt: skip
+                self.stats.failed += 1
+                self._robot_error(push, outcome.error)
+                return _Verdict.NEXT
+            if isinstance(outcome, Blocked):
+                await self._pause(message, push, outcome.reason)
+                return _Verdict.HALT
+            if isinstance(outcome, RateLimited):
+                # Someone else posts through this robot too, or a slot was missed: its budget
+                # is spent for now. Wait as told, then take a new slot.
+                rate_limited += 1
+                wait = max(outcome.retry_after, interval)
+                if wait > policy.max_wait or rate_limited >= policy.rate_limited_attempts:
+                    return (
+                        await self._later(message, message.chat_id, "rate limited", wait, push)
+                    )[0]
+            else:
+                assert isinstance(outcome, Transient | Migrated)  # Migrated: not a robot's
+                transient += 1
+                error = outcome.error if isinstance(outcome, Transient) else "moved"
+                if transient >= policy.transient_attempts:
+                    return (await self._later(message, message.chat_id, error, push=push))[0]
+                wait = min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
+            # A retry is a new request: it takes a slot of its own.
+            await self.sender.sleep(wait)
+            slot = await self._claim_slot(push, interval)
+            ahead = (slot - clock.now()).total_seconds()
+            if self.deadline is not None and self.sender.monotonic() + ahead > self.deadline:
+                return (await self._later(message, message.chat_id, "robot busy", ahead, push))[0]
+            if ahead > 0:
+                await self.sender.sleep(ahead)
+
+    async def _pause(self, message: OutboxMessage, push: PushTarget, reason: str) -> None:
+        """The service refused the robot's key (or its security settings, the message): stop
+        sending to it and tell its chat, once, in the chat's language."""
+        now = self.clock.now()
+        lang = resolve_language(
+            await self.store.chat_language(push.chat_id), None, self.sender.default_language
+        )
+        notice = t(
+            lang,
+            "robot.paused",
+            service=service_name(lang, push.robot.service),
+            token=push.robot.masked,
+            reason=t(lang, f"robot.refusal.{reason}"),
+        )
+        log.warning("push target %s refused (%s): paused", push.id, reason)
+        self._settle(message)
+        if await self.store.pause_target(
+            push.id, reason, at=now, day=message.digest_date, notice=notice
+        ):
+            self.stats.paused_targets += 1
+        self.push_targets[push.id] = None  # its other rows in this drain: nothing goes
+        self._robot_error(push, reason)
+
+    def _robot_error(self, push: PushTarget, error: str) -> None:
+        shown = f"{push.robot.service.value} {push.robot.masked}"
+        self.stats.robot_errors.append((push.chat_id, push.id, shown, error))
 
     async def _keep_claims(self, message: OutboxMessage, queued: deque[OutboxMessage]) -> None:
         """Renew this chat's claims halfway through their life: a very long digest (an agent's
@@ -337,20 +529,24 @@ class _Drain:
             else:  # lapsed and taken: deliver() must claim it anew (and will find it taken)
                 del self.claimed[message_id]
 
-    def _set_aside(self, chat_id: int, wait: float) -> bool:
-        """Put the chat back in the queue after ``wait`` seconds, unless the drain ends first."""
+    def _set_aside(self, destination: Destination, wait: float) -> bool:
+        """Put the destination back in the queue after ``wait`` seconds, unless the drain ends
+        first."""
         if self.deadline is not None and self.sender.monotonic() + wait >= self.deadline:
             return False
         assert self.tasks is not None
-        self.tasks.create_task(self._requeue(chat_id, wait))
+        self.tasks.create_task(self._requeue(destination, wait))
         return True
 
-    async def _requeue(self, chat_id: int, wait: float) -> None:
+    async def _requeue(self, destination: Destination, wait: float) -> None:
         await self.sender.sleep(wait)
-        await self.queue.put(chat_id)
+        await self.queue.put(destination)
 
-    async def render(self, message: OutboxMessage, target: int) -> list[OutboxMessage]:
-        """Claim an unrendered digest, render it as things are now and store its messages."""
+    async def render(
+        self, message: OutboxMessage, target: int, push: PushTarget | None = None
+    ) -> list[OutboxMessage]:
+        """Claim an unrendered digest, render it as things are now (for ``push``, a robot,
+        as its markdown) and store its messages."""
         now = self.clock.now()
         until = now + self.policy.claim
         found = await self.store.claim_digest(message, chat_id=target, now=now, until=until)
@@ -358,6 +554,8 @@ class _Drain:
             self.stats.skipped += 1
             return []
         chat, due = found
+        if push is not None:  # the robot's group is a group: ICCIDs are masked there
+            chat = DigestChat(chat.chat_id, True, chat.language)
         digest = make_digest(
             chat,
             message.digest_date,
@@ -365,7 +563,14 @@ class _Drain:
             notes_from_json(message.renewed),
             self.sender.default_language,
         )
-        parts = render_digest(digest)
+        if push is None:
+            parts = render_digest(digest)
+        else:
+            service = push.robot.service
+            parts = [
+                DigestPart(stored(part), "[]")
+                for part in render_robot_digest(digest, service, push.source_name)
+            ]
         if not parts:
             await self.store.drop(message.id, "nothing left to remind", at=now)
             self.stats.dropped += 1
@@ -497,10 +702,15 @@ class _Drain:
         budget.take(self.sender.monotonic())
 
     async def _later(
-        self, message: OutboxMessage, target: int, error: str, wait: float = 0.0
+        self,
+        message: OutboxMessage,
+        target: int,
+        error: str,
+        wait: float = 0.0,
+        push: PushTarget | None = None,
     ) -> tuple[_Verdict, int]:
-        """Give up for this drain: it (and the chat's later messages) stay pending, backing
-        off across drains."""
+        """Give up for this drain: it (and its destination's later messages) stay pending,
+        backing off across drains."""
         policy = self.policy
         backoff = min(policy.later_base * 2**message.attempts, policy.later_max)
         until = self.clock.now() + max(backoff, timedelta(seconds=wait))
@@ -508,5 +718,8 @@ class _Drain:
         await self.store.defer(message.id, until=until, error=error)
         self._settle(message)  # it stays unrendered if it was never stored: rendered afresh
         self.stats.waiting += 1
-        self.stats.errors.append((target, error))
+        if push is None:
+            self.stats.errors.append((target, error))
+        else:
+            self._robot_error(push, error)
         return _Verdict.HALT, target

@@ -51,13 +51,16 @@ from bot.reminders.models import (
     settings_to_columns,
 )
 from bot.reminders.thresholds import LevelBands
+from bot.robots.models import PushTarget
 from storage.postgres.pool import Connection
 from storage.reminders import (
     _CLOCK_RECORD_SQL,
     _EARLIEST_ZONE,
+    PUSH_TARGET_COLUMNS,
     ReminderBatch,
     _joined_notes,
     _merged_card,
+    push_target_of,
 )
 
 Pool = asyncpg.Pool
@@ -513,6 +516,25 @@ class _PostgresBatch:
 
     async def digest_cards(self, chat_id: int, day: date) -> tuple[DigestChat, list[DueCard]]:
         return await _digest_cards(self._db, chat_id, day)
+
+    async def push_targets(self, chat_ids: Sequence[int]) -> dict[int, list[PushTarget]]:
+        rows = await self._db.fetch(
+            f"SELECT {PUSH_TARGET_COLUMNS} FROM push_targets "
+            "WHERE chat_id = ANY($1::bigint[]) AND paused_since IS NULL ORDER BY id",
+            list(chat_ids),
+        )
+        found: dict[int, list[PushTarget]] = {}
+        for row in rows:
+            target = push_target_of(row)
+            found.setdefault(target.chat_id, []).append(target)
+        return found
+
+    async def is_active(self, chat_id: int) -> bool:
+        inactive = await self._db.fetchval(
+            "SELECT 1 FROM chat_reminders WHERE chat_id = $1 AND inactive_since IS NOT NULL",
+            chat_id,
+        )
+        return inactive is None
 
 
 # Merging a group into the supergroup it became, when the supergroup has a row already (see
