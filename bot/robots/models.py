@@ -18,6 +18,18 @@ class Service(StrEnum):
     LARK = "lark"  # Lark (Feishu abroad): the same API on another host
 
 
+class Refusal(StrEnum):
+    """Why a service refuses a robot for good (``Blocked.reason``): the target needs its owner,
+    not a retry. DingTalk says only "security" (310000) whether the secret, the keyword or the
+    IP allow-list refused it; Feishu says which."""
+
+    INVALID_KEY = "invalid_key"  # no such robot (any more): removed, disabled, group dissolved
+    SECURITY = "security"  # DingTalk 310000: secret, keyword or IP allow-list
+    SIGNATURE = "signature"  # Feishu 19021: wrong secret (or a clock over an hour off)
+    KEYWORD = "keyword"  # Feishu 19024: the message lacks the robot's keyword
+    IP = "ip"  # Feishu 19022: the bot's address is not on the robot's allow-list
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceLimits:
     """What one robot of a service accepts."""
