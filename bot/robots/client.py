@@ -211,10 +211,8 @@ class RobotClient:
                 timestamp_ms = int(now.timestamp() * 1000)
                 params["timestamp"] = str(timestamp_ms)
                 params["sign"] = dingtalk_sign(secret, timestamp_ms)  # aiohttp URL-encodes it
-            body = {
-                "msgtype": "markdown",
-                "markdown": {"title": message.title, "text": message.text},
-            }
+            markdown = {"title": message.title, "text": message.text}
+            body = {"msgtype": "markdown", "markdown": markdown}
             return f"{base}/robot/send", params, _dumps(body)
         signature = None
         if secret:
@@ -254,9 +252,8 @@ def _outcome(robot: Robot, secret: str | None, status: int, raw: bytes) -> Deliv
     if refusal is not None:
         return Blocked(refusal)
     said = _scrub(str(text or ""), robot, secret)[:MAX_ERROR_TEXT]
-    return Rejected(
-        f"{service.value} error {code}: {said}" if said else f"{service.value} error {code}"
-    )
+    error = f"{service.value} error {code}"
+    return Rejected(f"{error}: {said}" if said else error)
 
 
 _URL = re.compile(r"(?i)\b(https?://[^/\s?#]+)[/?#]\S*")
