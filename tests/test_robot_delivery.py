@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic as real_monotonic
@@ -378,8 +379,10 @@ async def test_a_crash_between_send_and_mark_repeats_at_most_that_message(
     await setup.push(SHOP, WECOM)
     await setup.push(SHOP, FEISHU)
     await setup.compose()
+    # one worker: exactly one message is in flight when the process dies
+    one_at_a_time = replace(FAST, concurrency=1)
     with pytest.raises(Crash):
-        await setup.sender(CrashAfterSend(setup.gateway())).drain()
+        await setup.sender(CrashAfterSend(setup.gateway()), one_at_a_time).drain()
     crashed = len(setup.got(WECOM)) + len(setup.got(FEISHU))
     assert crashed == 1
     await setup.stores.close()
