@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
 from bot.reminders.cli import add_remind_parser, run_remind
 from bot.reminders.compose import ReminderComposer
+from bot.robots.emulator import RobotEmulator
+from bot.robots.models import Robot, Service
 from storage.factory import open_stores
 
 TOKEN = "123456:TEST-TOKEN"
@@ -198,3 +201,69 @@ async def test_messages_a_dead_sender_still_holds_are_counted_with_when_they_fre
     settings_en = settings.model_copy(update={"language": "en"})
     assert await run_remind(settings_en, on_date=DAY, dry_run=True, out=english) == 0
     assert "1 message is held by another (or a crashed) sender until" in english.getvalue()
+
+
+WECOM = Robot(Service.WECOM, "0a1b2c3d-1111-2222-3333-444455556666")
+
+
+@pytest.fixture
+async def robots(settings: Settings) -> AsyncIterator[tuple[Settings, RobotEmulator]]:
+    """The settings pointed at a robot emulator, and the group pushing to a WeCom robot."""
+    async with RobotEmulator() as emulator:
+        emulator.register(WECOM.service, WECOM.token)
+        stores = await open_stores(
+            database_url=settings.database(), database_path=settings.database_path
+        )
+        try:
+            await stores.push.add_target(
+                GROUP,
+                WECOM,
+                secret=None,
+                source_name="门店群",
+                added_by=ALICE,
+                at=datetime.now(UTC),
+                is_group=True,
+            )
+        finally:
+            await stores.close()
+        bases = {f"{service.value}_api_base": emulator.base(service) for service in Service}
+        yield settings.model_copy(update=bases), emulator
+
+
+async def test_a_dry_run_shows_what_each_robot_would_get(
+    robots: tuple[Settings, RobotEmulator],
+) -> None:
+    settings, emulator = robots
+    before = await _tables(settings)
+    out = io.StringIO()
+    offline = settings.model_copy(update={"bot_token": None})
+    assert await run_remind(offline, on_date=DAY, dry_run=True, out=out) == 0
+    printed = out.getvalue()
+    assert f"聊天 {GROUP} → 企业微信机器人 {WECOM.masked}（第 1/1 条）" in printed
+    assert "**流量卡到期提醒**" in printed  # the robot's markdown, as it would receive it
+    assert "「门店群」里发 /renew" in printed
+    assert WECOM.token not in printed
+    assert await _tables(settings) == before
+    assert emulator.received(WECOM.service, WECOM.token) == []
+
+
+async def test_a_run_reports_each_robot(robots: tuple[Settings, RobotEmulator]) -> None:
+    settings, emulator = robots
+    out = io.StringIO()
+    assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 0
+    assert "推送机器人：发送成功 1 条，失败 0 次" in out.getvalue()
+    assert len(emulator.received(WECOM.service, WECOM.token)) == 1
+
+
+async def test_a_robot_whose_key_is_refused_is_named_and_paused(
+    robots: tuple[Settings, RobotEmulator],
+) -> None:
+    settings, emulator = robots
+    emulator.fail(WECOM.service, WECOM.token, 93000)
+    out = io.StringIO()
+    await run_remind(settings, on_date=DAY, dry_run=False, out=out)
+    printed = out.getvalue()
+    assert f"推送失败：聊天 {GROUP} 的机器人 wecom {WECOM.masked}：invalid_key" in printed
+    assert "1 个机器人的地址被拒绝（已暂停，已通知所在聊天）" in printed
+    assert WECOM.token not in printed
+    assert len(emulator.received(WECOM.service, WECOM.token)) == 0
