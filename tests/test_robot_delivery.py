@@ -380,7 +380,7 @@ async def test_a_crash_between_send_and_mark_repeats_at_most_that_message(
     await setup.push(SHOP, FEISHU)
     await setup.compose()
     # one worker: exactly one message is in flight when the process dies
-    one_at_a_time = replace(FAST, concurrency=1)
+    one_at_a_time = replace(FAST, concurrency=1, robot_concurrency=1)
     with pytest.raises(Crash):
         await setup.sender(CrashAfterSend(setup.gateway()), one_at_a_time).drain()
     crashed = len(setup.got(WECOM)) + len(setup.got(FEISHU))
