@@ -123,6 +123,7 @@ class SenderPolicy:
     # elsewhere plus a few database writes, and each robot may take only one every 3 s, so many
     # robots must be in flight at once for their limits, not this process, to bind.
     robot_concurrency: int = 48
+    robot_fetch: int = 50_000  # robots' messages read per drain (the rest: the next one)
     # Telegram: about 30/s overall. 29/s leaves room for replies to people using the bot during
     # a drain (python-telegram-bot's AIORateLimiter holds everything to 30/s); a burst as
     # Telegram's and AIORateLimiter's buckets allow one.
@@ -315,9 +316,27 @@ class _Drain:
         # Slowest budgets first, so that their minutes start early: robots (20 a minute, for
         # every chat sharing one), then groups (20 a minute each); private chats fill the gaps.
         if self.sender.robots is not None:
-            await self.produce_some(groups=None, robots=True)
+            await self.produce_robots()
         for groups in (True, False):
             await self.produce_some(groups=groups, robots=False)
+
+    async def produce_robots(self) -> None:
+        """Every robot's first message, then every robot's second...: claimed in that order,
+        the robots' slots all start now, not one robot's after another's."""
+        batch = await self.store.pending_robots(now=self.clock.now(), limit=self.policy.robot_fetch)
+        await self.enqueue(batch)
+
+    async def enqueue(self, batch: list[OutboxMessage]) -> None:
+        for message in batch:
+            destination = message.destination
+            if destination in self.halted:
+                continue
+            queued = self.work.get(destination)
+            if queued is not None:
+                queued.append(message)  # its worker picks it up, in order
+                continue
+            self.work[destination] = deque([message])
+            await self._queue_of(destination).put(destination)
 
     async def produce_some(self, *, groups: bool | None, robots: bool) -> None:
         after = 0
@@ -332,16 +351,7 @@ class _Drain:
             if not batch:
                 return
             after = batch[-1].id
-            for message in batch:
-                destination = message.destination
-                if destination in self.halted:
-                    continue
-                queued = self.work.get(destination)
-                if queued is not None:
-                    queued.append(message)  # its worker picks it up, in order
-                    continue
-                self.work[destination] = deque([message])
-                await self._queue_of(destination).put(destination)
+            await self.enqueue(batch)
 
     def _queue_of(self, destination: Destination) -> asyncio.Queue[Destination | None]:
         return self.robot_queue if destination[1] else self.queue
