@@ -11,7 +11,14 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.reminders.sender import Blocked, Delivery, RateLimited, Rejected, Sent, Transient
-from bot.robots.client import RATE_LIMIT_WAIT, RobotClient, RobotMessage, payload_size
+from bot.robots.client import (
+    RATE_LIMIT_WAIT,
+    RobotClient,
+    RobotMessage,
+    dingtalk_sign,
+    feishu_sign,
+    payload_size,
+)
 from bot.robots.emulator import DINGTALK_BLOCK, Fault, RobotEmulator
 from bot.robots.models import LIMITS, Refusal, Robot, Service
 
@@ -103,6 +110,14 @@ async def test_signing(
         outcome = await client.send(robot(service), SECRETS[service], MESSAGE, now=clock.now)
         assert outcome == Sent(message_id=0), step
     assert len(robots.received(service, TOKENS[service])) == 12
+    signs = [
+        dingtalk_sign(SECRETS[service], int((START + step * 7.123) * 1000))
+        if service is Service.DINGTALK
+        else feishu_sign(SECRETS[service], int(START + step * 7.123))
+        for step in range(12)
+    ]
+    assert any("+" in sign for sign in signs)
+    assert any("/" in sign for sign in signs)
 
     refusal = Refusal.SECURITY if service is Service.DINGTALK else Refusal.SIGNATURE
     wrong = SECRETS[service][:-4] + "zzzz"
@@ -303,24 +318,35 @@ async def test_no_credentials_in_errors_or_logs(
 
 
 async def test_old_feishu_answer_and_settings(clock: Clock) -> None:
-    """Feishu's older answer ({"StatusCode": 0}) counts as sent; the client takes its bases
-    from the settings."""
+    """Feishu's older answer ({"StatusCode": 0}) counts as sent; a service's error text quoting
+    the key is kept without it; the client takes its bases from the settings."""
 
     async def old(request: web.Request) -> web.Response:
         return web.json_response({"StatusCode": 0, "StatusMessage": "success", "Extra": None})
 
+    async def echo(request: web.Request) -> web.Response:
+        # a service quoting what it was sent: the URL (the key in it) and the body
+        said = f"bad {request.url} key={request.query['key']} {await request.text()}"
+        return web.json_response({"errcode": 40035, "errmsg": said})
+
     app = web.Application()
     app.router.add_post("/open-apis/bot/v2/hook/{token}", old)
+    app.router.add_post("/cgi-bin/webhook/send", echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        settings = Settings(feishu_api_base=url + "/", lark_api_base=url)
+        settings = Settings(feishu_api_base=url + "/", wecom_api_base=url)
         async with RobotClient.from_settings(settings) as client:
             assert client.bases[Service.FEISHU] == url
-            assert client.bases[Service.WECOM] == "https://qyapi.weixin.qq.com"
+            assert client.bases[Service.LARK] == "https://open.larksuite.com"
             outcome = await client.send(robot(Service.FEISHU), None, MESSAGE, now=clock.now)
             assert outcome == Sent(message_id=0)
+            echoed = await client.send(robot(Service.WECOM), None, MESSAGE, now=clock.now)
+            assert isinstance(echoed, Rejected)
+            assert echoed.error.startswith("wecom error 40035: bad http://127.0.0.1:")
+            assert "693a…5aaa" in echoed.error
+            no_credentials(str(echoed))
     finally:
         await runner.cleanup()
