@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.robots.models import Robot, Service
-from bot.robots.webhooks import WebhookError, WebhookProblem, check_secret, parse_webhook
+from bot.robots.webhooks import (
+    WebhookError,
+    WebhookProblem,
+    check_secret,
+    parse_webhook,
+    webhook_url,
+)
 
 WECOM_KEY = "693a91f6-7a0c-4bc4-97a0-0e2c1f2a5aaa"
 DING_TOKEN = "1f" * 32
@@ -153,3 +159,10 @@ def test_secrets() -> None:
         assert caught.value.reason is problem, (service, secret)
         if len(secret) > 8:
             assert secret.strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize("service", list(Service))
+def test_the_url_of_a_robot_reads_back_as_that_robot(service: Service) -> None:
+    token = "0123456789abcdef0123456789abcdef"
+    robot = Robot(service, token)
+    assert parse_webhook(webhook_url(robot)) == robot
