@@ -176,8 +176,11 @@ class ReminderStore(Protocol):
         (True) or to the chats themselves (False)."""
         ...
 
-    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
-        """Pending messages to push targets (as ``pending``), each robot's first ones first:
+    async def pending_robots(
+        self, *, now: datetime, limit: int
+    ) -> list[tuple[OutboxMessage, PushTarget]]:
+        """Pending messages to push targets (as ``pending``), each with its target, each
+        robot's first ones first:
         every robot's first message, then every robot's second, and so on (by id within a
         robot), so that a drain starts every robot's budget at once rather than one robot's
         after another's."""
@@ -439,13 +442,14 @@ WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
 # Robots' pending messages in turns: each robot's first, then each one's second... (see
 # ReminderStore.pending_robots).
 _PENDING_ROBOTS_SQL = """
-SELECT {columns} FROM (
-    SELECT o.*, row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) AS turn
+SELECT * FROM (
+    SELECT {outbox}, {targets},
+           row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) AS turn
     FROM outbox o JOIN push_targets t ON t.id = o.target_id
     WHERE o.status = 'pending' AND t.paused_since IS NULL
       AND (o.not_before IS NULL OR o.not_before <= ?)
       AND (o.claimed_until IS NULL OR o.claimed_until <= ?)
-) ORDER BY turn, id
+) x ORDER BY turn, 1
 LIMIT ?
 """
 
@@ -933,6 +937,13 @@ PUSH_TARGET_COLUMNS = (
 )
 
 
+_OUTBOX_WIDTH = len(_OUTBOX_COLUMNS.split(","))
+_PENDING_ROBOTS_SQL = _PENDING_ROBOTS_SQL.format(
+    outbox=", ".join(f"o.{name.strip()}" for name in _OUTBOX_COLUMNS.split(",")),
+    targets=", ".join(f"t.{name.strip()}" for name in PUSH_TARGET_COLUMNS.split(",")),
+)
+
+
 def push_target_of(row: Any) -> PushTarget:
     """A push target from a row of ``PUSH_TARGET_COLUMNS``: SQLite's (instants as text) or
     asyncpg's (timestamptz); either is indexed by position."""
@@ -1151,13 +1162,13 @@ class SqliteReminderStore:
         )
         return [_outbox_message(row) for row in rows]
 
-    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+    async def pending_robots(
+        self, *, now: datetime, limit: int
+    ) -> list[tuple[OutboxMessage, PushTarget]]:
         moment = _instant(now)
-        rows = await self._storage.fetchall(
-            _PENDING_ROBOTS_SQL.format(columns=_OUTBOX_COLUMNS),
-            (moment, moment, limit),
-        )
-        return [_outbox_message(row) for row in rows]
+        rows = await self._storage.fetchall(_PENDING_ROBOTS_SQL, (moment, moment, limit))
+        width = _OUTBOX_WIDTH
+        return [(_outbox_message(row), push_target_of(row[width:])) for row in rows]
 
     async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
         async with self._storage.transaction() as db:

@@ -323,8 +323,11 @@ class _Drain:
     async def produce_robots(self) -> None:
         """Every robot's first message, then every robot's second...: claimed in that order,
         the robots' slots all start now, not one robot's after another's."""
-        batch = await self.store.pending_robots(now=self.clock.now(), limit=self.policy.robot_fetch)
-        await self.enqueue(batch)
+        now, limit = self.clock.now(), self.policy.robot_fetch
+        batch = await self.store.pending_robots(now=now, limit=limit)
+        for _, push in batch:  # read with their messages: no lookup per destination
+            self.push_targets.setdefault(push.id, push)
+        await self.enqueue([message for message, _ in batch])
 
     async def enqueue(self, batch: list[OutboxMessage]) -> None:
         for message in batch:

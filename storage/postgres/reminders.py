@@ -56,6 +56,8 @@ from storage.postgres.pool import Connection
 from storage.reminders import (
     _CLOCK_RECORD_SQL,
     _EARLIEST_ZONE,
+    _OUTBOX_WIDTH,
+    _PENDING_ROBOTS_SQL,
     PUSH_TARGET_COLUMNS,
     ReminderBatch,
     _joined_notes,
@@ -922,19 +924,16 @@ class PostgresReminderStore:
         )
         return [_outbox_message(row) for row in rows]
 
-    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+    async def pending_robots(
+        self, *, now: datetime, limit: int
+    ) -> list[tuple[OutboxMessage, PushTarget]]:
         rows = await self._pool.fetch(
-            f"SELECT {_OUTBOX_COLUMNS} FROM ("
-            "SELECT o.*, row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) "
-            "AS turn FROM outbox o JOIN push_targets t ON t.id = o.target_id "
-            "WHERE o.status = 'pending' AND t.paused_since IS NULL "
-            "AND (o.not_before IS NULL OR o.not_before <= $1) "
-            "AND (o.claimed_until IS NULL OR o.claimed_until <= $1)"
-            ") x ORDER BY turn, id LIMIT $2",
+            _PENDING_ROBOTS_SQL.replace("?", "$1", 2).replace("LIMIT ?", "LIMIT $2"),
             now,
             limit,
         )
-        return [_outbox_message(row) for row in rows]
+        width = _OUTBOX_WIDTH
+        return [(_outbox_message(row), push_target_of(list(row)[width:])) for row in rows]
 
     async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
         async def work(db: Connection) -> int:
