@@ -23,7 +23,7 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.errors import excerpt
-from bot.i18n import Html
+from bot.i18n import Html, resolve_language
 from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Service
 from bot.robots.render import service_name
 from bot.services.push import OK, Failure, Problem, PushService
@@ -65,6 +65,15 @@ def _result(where: Here, code: str) -> str:
     if code in _RESULT_WORDS:
         return where.t(f"push.result.{code}")
     return excerpt(code, MAX_RESULT_SHOWN)
+
+
+def _robot_language(context: Context, where: Here) -> str:
+    """The language the chat's robots get their messages in: its digests' (the chat's chosen
+    language, else its first user's), not that of whoever is adding one."""
+    chat = where.chat
+    return resolve_language(
+        chat.language or chat.default_language, None, services(context).settings.language
+    )
 
 
 def _when(where: Here, target: PushTarget) -> str:
@@ -182,7 +191,7 @@ async def _add(update: Update, context: Context, where: Here, args: list[str]) -
         added_by=where.user_id,
         source_name=chat.effective_name if chat is not None else None,
         is_group=where.is_group,
-        lang=where.lang,
+        lang=_robot_language(context, where),
     )
     if result.failure is not None or result.target is None:
         failure = result.failure or Failure(Problem.FULL, count=MAX_TARGETS_PER_CHAT)
@@ -304,7 +313,7 @@ async def push_button(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if chat is not None:
         await chat.send_action(ChatAction.TYPING)
-    tested = await _push(context).test(where.chat_id, target.id, where.lang)
+    tested = await _push(context).test(where.chat_id, target.id, _robot_language(context, where))
     if tested.failure is None:
         note = where.t(
             "push.resumed" if tested.resumed else "push.tested", service=service, token=token

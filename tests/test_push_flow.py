@@ -20,8 +20,10 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.emulator.records import ChatEvent
+from bot.i18n import LANGUAGES
 from bot.robots.emulator import Fault, RobotEmulator
 from bot.robots.models import LIMITS, MAX_TARGETS_PER_CHAT, Robot, Service
+from bot.services.push import probe_message
 from storage.base import Storage
 from storage.factory import stores_for
 
@@ -438,3 +440,15 @@ async def test_nothing_of_a_token_reaches_the_database_but_service_and_token(
     await alice.send(f"/push {DINGTALK_URL}&timestamp=1&sign=abc {DINGTALK_SECRET}")
     rows = await fetch(storage, "SELECT service, token, secret FROM push_targets")
     assert rows == [("dingtalk", DINGTALK_TOKEN, DINGTALK_SECRET)]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_test_message_carries_the_keyword_and_no_markup_from_a_chat_name(lang: str) -> None:
+    """A robot protected by the keyword 流量卡 takes it; a chat titled like a link or a mention
+    cannot put one into the robot's group."""
+    for name in ("门店群", '[优惠](https://evil.example) <at user_id="all"></at> **x**', None):
+        message = probe_message(lang, name)
+        assert "流量卡" in message.title
+        assert "流量卡" in message.text
+        for markup in ("](", "<at", "**x**"):
+            assert markup not in message.text
