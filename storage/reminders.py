@@ -176,6 +176,13 @@ class ReminderStore(Protocol):
         (True) or to the chats themselves (False)."""
         ...
 
+    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Pending messages to push targets (as ``pending``), each robot's first ones first:
+        every robot's first message, then every robot's second, and so on (by id within a
+        robot), so that a drain starts every robot's budget at once rather than one robot's
+        after another's."""
+        ...
+
     async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
         """Free pending messages claimed past ``claims`` or backing off past ``waits``: no
         sender sets either that far ahead, a clock that ran ahead did. The number freed."""
@@ -427,6 +434,19 @@ SELECT :chat, :day, coalesce((SELECT max(part) FROM outbox WHERE chat_id = :chat
        1, :text, '[]', :at
 WHERE NOT EXISTS (SELECT 1 FROM chat_reminders s
                   WHERE s.chat_id = :chat AND s.inactive_since IS NOT NULL)
+"""
+
+# Robots' pending messages in turns: each robot's first, then each one's second... (see
+# ReminderStore.pending_robots).
+_PENDING_ROBOTS_SQL = """
+SELECT {columns} FROM (
+    SELECT o.*, row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) AS turn
+    FROM outbox o JOIN push_targets t ON t.id = o.target_id
+    WHERE o.status = 'pending' AND t.paused_since IS NULL
+      AND (o.not_before IS NULL OR o.not_before <= ?)
+      AND (o.claimed_until IS NULL OR o.claimed_until <= ?)
+) ORDER BY turn, id
+LIMIT ?
 """
 
 _MIN_CHAT_ID = -(2**63)
@@ -1128,6 +1148,14 @@ class SqliteReminderStore:
             "AND (claimed_until IS NULL OR claimed_until <= ?) "
             "ORDER BY id LIMIT ?",
             (after_id, moment, moment, limit),
+        )
+        return [_outbox_message(row) for row in rows]
+
+    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+        moment = _instant(now)
+        rows = await self._storage.fetchall(
+            _PENDING_ROBOTS_SQL.format(columns=_OUTBOX_COLUMNS),
+            (moment, moment, limit),
         )
         return [_outbox_message(row) for row in rows]
 

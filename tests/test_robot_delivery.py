@@ -380,7 +380,7 @@ async def test_a_crash_between_send_and_mark_repeats_at_most_that_message(
     await setup.push(SHOP, FEISHU)
     await setup.compose()
     # one worker: exactly one message is in flight when the process dies
-    one_at_a_time = replace(FAST, concurrency=1)
+    one_at_a_time = replace(FAST, concurrency=1, robot_concurrency=1)
     with pytest.raises(Crash):
         await setup.sender(CrashAfterSend(setup.gateway()), one_at_a_time).drain()
     crashed = len(setup.got(WECOM)) + len(setup.got(FEISHU))
@@ -426,3 +426,26 @@ async def test_the_digest_fits_what_each_service_measures() -> None:
         assert all(payload_size(service, part) <= LIMITS[service].max_bytes for part in parts)
         shown = sum(part.text.count(" · 到期 ") for part in parts)
         assert shown == len(due)
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_its_robots(setup: Setup) -> None:
+    basic, supergroup, other = -4242, -1004242, -4343
+    await setup.chat(basic, "老店")
+    await setup.cards(basic)
+    await setup.push(basic, WECOM, name="老店")
+    await setup.compose()  # the digest for today, not sent yet
+    await setup.stores.reminders.migrate_chat(basic, supergroup)
+    moved = await setup.stores.push.targets(supergroup)
+    assert [target.robot for target in moved] == [WECOM]
+    assert await setup.stores.push.targets(basic) == []
+    setup.telegram.group_chat(supergroup, "老店", supergroup=True)
+    await setup.drain()
+    assert len(setup.got(WECOM)) == 1  # the pending robot digest followed the chat
+    # Merging into a supergroup that has rows of its own: a robot both push to is kept once,
+    # the others move over.
+    await setup.chat(other, "二店")
+    await setup.push(other, WECOM, name="二店")
+    await setup.push(other, FEISHU, name="二店")
+    await setup.stores.reminders.migrate_chat(other, supergroup)
+    merged = await setup.stores.push.targets(supergroup)
+    assert sorted(target.robot.service for target in merged) == [Service.FEISHU, Service.WECOM]

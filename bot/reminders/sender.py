@@ -119,6 +119,11 @@ LONGEST_RETRY_AFTER = timedelta(days=1)
 @dataclass(frozen=True)
 class SenderPolicy:
     concurrency: int = 8  # chats served at once
+    # Push targets served at once, by workers of their own: a robot's send is a slow HTTP call
+    # elsewhere plus a few database writes, and each robot may take only one every 3 s, so many
+    # robots must be in flight at once for their limits, not this process, to bind.
+    robot_concurrency: int = 48
+    robot_fetch: int = 50_000  # robots' messages read per drain (the rest: the next one)
     # Telegram: about 30/s overall. 29/s leaves room for replies to people using the bot during
     # a drain (python-telegram-bot's AIORateLimiter holds everything to 30/s); a burst as
     # Telegram's and AIORateLimiter's buckets allow one.
@@ -240,6 +245,10 @@ class OutboxSender:
 
 # A robot's slot this near is waited for by its worker; a later one sets the robot aside.
 ROBOT_INLINE_WAIT = 1.0
+# A message goes at most this long after its slot, or takes a new one. Messages then fall in
+# [slot, slot + 0.5 s], so a minute holds no more of them than the spacing allows: at 3.05 s,
+# slots within 60.5 s number at most 20 (and at 0.61 s, at most 100 a minute and 5 a second).
+ROBOT_LATE_TOLERANCE = 0.5
 
 
 class _Drain:
@@ -268,6 +277,9 @@ class _Drain:
         self.queue: asyncio.Queue[Destination | None] = asyncio.Queue(
             maxsize=policy.concurrency * 2
         )
+        self.robot_queue: asyncio.Queue[Destination | None] = asyncio.Queue(
+            maxsize=policy.robot_concurrency * 2
+        )
         self.produced = False
         self.all_served = asyncio.Event()  # set once produced and nothing is left in work
         self.tasks: asyncio.TaskGroup | None = None
@@ -280,7 +292,10 @@ class _Drain:
             async with asyncio.TaskGroup() as tasks:
                 self.tasks = tasks
                 for _ in range(self.policy.concurrency):
-                    tasks.create_task(self.worker())
+                    tasks.create_task(self.worker(self.queue))
+                if self.sender.robots is not None:
+                    for _ in range(self.policy.robot_concurrency):
+                        tasks.create_task(self.worker(self.robot_queue))
                 tasks.create_task(self.produce_then_stop())
         except BaseExceptionGroup as group:
             raise group.exceptions[0] from None  # the first failure, as if run inline
@@ -293,14 +308,35 @@ class _Drain:
         await self.all_served.wait()  # set-aside groups come back to the queue until then
         for _ in range(self.policy.concurrency):
             await self.queue.put(None)
+        if self.sender.robots is not None:
+            for _ in range(self.policy.robot_concurrency):
+                await self.robot_queue.put(None)
 
     async def produce(self) -> None:
         # Slowest budgets first, so that their minutes start early: robots (20 a minute, for
         # every chat sharing one), then groups (20 a minute each); private chats fill the gaps.
         if self.sender.robots is not None:
-            await self.produce_some(groups=None, robots=True)
+            await self.produce_robots()
         for groups in (True, False):
             await self.produce_some(groups=groups, robots=False)
+
+    async def produce_robots(self) -> None:
+        """Every robot's first message, then every robot's second...: claimed in that order,
+        the robots' slots all start now, not one robot's after another's."""
+        batch = await self.store.pending_robots(now=self.clock.now(), limit=self.policy.robot_fetch)
+        await self.enqueue(batch)
+
+    async def enqueue(self, batch: list[OutboxMessage]) -> None:
+        for message in batch:
+            destination = message.destination
+            if destination in self.halted:
+                continue
+            queued = self.work.get(destination)
+            if queued is not None:
+                queued.append(message)  # its worker picks it up, in order
+                continue
+            self.work[destination] = deque([message])
+            await self._queue_of(destination).put(destination)
 
     async def produce_some(self, *, groups: bool | None, robots: bool) -> None:
         after = 0
@@ -315,19 +351,13 @@ class _Drain:
             if not batch:
                 return
             after = batch[-1].id
-            for message in batch:
-                destination = message.destination
-                if destination in self.halted:
-                    continue
-                queued = self.work.get(destination)
-                if queued is not None:
-                    queued.append(message)  # its worker picks it up, in order
-                    continue
-                self.work[destination] = deque([message])
-                await self.queue.put(destination)
+            await self.enqueue(batch)
 
-    async def worker(self) -> None:
-        while (destination := await self.queue.get()) is not None:
+    def _queue_of(self, destination: Destination) -> asyncio.Queue[Destination | None]:
+        return self.robot_queue if destination[1] else self.queue
+
+    async def worker(self, queue: asyncio.Queue[Destination | None]) -> None:
+        while (destination := await queue.get()) is not None:
             queued = self.work[destination]
             if destination[1]:
                 aside = await self.serve_robot(destination, queued)
@@ -397,7 +427,7 @@ class _Drain:
                 queued.extendleft(reversed(rendered))
                 continue
             slot = self.slots.pop(destination, None)
-            if slot is None:
+            if slot is None or self._missed(slot):
                 slot = await self._claim_slot(push, interval)
             wait = (slot - self.clock.now()).total_seconds()
             if wait > ROBOT_INLINE_WAIT:
@@ -408,12 +438,20 @@ class _Drain:
                 break  # the drain ends first (the slot goes unused)
             if wait > 0:
                 await self.sender.sleep(wait)
+                if self._missed(slot):  # woke too late (a busy process): take a new slot
+                    queued.appendleft(message)
+                    continue
             await self._keep_claims(message, queued)
             if await self.deliver_robot(message, push, interval) is _Verdict.HALT:
                 self.halted.add(destination)
                 break
         await self._hand_back(queued)
         return False
+
+    def _missed(self, slot: datetime) -> bool:
+        """Too late for the slot: sent now, it could bunch with the robot's next ones (a stalled
+        process waking with several slots past) and put more in one minute than it allows."""
+        return (self.clock.now() - slot).total_seconds() > ROBOT_LATE_TOLERANCE
 
     async def _push_target(self, target_id: int) -> PushTarget | None:
         if target_id not in self.push_targets:
@@ -540,7 +578,7 @@ class _Drain:
 
     async def _requeue(self, destination: Destination, wait: float) -> None:
         await self.sender.sleep(wait)
-        await self.queue.put(destination)
+        await self._queue_of(destination).put(destination)
 
     async def render(
         self, message: OutboxMessage, target: int, push: PushTarget | None = None

@@ -41,6 +41,7 @@ class Fault(StrEnum):
     """Faults besides an error code (``fail(..., 45009)``)."""
 
     HTTP_500 = "http_500"  # an internal error page
+    NOT_JSON = "not_json"  # HTTP 200 with an HTML page (a proxy's or a portal's)
     TIMEOUT = "timeout"  # no answer for ``RobotEmulator.slow`` seconds (longer than a client waits)
     DROP = "drop"  # the connection closed without an answer, nothing recorded
     LOSE_ANSWER = "lose_answer"  # the message recorded, then the connection closed unanswered
@@ -250,6 +251,8 @@ class RobotEmulator:
     ) -> web.StreamResponse:
         if fault is Fault.HTTP_500:
             return web.Response(status=500, text="<html>500 Internal Server Error</html>")
+        if fault is Fault.NOT_JSON:
+            return web.Response(text="<html>portal</html>", content_type="text/html")
         if fault is Fault.TIMEOUT:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.slow)

@@ -137,15 +137,18 @@ def render_robot_digest(
     when = date_text(lang, digest.day)
     title = title.format(date=when)
     chat = markdown_safe(source_name) if source_name else None
-    key = "robot.footer" if digest.due else "robot.footer_renewed"
-    # Filled by hand, not with t(): t() escapes for HTML, markdown_safe already neutralised it.
-    footer = _template(lang, key).format(chat=chat) if chat else str(t(lang, f"{key}_unnamed"))
+    if not digest.due:  # auto-renewals only: nothing to record
+        footer = str(t(lang, "digest.footer_renewed"))  # no markup in it
+    elif chat:  # filled by hand: t() escapes for HTML, and markdown_safe neutralised it already
+        footer = _template(lang, "robot.footer").format(chat=chat)
+    else:
+        footer = str(t(lang, "robot.footer_unnamed"))
 
     def message(lines: Sequence[str], part: int, parts: int) -> RobotMessage:
         heading = "### " + header.format(date=when, count=count)
         if parts > 1:
             heading += t(lang, "digest.part", part=part, parts=parts)
-        body = [heading, "", *lines]
+        body = [heading, *([t(lang, "robot.from", chat=chat)] if chat else []), "", *lines]
         if part == parts:
             body += ["", footer]
         joined = "\n".join(body)

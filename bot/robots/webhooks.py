@@ -170,3 +170,14 @@ def check_secret(service: Service, secret: str) -> str:
     if not pattern.fullmatch(text):
         raise WebhookError(WebhookProblem.BAD_SECRET)
     return text
+
+
+def webhook_url(robot: Robot) -> str:
+    """The URL the service would show for ``robot``: what ``parse_webhook`` reads back (the
+    shell hands these out for its stand-in robots)."""
+    if robot.service is Service.WECOM:
+        return f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={robot.token}"
+    if robot.service is Service.DINGTALK:
+        return f"https://oapi.dingtalk.com/robot/send?access_token={robot.token}"
+    host = "open.feishu.cn" if robot.service is Service.FEISHU else "open.larksuite.com"
+    return f"https://{host}{_HOOK_PATH}{robot.token}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from bot.robots.models import Service
 from bot.shell.texts import say
 
 PREFIX = ":"
@@ -37,6 +38,7 @@ COMMAND_NAMES = (
     "remind",
     "file",
     "say",
+    "hooks",
     "quit",
 )
 
@@ -121,6 +123,11 @@ class Say:
     text: str
 
 
+@dataclass(frozen=True)
+class Hooks:
+    new: Service | None = None  # None: list the robots and what each received
+
+
 Command = (
     Help
     | Quit
@@ -133,6 +140,7 @@ Command = (
     | Remind
     | SendFile
     | Say
+    | Hooks
 )
 
 
@@ -184,6 +192,17 @@ def _group(args: list[str]) -> SwitchGroup:
     return SwitchGroup(_id(args[0], group=True) if args else None)
 
 
+def _hooks(args: list[str]) -> Hooks:
+    if not args:
+        return Hooks()
+    if len(args) != 2 or args[0].lower() != "new":
+        raise UsageError("hooks")
+    try:
+        return Hooks(Service(args[1].lower()))
+    except ValueError:
+        raise UsageError("hooks") from None
+
+
 def parse_command(line: str) -> Command:
     """``line`` starts with ``:``; raises ``ShellInputError`` if it is not a shell command."""
     name, _, rest = line.strip().removeprefix(PREFIX).partition(" ")
@@ -220,6 +239,8 @@ def parse_command(line: str) -> Command:
         if not rest:
             raise UsageError("file")
         return SendFile(Path(rest).expanduser())
+    if name == "hooks":
+        return _hooks(args)
     if name == "say":
         if not rest:
             raise UsageError("say")

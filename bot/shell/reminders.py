@@ -25,28 +25,37 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
         from bot.reminders.cli import run_pass
         from bot.reminders.compose import ReminderComposer
         from bot.reminders.sender import OutboxSender, SenderPolicy
+        from bot.robots.delivery import open_robots
         from handlers.delivery import TelegramMessenger
         from storage.factory import stores_for
     except ImportError as exc:
         raise RemindersUnavailableError(str(exc)) from exc
     language = runtime.settings.language
-    store = stores_for(runtime.storage).reminders
+    stores = stores_for(runtime.storage)
+    store = stores.reminders
     messenger = TelegramMessenger(runtime.app.bot)
     # run_pass would use the system clock; the shell's clock keeps a fixed date fixed
     composer = ReminderComposer(store, runtime.clock, default_language=language)
-    sender = OutboxSender(
-        store, messenger, runtime.clock, SenderPolicy(), default_language=language
-    )
     summary = io.StringIO()
-    await run_pass(
-        store,
-        messenger,
-        default_language=language,
-        on_date=day,
-        out=summary,
-        composer=composer,
-        sender=sender,
-    )
+    # the push robots too: runtime.settings point them at the shell's stand-ins
+    async with open_robots(runtime.settings, stores, runtime.clock) as robots:
+        sender = OutboxSender(
+            store,
+            messenger,
+            runtime.clock,
+            SenderPolicy(),
+            default_language=language,
+            robots=robots,
+        )
+        await run_pass(
+            store,
+            messenger,
+            default_language=language,
+            on_date=day,
+            out=summary,
+            composer=composer,
+            sender=sender,
+        )
     return summary.getvalue().strip()
 
 

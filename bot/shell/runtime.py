@@ -17,6 +17,8 @@ from pathlib import Path
 from bot.app import AnyApplication, build_application
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
+from bot.robots.emulator import RobotEmulator
+from bot.robots.models import Service
 from bot.shell.clock import ShellClock
 from storage.base import Storage
 from storage.factory import open_storage
@@ -29,6 +31,7 @@ QUIET_SECONDS = 0.02  # no Bot API request for this long: the bot is done answer
 @dataclass
 class BotRuntime:
     emulator: BotApiEmulator
+    robots: RobotEmulator  # stand-ins for WeCom, DingTalk and Feishu group robots (``:hooks``)
     app: AnyApplication
     storage: Storage
     clock: ShellClock
@@ -76,6 +79,9 @@ async def running_bot(
         emulator = BotApiEmulator()
         await emulator.start()
         stack.push_async_callback(emulator.stop)
+        robots = RobotEmulator()
+        await robots.start()
+        stack.push_async_callback(robots.stop)
         # --temp: always a throw-away SQLite file; else the configured database
         url = None if temporary else settings.database()
         storage = await open_storage(database_url=url, database_path=database)
@@ -85,6 +91,8 @@ async def running_bot(
                 "telegram_base_url": emulator.base_url,
                 "telegram_base_file_url": emulator.base_file_url,
                 "database_path": database,
+                # push robots go to the stand-ins too, never to the real services
+                **{f"{service.value}_api_base": robots.base(service) for service in Service},
             }
         )
         # No rate limiter: the emulator enforces no flood limits, and the limiter's group budget
@@ -93,7 +101,7 @@ async def running_bot(
             config, token=emulator.token, storage=storage, clock=clock, rate_limit=False
         )
         await _start(app, stack)
-        yield BotRuntime(emulator, app, storage, clock, config, database, temporary)
+        yield BotRuntime(emulator, robots, app, storage, clock, config, database, temporary)
 
 
 async def _start(app: AnyApplication, stack: AsyncExitStack) -> None:

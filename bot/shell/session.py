@@ -23,10 +23,14 @@ from typing import Any
 
 from bot.emulator import ChatEvent, StoredFile
 from bot.i18n import resolve_language
+from bot.robots.models import Robot, Service
+from bot.robots.render import KEYWORD, service_name
+from bot.robots.webhooks import webhook_url
 from bot.shell.commands import (
     COMMAND_NAMES,
     Command,
     Help,
+    Hooks,
     Quit,
     Remind,
     Say,
@@ -86,6 +90,14 @@ def keep_file(folder: Path, file: StoredFile) -> Path:
     return target
 
 
+def stand_in_token(service: Service, number: int) -> str:
+    """A stand-in robot's token, shaped as the service's are and the same in every run (so a
+    script's transcript is reproducible)."""
+    if service is Service.DINGTALK:
+        return f"{number:064x}"  # 64 hex digits
+    return f"00000000-5157-4000-8000-{number:012d}"  # a UUID, as WeCom keys and Feishu hooks
+
+
 class ShellSession:
     def __init__(self, runtime: BotRuntime, console: Console, options: ShellOptions) -> None:
         self.runtime = runtime
@@ -101,6 +113,7 @@ class ShellSession:
         self.admins: dict[int, list[int]] = {}  # their admins' user ids
         self.people: dict[int, JsonDict] = {self.user_id: self.user}  # users met, by id
         self.keyboards: dict[int, int] = {}  # chat id -> id of the message whose buttons count
+        self.hooks: list[Robot] = []  # stand-in robots made with :hooks new, in order
 
     # --- who and where ---------------------------------------------------------------
 
@@ -321,7 +334,48 @@ class ShellSession:
             await self.send_file(command.path, output)
         elif isinstance(command, Say):
             await self.send_text(command.text, output)
+        elif isinstance(command, Hooks):
+            self.show_hooks(command, output)
         return True
+
+    def show_hooks(self, command: Hooks, output: Output) -> None:
+        """``:hooks new SERVICE``: a stand-in group robot and the URL to give ``/push``;
+        ``:hooks``: each robot and the messages it received, as its group would show them."""
+        robots = self.runtime.robots
+        if command.new is not None:
+            number = len(self.hooks) + 1
+            robot = Robot(command.new, stand_in_token(command.new, number))
+            # DingTalk and Feishu robots protected by the keyword 流量卡, as the README advises
+            keyword = None if robot.service is Service.WECOM else KEYWORD
+            robots.register(robot.service, robot.token, keyword=keyword)
+            self.hooks.append(robot)
+            output.add(
+                say(
+                    self.lang,
+                    "notice.hook_new",
+                    n=number,
+                    service=service_name(self.lang, robot.service),
+                    url=webhook_url(robot),
+                )
+            )
+            return
+        if not self.hooks:
+            output.add(say(self.lang, "notice.hooks_none"))
+            return
+        for number, robot in enumerate(self.hooks, start=1):
+            received = robots.received(robot.service, robot.token)
+            output.add(
+                say(
+                    self.lang,
+                    "notice.hook",
+                    n=number,
+                    service=service_name(self.lang, robot.service),
+                    token=robot.masked,
+                    count=len(received),
+                )
+            )
+            for message in received:
+                output.add(*(f"    {line}" for line in message.text.splitlines()), "")
 
     def help(self) -> list[str]:
         usages = {name: say(self.lang, f"usage.{name}") for name in COMMAND_NAMES}

@@ -922,6 +922,20 @@ class PostgresReminderStore:
         )
         return [_outbox_message(row) for row in rows]
 
+    async def pending_robots(self, *, now: datetime, limit: int) -> list[OutboxMessage]:
+        rows = await self._pool.fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM ("
+            "SELECT o.*, row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) "
+            "AS turn FROM outbox o JOIN push_targets t ON t.id = o.target_id "
+            "WHERE o.status = 'pending' AND t.paused_since IS NULL "
+            "AND (o.not_before IS NULL OR o.not_before <= $1) "
+            "AND (o.claimed_until IS NULL OR o.claimed_until <= $1)"
+            ") x ORDER BY turn, id LIMIT $2",
+            now,
+            limit,
+        )
+        return [_outbox_message(row) for row in rows]
+
     async def lift_holds_beyond(self, *, claims: datetime, waits: datetime) -> int:
         async def work(db: Connection) -> int:
             claimed = await db.execute(
