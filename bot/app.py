@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.i18n import t
 from bot.plans.catalogue import Catalogue, load_catalogue
+from bot.reminders.outcomes import Delivery
+from bot.robots.client import RobotClient, RobotMessage
+from bot.robots.delivery import PushGateway
+from bot.robots.models import Robot
 from bot.services.cards import CardService
+from bot.services.push import PushService
 from handlers import (
     addcard,
     bulk,
@@ -26,6 +32,7 @@ from handlers import (
     errors,
     find,
     money,
+    push,
     reminder_settings,
     renew,
     settings,
@@ -45,7 +52,7 @@ from handlers.transport import AiohttpRequest
 from handlers.updates import PerChatUpdateProcessor
 from storage.base import Storage
 from storage.conversations import ConversationStore, conversations_for
-from storage.factory import open_storage
+from storage.factory import open_storage, stores_for
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -61,12 +68,25 @@ MENU_COMMANDS = (
     "stats",
     "cost",
     "settings",
+    "push",
     "help",
     "id",
     "cancel",
 )
 CONVERSATION_FLUSH_SECONDS = 5
 BOT_CONNECTIONS = 256  # as python-telegram-bot's own default pool for Bot API calls
+
+
+class OnDemandRobotClient(RobotClient):
+    """A ``RobotClient`` whose session opens at its first send: a bot whose chats have no
+    robots (and every harness that runs ``post_init`` without ``post_shutdown``) never holds
+    one open."""
+
+    async def send(
+        self, robot: Robot, secret: str | None, message: RobotMessage, *, now: datetime
+    ) -> Delivery:
+        await self.start()  # a no-op once started
+        return await super().send(robot, secret, message, now=now)
 
 
 def conversations_path(database_path: Path) -> Path:
@@ -115,6 +135,7 @@ def add_handlers(application: AnyApplication) -> None:
             *digest.HANDLERS,
             *reminder_settings.HANDLERS,
             *settings.HANDLERS,
+            *push.HANDLERS,
             *edit.EXTRA_HANDLERS,
             *bulk.FALLBACK_HANDLERS,
             *start.FALLBACK_HANDLERS,
@@ -182,14 +203,29 @@ def build_application(
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter())
 
+    # The push robots' HTTP client (one session for every robot), shared by /push's tests and
+    # the reminder sender's deliveries; closed with the bot.
+    robot_client = OnDemandRobotClient.from_settings(config)
+
     async def post_init(application: AnyApplication) -> None:
         store = await opened()
         now = clock or SystemClock()
-        install_services(application, Services(config, now, CardService(store, now), plans))
-        install_reminders(application, store, settings=config, clock=now, schedule=reminder_tick)
+        pushes = stores_for(store).push
+        cards_service = CardService(store, now)
+        push_service = PushService(pushes, robot_client, now)
+        install_services(application, Services(config, now, cards_service, plans, push_service))
+        install_reminders(
+            application,
+            store,
+            settings=config,
+            clock=now,
+            schedule=reminder_tick,
+            robots=PushGateway(pushes, robot_client, now),
+        )
         await register_commands(application)
 
     async def post_shutdown(application: AnyApplication) -> None:
+        await robot_client.close()
         while owned:  # after ``shutdown()``, which wrote the conversations out
             await owned.pop().close()
         application.bot_data.pop(SERVICES_KEY, None)

@@ -28,6 +28,7 @@ from bot.i18n import Html, resolve_language, t
 from bot.models import ChatSettings
 from bot.plans.catalogue import Catalogue
 from bot.services.cards import CardService
+from bot.services.push import PushService
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Services:
     clock: Clock
     cards: CardService
     catalogue: Catalogue
+    push: PushService  # the chat's push robots (/push)
 
 
 def install_services(application: Application[Any, Any, Any, Any, Any, Any], svc: Services) -> None:

@@ -52,6 +52,7 @@ async def _show(update: Update, context: Context, where: Here) -> None:
         ],
         [button(where.t("settings.change_timezone"), "st:tz")],
         [button(where.t("settings.reminders"), "rs:menu")],
+        [button(where.t("push.settings_button"), "pu:list")],  # handlers/push.py
     ]
     language = where.t(f"settings.language_name.{where.lang}")
     timezone = zone_label(where.chat.timezone)

@@ -51,6 +51,10 @@ class PushStore(Protocol):
         rows go with it."""
         ...
 
+    async def resume_target(self, chat_id: int, target_id: int) -> bool:
+        """A paused target active again (its test arrived); False if it is not the chat's."""
+        ...
+
     async def record_result(self, target_id: int, result: str, *, at: datetime) -> None:
         """The last delivery (or test) to the target: "ok", or a short reason code."""
         ...
@@ -184,6 +188,14 @@ class SqlitePushStore:
                 "DELETE FROM push_targets WHERE chat_id = ? AND id = ?", (chat_id, target_id)
             )
             return cursor.rowcount > 0
+
+    async def resume_target(self, chat_id: int, target_id: int) -> bool:
+        changed = await self.storage.execute(
+            "UPDATE push_targets SET paused_since = NULL, pause_reason = NULL "
+            "WHERE chat_id = ? AND id = ?",
+            (chat_id, target_id),
+        )
+        return changed > 0
 
     async def record_result(self, target_id: int, result: str, *, at: datetime) -> None:
         await self.storage.execute(

@@ -258,6 +258,8 @@ async def app(
     yield application
     await application.stop()
     await application.shutdown()
+    assert application.post_shutdown is not None
+    await application.post_shutdown(application)  # as run_polling does: closes robots' client
 
 
 @pytest.fixture
@@ -305,3 +307,5 @@ async def running_bot(settings: Settings, storage: Storage) -> AsyncIterator[Any
     finally:
         await app.stop()
         await app.shutdown()
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)

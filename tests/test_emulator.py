@@ -198,6 +198,33 @@ async def test_delete_message(emu: BotApiEmulator, bot: Bot) -> None:
         await bot.delete_message(ALICE, sent.message_id)
 
 
+async def test_a_bot_deletes_members_messages_only_with_the_right(
+    emu: BotApiEmulator, bot: Bot
+) -> None:
+    """A basic group's administrator may delete any message; in a supergroup the bot needs the
+    can_delete_messages right, which getChatMember reports."""
+    supergroup = -1004001
+    emu.group_chat(supergroup, "Big shop", supergroup=True, admins=[ALICE])
+    for chat_id in (GROUP, supergroup):
+        said = emu.message_update(chat_id, ALICE, "a secret", enqueue=False)["message"]
+        with pytest.raises(BadRequest, match=r"(?i)message can't be deleted"):
+            await bot.delete_message(chat_id, said["message_id"])  # a member only
+    emu.set_bot_status(supergroup, "administrator", can_delete_messages=False)
+    said = emu.message_update(supergroup, ALICE, "a secret", enqueue=False)["message"]
+    with pytest.raises(BadRequest, match=r"(?i)message can't be deleted"):
+        await bot.delete_message(supergroup, said["message_id"])
+    member = await bot.get_chat_member(supergroup, emu.bot_user["id"])
+    assert member.status == "administrator"
+    assert member.can_delete_messages is False  # type: ignore[attr-defined]
+    emu.set_bot_status(supergroup, "administrator")
+    assert await bot.delete_message(supergroup, said["message_id"])
+    emu.set_bot_status(GROUP, "administrator", can_delete_messages=False)  # a basic group
+    said = emu.message_update(GROUP, ALICE, "a secret", enqueue=False)["message"]
+    assert await bot.delete_message(GROUP, said["message_id"])
+    kinds = [(e.kind, e.text) for e in emu.take_events(GROUP)]
+    assert ("delete", "a secret") in kinds
+
+
 # --- HTML ----------------------------------------------------------------------------------
 
 

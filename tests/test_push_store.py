@@ -280,3 +280,17 @@ async def test_two_processes_claiming_at_once_never_share_a_slot(
     gaps = [b - a for a, b in itertools.pairwise(ordered)]
     assert min(gaps) >= timedelta(seconds=interval)
     assert ordered[-1] == NOW + timedelta(seconds=interval * (claims - 1))
+
+
+async def test_a_paused_target_is_resumed_only_within_its_chat(storage: Storage) -> None:
+    store = push(storage)
+    target_id = await add(store, SHOP, FEISHU)
+    await pause(storage, target_id, at=NOW)
+    assert not await store.resume_target(ALICE, target_id)
+    target = await store.target(target_id)
+    assert target is not None
+    assert target.paused
+    assert await store.resume_target(SHOP, target_id)
+    target = await store.target(target_id)
+    assert target is not None
+    assert (target.paused, target.pause_reason) == (False, None)

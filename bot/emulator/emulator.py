@@ -190,11 +190,16 @@ class BotApiEmulator:
         else:
             outsiders[user_id] = status
 
-    def set_bot_status(self, chat_id: int, status: str) -> None:
-        """Set the bot's own membership in a group: member, administrator, left or kicked."""
+    def set_bot_status(
+        self, chat_id: int, status: str, *, can_delete_messages: bool = True
+    ) -> None:
+        """Set the bot's own membership in a group: member, administrator, left or kicked;
+        an administrator with or without the right to delete others' messages."""
         if status not in ("member", "administrator", "left", "kicked"):
             raise ValueError(f"unknown member status {status!r}")
-        self._chat(chat_id).bot_status = status
+        chat = self._chat(chat_id)
+        chat.bot_status = status
+        chat.bot_can_delete = can_delete_messages
 
     def upgrade_to_supergroup(self, chat_id: int, new_chat_id: int | None = None) -> JsonDict:
         """Migrate a basic group: sends to the old id then raise PTB's ``ChatMigrated``."""
@@ -203,6 +208,7 @@ class BotApiEmulator:
         new_chat = self.group_chat(new_id, str(old.chat.get("title", "")), supergroup=True)
         new_state = self._chat(new_id)
         new_state.admins, new_state.bot_status = list(old.admins), old.bot_status
+        new_state.bot_can_delete = old.bot_can_delete
         new_state.privacy_mode = old.privacy_mode
         old.migrated_to = new_id
         return new_chat

@@ -55,12 +55,13 @@ _ADMIN_RIGHTS = (
 )  # fmt: skip
 
 
-def member_json(user: JsonDict, status: str) -> JsonDict:
+def member_json(user: JsonDict, status: str, *, can_delete_messages: bool = True) -> JsonDict:
     """ChatMember object of the right subtype for ``status``."""
     if status == "creator":
         return {"status": "creator", "user": user, "is_anonymous": False}
     if status == "administrator":
         rights = dict.fromkeys(_ADMIN_RIGHTS, True)
+        rights["can_delete_messages"] = can_delete_messages
         return {
             "status": "administrator",
             "user": user,
@@ -454,14 +455,21 @@ class BotApiMethods:
             )
             return True
         if message_id in chat.user_messages:
-            # Bots delete others' messages only in private chats or as group admins.
-            if chat.is_group and chat.bot_status != "administrator":
+            # Bots delete others' messages only in private chats or as group admins: in a
+            # basic group any administrator, in a supergroup one with can_delete_messages.
+            if chat.is_group and not self._bot_deletes(chat):
                 raise bad_request("message can't be deleted")
             user_message = chat.user_messages.pop(message_id)
             text = user_message.get("text", user_message.get("caption"))
             self.state.emit(ChatEvent("delete", chat.id, message_id, text=text, time=time.time()))
             return True
         return False
+
+    @staticmethod
+    def _bot_deletes(chat: ChatState) -> bool:
+        if chat.bot_status != "administrator":
+            return False
+        return chat.type == "group" or chat.bot_can_delete
 
     async def delete_message(self, params: RequestParams) -> bool:
         """deleteMessage."""
@@ -620,7 +628,12 @@ class BotApiMethods:
             raise bad_request("user not found")
         if chat.type == "private" and user_id not in (chat.id, self.state.bot_user["id"]):
             raise bad_request("user not found")
-        return member_json(self.state.user_or_placeholder(user_id), self._status(chat, user_id))
+        return self._member(chat, user_id)
+
+    def _member(self, chat: ChatState, user_id: int) -> JsonDict:
+        rights = chat.bot_can_delete if user_id == self.state.bot_user["id"] else True
+        user = self.state.user_or_placeholder(user_id)
+        return member_json(user, self._status(chat, user_id), can_delete_messages=rights)
 
     async def get_chat_administrators(self, params: RequestParams) -> list[JsonDict]:
         """getChatAdministrators."""
@@ -630,10 +643,7 @@ class BotApiMethods:
         ids = list(chat.admins)
         if chat.bot_status == "administrator":
             ids.append(int(self.state.bot_user["id"]))
-        return [
-            member_json(self.state.user_or_placeholder(user_id), self._status(chat, user_id))
-            for user_id in ids
-        ]
+        return [self._member(chat, user_id) for user_id in ids]
 
     async def get_chat_member_count(self, params: RequestParams) -> int:
         """getChatMemberCount: known members plus the bot."""

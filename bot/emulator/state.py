@@ -73,6 +73,9 @@ class ChatState:
     next_message_id: int = 1
     blocked: bool = False
     bot_status: str = "member"  # member / administrator / left / kicked
+    # The bot's can_delete_messages right as an administrator (a supergroup's admin may be
+    # made without it; in a basic group every administrator can delete any message).
+    bot_can_delete: bool = True
     migrated_to: int | None = None
     # The bot's group privacy mode (@BotFather /setprivacy) as it applies in this group: the
     # bot hears only commands, replies to its messages and mentions of it.

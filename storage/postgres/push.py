@@ -119,6 +119,15 @@ class PostgresPushStore:
         )
         return status != "DELETE 0"
 
+    async def resume_target(self, chat_id: int, target_id: int) -> bool:
+        status = await self.pool.execute(
+            "UPDATE push_targets SET paused_since = NULL, pause_reason = NULL "
+            "WHERE chat_id = $1 AND id = $2",
+            chat_id,
+            target_id,
+        )
+        return status != "UPDATE 0"
+
     async def record_result(self, target_id: int, result: str, *, at: datetime) -> None:
         await self.pool.execute(
             "UPDATE push_targets SET last_at = $1, last_result = $2 WHERE id = $3",
