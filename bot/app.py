@@ -156,8 +156,13 @@ def build_application(
     rate_limit: bool = True,
     catalogue: Catalogue | None = None,
     reminder_tick: bool = True,
+    robot_clock: Clock | None = None,
 ) -> AnyApplication:
     """The bot, ready to ``initialize()``/``run_polling()``.
+
+    ``robot_clock`` times what push robots see: their rate budgets and the signatures, which
+    the services check against the real time. It is the system clock unless a test gives one
+    (``clock``, a date fixed for the reminders, would sign with the wrong time).
 
     Without ``storage`` the database at ``config.database_path`` is opened when the application
     starts (inside its event loop) and closed when it stops. The plan catalogue is read and
@@ -212,7 +217,8 @@ def build_application(
         now = clock or SystemClock()
         pushes = stores_for(store).push
         cards_service = CardService(store, now)
-        push_service = PushService(pushes, robot_client, now)
+        real = robot_clock or SystemClock()
+        push_service = PushService(pushes, robot_client, real)
         install_services(application, Services(config, now, cards_service, plans, push_service))
         install_reminders(
             application,
@@ -220,7 +226,7 @@ def build_application(
             settings=config,
             clock=now,
             schedule=reminder_tick,
-            robots=PushGateway(pushes, robot_client, now),
+            robots=PushGateway(pushes, robot_client, real),
         )
         await register_commands(application)
 

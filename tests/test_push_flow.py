@@ -69,7 +69,13 @@ async def app(
         lark_api_base=robots.base(Service.LARK),
     )
     application = build_application(
-        settings, token=TOKEN, storage=storage, clock=clock, rate_limit=False, reminder_tick=False
+        settings,
+        token=TOKEN,
+        storage=storage,
+        clock=clock,
+        rate_limit=False,
+        reminder_tick=False,
+        robot_clock=clock,  # the robots' emulator runs on it too
     )
     await application.initialize()
     assert application.post_init is not None

@@ -251,7 +251,8 @@ async def test_a_run_reports_each_robot(robots: tuple[Settings, RobotEmulator]) 
     settings, emulator = robots
     out = io.StringIO()
     assert await run_remind(settings, on_date=DAY, dry_run=False, out=out) == 0
-    assert "推送机器人：发送成功 1 条，失败 0 次" in out.getvalue()
+    assert "推送机器人：发送成功 1 条，失败 0 次。" in out.getvalue()
+    assert "地址被拒绝" not in out.getvalue()
     assert len(emulator.received(WECOM.service, WECOM.token)) == 1
 
 
@@ -264,6 +265,6 @@ async def test_a_robot_whose_key_is_refused_is_named_and_paused(
     await run_remind(settings, on_date=DAY, dry_run=False, out=out)
     printed = out.getvalue()
     assert f"推送失败：聊天 {GROUP} 的机器人 wecom {WECOM.masked}：invalid_key" in printed
-    assert "1 个机器人的地址被拒绝（已暂停，已通知所在聊天）" in printed
+    assert "1 个推送机器人的地址被拒绝：已暂停，并已通知所在的聊天。" in printed
     assert WECOM.token not in printed
     assert len(emulator.received(WECOM.service, WECOM.token)) == 0

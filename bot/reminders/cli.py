@@ -176,8 +176,9 @@ def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats
             "remind_cli.robots",
             sent=drained.robots_sent,
             failed=len(drained.robot_errors),
-            paused=drained.paused_targets,
         )
+    if drained.paused_targets:
+        _say(out, lang, "remind_cli.robots_paused", paused=drained.paused_targets)
     _say(
         out,
         lang,

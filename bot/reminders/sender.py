@@ -100,9 +100,9 @@ class RobotGateway(Protocol):
         """The push target (None: removed since its message was enqueued)."""
         ...
 
-    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
-        """Reserve the robot's next send (every sender shares one budget per robot); the
-        instant it may go."""
+    async def claim_slot(self, robot: Robot, *, interval: float) -> float:
+        """Reserve the robot's next send (every sender shares one budget per robot, kept in
+        real time); the seconds until it may go."""
         ...
 
     async def send(self, target: PushTarget, title: str, text: str) -> Delivery:
@@ -267,7 +267,10 @@ class _Drain:
         self.targets: dict[int, int] = {}
         self.halted: set[Destination] = set()  # done for this drain; their later rows wait
         self.push_targets: dict[int, PushTarget | None] = {}  # read once a drain; None: gone
-        self.slots: dict[Destination, datetime] = {}  # a robot's claimed slot, set aside for
+        # A robot's claimed slot, as the ``monotonic()`` instant it is due, while set aside for
+        # it. Slots are waited for by this clock, not the wall clock the sender is given: that
+        # one may be a date fixed for the reminders, standing still (the shell, tests).
+        self.slots: dict[Destination, float] = {}
         # Messages this drain holds the claim of, and until when.
         self.claimed: dict[int, datetime] = {}
         # One-message digests rendered but not stored: they are stored when marked sent; and
@@ -429,19 +432,19 @@ class _Drain:
                 rendered = await self.render(message, message.chat_id, push)
                 queued.extendleft(reversed(rendered))
                 continue
-            slot = self.slots.pop(destination, None)
-            if slot is None or self._missed(slot):
-                slot = await self._claim_slot(push, interval)
-            wait = (slot - self.clock.now()).total_seconds()
+            due = self.slots.pop(destination, None)
+            if due is None or self._missed(due):
+                due = await self._claim_slot(push, interval)
+            wait = due - self.sender.monotonic()
             if wait > ROBOT_INLINE_WAIT:
                 queued.appendleft(message)
-                self.slots[destination] = slot  # kept: it is this destination's turn then
+                self.slots[destination] = due  # kept: it is this destination's turn then
                 if self._set_aside(destination, wait):
                     return True
                 break  # the drain ends first (the slot goes unused)
             if wait > 0:
                 await self.sender.sleep(wait)
-                if self._missed(slot):  # woke too late (a busy process): take a new slot
+                if self._missed(due):  # woke too late (a busy process): take a new slot
                     queued.appendleft(message)
                     continue
             await self._keep_claims(message, queued)
@@ -451,10 +454,10 @@ class _Drain:
         await self._hand_back(queued)
         return False
 
-    def _missed(self, slot: datetime) -> bool:
+    def _missed(self, due: float) -> bool:
         """Too late for the slot: sent now, it could bunch with the robot's next ones (a stalled
         process waking with several slots past) and put more in one minute than it allows."""
-        return (self.clock.now() - slot).total_seconds() > ROBOT_LATE_TOLERANCE
+        return self.sender.monotonic() - due > ROBOT_LATE_TOLERANCE
 
     async def _push_target(self, target_id: int) -> PushTarget | None:
         if target_id not in self.push_targets:
@@ -462,11 +465,11 @@ class _Drain:
             self.push_targets[target_id] = await self.sender.robots.target(target_id)
         return self.push_targets[target_id]
 
-    async def _claim_slot(self, push: PushTarget, interval: float) -> datetime:
+    async def _claim_slot(self, push: PushTarget, interval: float) -> float:
+        """The robot's next slot, as the ``monotonic()`` instant it is due."""
         assert self.sender.robots is not None
-        return await self.sender.robots.claim_slot(
-            push.robot, now=self.clock.now(), interval=interval
-        )
+        wait = await self.sender.robots.claim_slot(push.robot, interval=interval)
+        return self.sender.monotonic() + wait
 
     async def deliver_robot(
         self, message: OutboxMessage, push: PushTarget, interval: float
@@ -520,8 +523,7 @@ class _Drain:
                 wait = min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
             # A retry is a new request: it takes a slot of its own.
             await self.sender.sleep(wait)
-            slot = await self._claim_slot(push, interval)
-            ahead = (slot - clock.now()).total_seconds()
+            ahead = await self._claim_slot(push, interval) - self.sender.monotonic()
             if self.deadline is not None and self.sender.monotonic() + ahead > self.deadline:
                 return (await self._later(message, message.chat_id, "robot busy", ahead, push))[0]
             if ahead > 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -17,6 +16,9 @@ from storage.push import PushStore
 
 
 class PushGateway:
+    """``clock`` is the real time (the services' limits and signatures are in it), not a date
+    fixed for the reminders."""
+
     def __init__(self, store: PushStore, client: RobotClient, clock: Clock) -> None:
         self.store = store
         self.client = client
@@ -25,8 +27,10 @@ class PushGateway:
     async def target(self, target_id: int) -> PushTarget | None:
         return await self.store.target(target_id)
 
-    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
-        return await self.store.claim_slot(robot, now=now, interval=interval)
+    async def claim_slot(self, robot: Robot, *, interval: float) -> float:
+        now = self.clock.now()
+        slot = await self.store.claim_slot(robot, now=now, interval=interval)
+        return max((slot - now).total_seconds(), 0.0)
 
     async def send(self, target: PushTarget, title: str, text: str) -> Delivery:
         message = RobotMessage(title=title, text=text)

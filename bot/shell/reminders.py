@@ -22,6 +22,7 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
     """Remind every chat not reminded for ``day`` yet, as if it were that day everywhere;
     returns the pass's one-line summary (the digests themselves are chat events)."""
     try:
+        from bot.clock import SystemClock
         from bot.reminders.cli import run_pass
         from bot.reminders.compose import ReminderComposer
         from bot.reminders.sender import OutboxSender, SenderPolicy
@@ -38,7 +39,8 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
     composer = ReminderComposer(store, runtime.clock, default_language=language)
     summary = io.StringIO()
     # the push robots too: runtime.settings point them at the shell's stand-ins
-    async with open_robots(runtime.settings, stores, runtime.clock) as robots:
+    # (in real time: the robots' limits and signatures are, whatever date the shell fixed)
+    async with open_robots(runtime.settings, stores, SystemClock()) as robots:
         sender = OutboxSender(
             store,
             messenger,
