@@ -3,9 +3,9 @@
 Copies every table of a SimWatch SQLite database (it may be in use: a consistent snapshot of it
 is copied, the file itself is never written) into an empty PostgreSQL database, ``--to`` or
 else ``DATABASE_URL``, in one transaction, and prints the rows per table on both sides. Exit
-status: 0 when copied and the counts match, 2 when the source or the target can't be used or
-the target already holds data (nothing is written then), 1 when the copy failed midway (rolled
-back: the target stays empty).
+status: 0 when copied and the counts match; 2 when the source or the target can't be used, the
+target already holds data or a row can't be copied; 1 when the counts differ after the copy.
+Whatever fails, the transaction is rolled back: nothing is written.
 """
 
 from __future__ import annotations

@@ -436,7 +436,9 @@ async def copy_sqlite_to_postgres(
     except asyncpg.LockNotAvailableError:
         raise TransferError("busy", target=target) from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise TransferError("target_failed", target=target, error=exc) from None
+        # the message only: its DETAIL line may quote a row (a token), and is a second line
+        error = exc.args[0] if exc.args else type(exc).__name__
+        raise TransferError("target_failed", target=target, error=error) from None
     finally:
         await pool.close()
 
