@@ -567,3 +567,26 @@ def test_a_hundred_thousand_cards(pg_url: str, tmp_path: Path) -> None:
     # not asserted (machines differ): recorded for the report with -s
     print(f"\n100,000 cards: built in {built:.1f} s, migrate-db took {took:.1f} s")
     print(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ("CREATE TABLE shop_notes (id INTEGER PRIMARY KEY, text TEXT)", "no table shop_notes"),
+        ("ALTER TABLE cards ADD COLUMN colour TEXT", "cards has no column colour"),
+    ],
+    ids=["table", "column"],
+)
+async def test_what_postgresql_has_no_place_for_stops_the_copy(
+    change: str, says: str, source: tuple[Path, dict[str, Any]], pg_url: str, tmp_path: Path
+) -> None:
+    """A table or column only the SQLite side has (added by hand, or by a migration the
+    PostgreSQL side lacks) would be lost: refused before anything is written."""
+    path, _ = source
+    with sqlite3.connect(path) as db:
+        db.execute(change)
+    db.close()
+    line = one_line(run(["--from", str(path)], tmp_path, DATABASE_URL=pg_url))
+    assert "can't copy the database" in line
+    assert says in line
+    assert set((await _count_rows(pg_url)).values()) == {0}
