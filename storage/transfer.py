@@ -16,6 +16,7 @@ for, schemas at different versions) stops it before anything is written.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import tempfile
 import time as clock
@@ -39,6 +40,7 @@ from storage.postgres.migrate import VERSION_TABLE
 from storage.postgres.migrate import migrate as migrate_postgres
 from storage.postgres.pool import Connection, open_pool, redacted
 
+logger = logging.getLogger(__name__)
 _HEADER = b"SQLite format 3\x00"
 BATCH_ROWS = 5_000  # rows read from SQLite per step of a table's COPY
 LOCK_TIMEOUT = "30s"  # a bot already writing the target: wait this long, then give up
@@ -433,6 +435,8 @@ async def copy_sqlite_to_postgres(
                 return await _migrate_and_copy(db, pool, source, target, progress)
             finally:
                 await db.close()
+    except sqlite3.Error as exc:  # reading the snapshot
+        raise TransferError("source_unreadable", path=source, error=exc) from None
     except asyncpg.LockNotAvailableError:
         raise TransferError("busy", target=target) from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -466,11 +470,13 @@ async def _migrate_and_copy(
         raise TransferError("target_too_new", target=target, error=exc) from None
     async with pool.acquire() as conn:
         tables = await _plan(db, conn)
+        async with conn.transaction():
+            counts = await _copy(db, conn, tables, target, progress)
+        # Committed. Fresh statistics for the planner rather than whenever autovacuum gets to
+        # it; not worth failing the (done) copy for.
         try:
-            async with conn.transaction():
-                counts = await _copy(db, conn, tables, target, progress)
-        except sqlite3.Error as exc:
-            raise TransferError("source_unreadable", path=source, error=exc) from None
-        # fresh statistics for the planner, rather than whenever autovacuum gets to it
-        await conn.execute(f"ANALYZE {', '.join(_quote(table.name) for table in tables)}")
+            await conn.execute(f"ANALYZE {', '.join(_quote(table.name) for table in tables)}")
+        except asyncpg.PostgresError as exc:
+            reason = exc.args[0] if exc.args else type(exc).__name__  # no DETAIL: may quote rows
+            logger.warning("ANALYZE after the copy failed (%s): autovacuum will do it", reason)
     return counts
