@@ -28,6 +28,7 @@ from bot.config import (
 )
 from bot.i18n import t
 from bot.logs import install_excepthook, redact, register_secrets, setup_logging
+from bot.migrate_db import add_migrate_db_parser, run_migrate_db
 from bot.plans.catalogue import CatalogueError, load_catalogue
 from bot.reminders.cli import add_remind_parser, plain, run_remind
 from bot.shell import add_shell_parser, run_shell
@@ -92,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     add_shell_parser(commands)
     add_bulk_parsers(commands)
     add_remind_parser(commands)
+    add_migrate_db_parser(commands)
     for command in commands.choices.values():
         command.formatter_class = PlainHelpFormatter
     return root
@@ -152,6 +154,8 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run_export(settings, args, sys.stdout))
     if args.command == "backup":
         return run_backup(settings, args.file, force=args.force)
+    if args.command == "migrate-db":
+        return run_migrate_db(settings, args, sys.stdout, sys.stderr)
     return 0
 
 
