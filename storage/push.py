@@ -59,9 +59,13 @@ class PushStore(Protocol):
         """The last delivery (or test) to the target: "ok", or a short reason code."""
         ...
 
-    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
+    async def claim_slot(
+        self, robot: Robot, *, now: datetime, interval: float, within: float | None = None
+    ) -> datetime | None:
         """The instant the caller may send the robot a message (``now`` or later), the robot's
-        next slot moved on by ``interval`` seconds for whoever asks next, in any process."""
+        next slot moved on by ``interval`` seconds for whoever asks next, in any process.
+        ``within``: only a slot at most that many seconds away; None (and nothing claimed) if
+        the next one is later, so a sender that could not wait that long wastes none."""
         ...
 
 
@@ -110,6 +114,8 @@ _CLAIM_SQL = (
     f"VALUES (:service, :token, strftime({_SLOT_FORMAT}, julianday(:now) + :days)) "
     "ON CONFLICT (service, token) DO UPDATE SET next_at = "
     f"strftime({_SLOT_FORMAT}, max(julianday(next_at), julianday(:now)) + :days) "
+    "WHERE :within IS NULL "
+    "OR max(julianday(next_at), julianday(:now)) <= julianday(:now) + :within "
     "RETURNING next_at"
 )
 
@@ -203,17 +209,21 @@ class SqlitePushStore:
             (_instant(at), result, target_id),
         )
 
-    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
+    async def claim_slot(
+        self, robot: Robot, *, now: datetime, interval: float, within: float | None = None
+    ) -> datetime | None:
         start = slot_now(now)
         params = {
             "service": robot.service.value,
             "token": robot.token,
             "now": start.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
             "days": interval / 86_400,
+            "within": None if within is None else within / 86_400,
         }
         async with self.storage.transaction() as db, db.execute(_CLAIM_SQL, params) as cursor:
             row = await cursor.fetchone()
-        assert row is not None
+        if row is None:
+            return None  # the next slot is further than ``within``: nothing claimed
         after = _moment(row[0])
         assert after is not None
         # what the caller gets is the slot before the move: max(next_at, now)

@@ -203,7 +203,9 @@ class ReminderStore(Protocol):
     ) -> tuple[DigestChat, list[DueCard]] | None:
         """Claim an unrendered digest (as ``claim``) and read the chat and the cards it is to
         remind about, as they are now; None if another sender has it or it is not pending.
-        ``chat_id``: the chat's id now (it may have moved since the digest was enqueued)."""
+        The chat is the row's as it is now (``DigestChat.chat_id``): a chat that moved since
+        the digest was enqueued (a group that became a supergroup) is read under its new id.
+        ``chat_id``: the id the sender knows it by (unused by the stores: the row's wins)."""
         ...
 
     async def expand(
@@ -514,8 +516,29 @@ _MERGE_CHAT_SQL = (
                                    THEN excluded.prev_composed_on ELSE prev_composed_on END,
            composed_on = max(coalesce(composed_on, ''), coalesce(excluded.composed_on, ''))""",
     "UPDATE chat_reminders SET composed_on = NULL WHERE chat_id = :new AND composed_on = ''",
-    # push targets: a robot both chats push to stays the new chat's (its pending messages,
-    # rendered after the merge from both chats' cards, say everything); the others move over
+    # push targets: the old chat's messages to a robot both chats push to go to the new
+    # chat's target (numbered after its own by _merge_outbox), unless the new chat's digest
+    # of that day for it is not rendered yet either: rendered after the merge, it lists both
+    # chats' cards. Then the old chat's duplicate targets go, the others move over.
+    """DELETE FROM outbox WHERE chat_id = :old AND status = 'pending' AND text IS NULL
+           AND claimed_until IS NULL AND target_id IN (
+               SELECT o.id FROM push_targets o JOIN push_targets n ON n.chat_id = :new
+                   AND n.service = o.service AND n.token = o.token
+               WHERE o.chat_id = :old)
+           AND EXISTS (SELECT 1 FROM outbox m
+                       JOIN push_targets n ON n.id = m.target_id
+                       JOIN push_targets o ON o.id = outbox.target_id
+                       WHERE m.chat_id = :new AND n.service = o.service AND n.token = o.token
+                         AND m.digest_date = outbox.digest_date AND m.status = 'pending'
+                         AND m.text IS NULL AND m.claimed_until IS NULL)""",
+    """UPDATE outbox SET target_id = (
+           SELECT n.id FROM push_targets o JOIN push_targets n ON n.chat_id = :new
+               AND n.service = o.service AND n.token = o.token
+           WHERE o.id = outbox.target_id)
+       WHERE chat_id = :old AND target_id IN (
+               SELECT o.id FROM push_targets o JOIN push_targets n ON n.chat_id = :new
+                   AND n.service = o.service AND n.token = o.token
+               WHERE o.chat_id = :old)""",
     """DELETE FROM push_targets WHERE chat_id = :old AND EXISTS (
            SELECT 1 FROM push_targets n WHERE n.chat_id = :new
            AND n.service = push_targets.service AND n.token = push_targets.token)""",
@@ -1181,6 +1204,11 @@ class SqliteReminderStore:
                 "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > ?",
                 (_instant(waits),),
             )
+            # a robot's budget that far ahead: its next slot was claimed by that clock too
+            await db.execute(
+                "DELETE FROM robot_slots WHERE julianday(next_at) > julianday(?)",
+                (_instant(waits),),
+            )
             return max(claimed.rowcount, 0) + max(waiting.rowcount, 0)
 
     async def count_pending(self) -> int:
@@ -1207,10 +1235,15 @@ class SqliteReminderStore:
         # No transaction around the two statements: the claim keeps other senders off, and the
         # read is consistent by itself (a card renewed after it is simply left out).
         async with self._storage.statements() as db:
-            claimed = await db.execute(_CLAIM_SQL, (_instant(until), message.id, _instant(now)))
-            if claimed.rowcount == 0:
+            # The chat as the row has it now: it follows a chat that moved (ON UPDATE CASCADE)
+            # after the sender read it, and ``chat_id`` would find no cards.
+            rows = await db.execute_fetchall(
+                _CLAIM_SQL + " RETURNING chat_id", (_instant(until), message.id, _instant(now))
+            )
+            if not rows:
                 return None
-            return await _digest_cards(db, chat_id, message.digest_date)
+            current = int(next(iter(rows))[0])
+            return await _digest_cards(db, current, message.digest_date)
 
     async def expand(
         self,

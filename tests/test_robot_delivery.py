@@ -138,13 +138,15 @@ class Setup:
             self.telegram.group_chat(chat_id, name, supergroup=True)
         await self.stores.storage.ensure_chat(chat_id, is_group=chat_id < 0)
 
-    async def cards(self, chat_id: int, count: int = 1, days_left: int = 3) -> None:
+    async def cards(
+        self, chat_id: int, count: int = 1, days_left: int = 3, label_prefix: str = "收银台"
+    ) -> None:
         for _ in range(count):
             self._n += 1
             draft = CardDraft(
                 iccid=f"89860012345678{self._n:06d}",
                 expiry=DAY + timedelta(days=days_left),
-                label=f"收银台{self._n}",
+                label=f"{label_prefix}{self._n}",
             )
             await self.stores.storage.add_card(chat_id, draft, self.clock.now())
 
@@ -449,3 +451,83 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_robots(setup: Setup) 
     await setup.stores.reminders.migrate_chat(other, supergroup)
     merged = await setup.stores.push.targets(supergroup)
     assert sorted(target.robot.service for target in merged) == [Service.FEISHU, Service.WECOM]
+
+
+async def test_a_robot_many_chats_share_catches_up_tick_by_tick(setup: Setup) -> None:
+    """The bot drains for 45 s a minute: a robot 50 chats share needs several drains. A slot
+    past a drain's end is not claimed, so the robot's budget does not run away from the clock
+    (claimed and unused, 50 slots a drain would push it on 150 s a minute) and each drain
+    sends what fits, about 45 / 3.05."""
+    chats = [-400_000 - n for n in range(50)]
+    for n, chat_id in enumerate(chats):
+        await setup.chat(chat_id, f"分店{n}")
+        await setup.cards(chat_id)
+        await setup.push(chat_id, WECOM, name=f"分店{n}")
+    await setup.compose()
+    per_tick = []
+    while len(setup.got(WECOM)) < 50 and len(per_tick) < 6:
+        before = len(setup.got(WECOM))
+        await setup.sender().drain(deadline=setup.time.monotonic() + 45)
+        per_tick.append(len(setup.got(WECOM)) - before)
+        setup.time.jump(15)  # the next tick, a minute after this one began
+    assert sum(per_tick) == 50
+    assert len(per_tick) <= 4
+    assert min(per_tick[:-1]) >= 12
+    assert setup.robots.total_refusals == 0
+
+
+async def test_another_senders_fresh_claim_is_not_taken_for_a_clock_ahead(
+    setup: Setup,
+) -> None:
+    """A claim another sender took a moment ago, on a clock a few seconds ahead of this one,
+    is live: freed, its message would go twice."""
+    await setup.chat(SHOP)
+    await setup.cards(SHOP)
+    await setup.push(SHOP, WECOM)
+    await setup.compose()
+    store = setup.stores.reminders
+    now = setup.clock.now()
+    (robot_row,) = await store.pending(now=now, after_id=0, limit=10, robots=True)
+    ahead = now + timedelta(seconds=5)
+    assert await store.claim(robot_row.id, now=ahead, until=ahead + FAST.claim)
+    await setup.drain()
+    assert setup.got(WECOM) == []  # the other sender's
+    assert (await store.held(now=setup.clock.now())).count == 1
+
+
+async def test_a_robot_budget_set_by_a_clock_ahead_is_lifted(setup: Setup) -> None:
+    await setup.chat(SHOP)
+    await setup.cards(SHOP)
+    await setup.push(SHOP, WECOM)
+    await setup.compose()
+    # a sender whose clock was a month ahead claimed the robot's next slot
+    ahead = setup.clock.now() + timedelta(days=30)
+    await setup.stores.push.claim_slot(WECOM, now=ahead, interval=3.05)
+    await setup.sender().drain(deadline=setup.time.monotonic() + 45)
+    assert len(setup.got(WECOM)) == 1
+
+
+async def test_a_shared_robots_pending_digest_survives_a_merge(setup: Setup) -> None:
+    """The old group's robot digest had not gone out (the service was down) while the
+    supergroup's had: after the merge the old group's cards still reach the robot."""
+    old, new = -4545, -1004545
+    await setup.chat(old, "老店")
+    await setup.chat(new, "老店")
+    await setup.cards(old, label_prefix="旧")
+    await setup.cards(new, label_prefix="新")
+    await setup.push(old, WECOM, name="老店")
+    await setup.push(new, WECOM, name="老店")
+    await setup.compose()
+    rows = await setup.stores.reminders.pending(
+        now=setup.clock.now(), after_id=0, limit=10, robots=True
+    )
+    old_row = next(row for row in rows if row.chat_id == old)
+    # the old group's robot digest waits (backing off); the supergroup's goes out
+    await setup.stores.reminders.defer(old_row.id, until=setup.clock.now() + timedelta(minutes=5),
+                                       error="timed out")  # fmt: skip
+    await setup.drain()
+    assert "新" in setup.got(WECOM)[0].text
+    await setup.stores.reminders.migrate_chat(old, new)
+    setup.time.jump(600)
+    await setup.drain()
+    assert any("旧" in message.text for message in setup.got(WECOM))

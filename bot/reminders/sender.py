@@ -100,9 +100,12 @@ class RobotGateway(Protocol):
         """The push target (None: removed since its message was enqueued)."""
         ...
 
-    async def claim_slot(self, robot: Robot, *, interval: float) -> float:
+    async def claim_slot(
+        self, robot: Robot, *, interval: float, within: float | None = None
+    ) -> float | None:
         """Reserve the robot's next send (every sender shares one budget per robot, kept in
-        real time); the seconds until it may go."""
+        real time); the seconds until it may go. ``within``: only a slot at most that many
+        seconds away, else None and nothing reserved."""
         ...
 
     async def send(self, target: PushTarget, title: str, text: str) -> Delivery:
@@ -114,6 +117,8 @@ class RobotGateway(Protocol):
 # Telegram's longest flood wait that a deferred message honours (a longer one is a clock that
 # ran ahead, see ``OutboxSender.drain``).
 LONGEST_RETRY_AFTER = timedelta(days=1)
+# How far another sender's clock (or the moment it claimed) may be ahead of this one's.
+CLAIM_SKEW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -230,11 +235,14 @@ class OutboxSender:
         for chat_id in [c for c, b in self.chat_budgets.items() if b.full(now)]:
             del self.chat_budgets[chat_id]
         # Claims and back-offs set by a clock that ran ahead would hold messages for as long
-        # as it was ahead: none is ever set further than these from the time it is set.
+        # as it was ahead: none is ever set further than these from the time it is set. The
+        # margin: another sender's claim, taken a moment after ``instant`` (or on a clock a
+        # little ahead of this one), is a live claim, not a clock that ran ahead; freed, its
+        # message would go twice.
         instant, policy = self.clock.now(), self.policy
         longest_wait = max(policy.later_max, LONGEST_RETRY_AFTER)
         freed = await self.store.lift_holds_beyond(
-            claims=instant + policy.claim, waits=instant + longest_wait
+            claims=instant + policy.claim + CLAIM_SKEW, waits=instant + longest_wait
         )
         if freed:
             log.warning("outbox: freed %d messages held by a clock that ran ahead", freed)
@@ -316,10 +324,16 @@ class _Drain:
                 await self.robot_queue.put(None)
 
     async def produce(self) -> None:
-        # Slowest budgets first, so that their minutes start early: robots (20 a minute, for
-        # every chat sharing one), then groups (20 a minute each); private chats fill the gaps.
-        if self.sender.robots is not None:
-            await self.produce_robots()
+        # Robots and chats are read side by side, each into its own workers' queue: robots
+        # that hang (a service down) hold back no chat's digest.
+        async with asyncio.TaskGroup() as producers:
+            if self.sender.robots is not None:
+                producers.create_task(self.produce_robots())
+            producers.create_task(self.produce_chats())
+
+    async def produce_chats(self) -> None:
+        # Groups first: their per-minute budget makes a long group digest the slowest part
+        # of a drain, so their minutes should start early; private chats fill the gaps.
         for groups in (True, False):
             await self.produce_some(groups=groups, robots=False)
 
@@ -435,13 +449,16 @@ class _Drain:
             due = self.slots.pop(destination, None)
             if due is None or self._missed(due):
                 due = await self._claim_slot(push, interval)
+            if due is None:  # its next slot comes after this drain: the next drain's, unclaimed
+                queued.appendleft(message)
+                break
             wait = due - self.sender.monotonic()
             if wait > ROBOT_INLINE_WAIT:
                 queued.appendleft(message)
                 self.slots[destination] = due  # kept: it is this destination's turn then
                 if self._set_aside(destination, wait):
                     return True
-                break  # the drain ends first (the slot goes unused)
+                break  # the drain ends first (cannot happen: the slot was within it)
             if wait > 0:
                 await self.sender.sleep(wait)
                 if self._missed(due):  # woke too late (a busy process): take a new slot
@@ -465,11 +482,20 @@ class _Drain:
             self.push_targets[target_id] = await self.sender.robots.target(target_id)
         return self.push_targets[target_id]
 
-    async def _claim_slot(self, push: PushTarget, interval: float) -> float:
-        """The robot's next slot, as the ``monotonic()`` instant it is due."""
+    async def _claim_slot(self, push: PushTarget, interval: float) -> float | None:
+        """The robot's next slot, as the ``monotonic()`` instant it is due; None when it comes
+        after this drain's deadline (then none is claimed: a slot nobody uses would push the
+        robot's budget on for every sender, and a robot many chats share would never catch
+        up)."""
         assert self.sender.robots is not None
-        wait = await self.sender.robots.claim_slot(push.robot, interval=interval)
-        return self.sender.monotonic() + wait
+        within = None
+        if self.deadline is not None:
+            # a margin before the end: the send itself takes time
+            within = self.deadline - self.sender.monotonic() - ROBOT_INLINE_WAIT
+            if within < 0:
+                return None
+        wait = await self.sender.robots.claim_slot(push.robot, interval=interval, within=within)
+        return None if wait is None else self.sender.monotonic() + wait
 
     async def deliver_robot(
         self, message: OutboxMessage, push: PushTarget, interval: float
@@ -521,13 +547,16 @@ class _Drain:
                 if transient >= policy.transient_attempts:
                     return (await self._later(message, message.chat_id, error, push=push))[0]
                 wait = min(policy.backoff_base * 2 ** (transient - 1), policy.backoff_max)
+            if self.deadline is not None and self.sender.monotonic() + wait >= self.deadline:
+                error = "rate limited" if isinstance(outcome, RateLimited) else "robot busy"
+                return (await self._later(message, message.chat_id, error, wait, push))[0]
             # A retry is a new request: it takes a slot of its own.
             await self.sender.sleep(wait)
-            ahead = await self._claim_slot(push, interval) - self.sender.monotonic()
-            if self.deadline is not None and self.sender.monotonic() + ahead > self.deadline:
-                return (await self._later(message, message.chat_id, "robot busy", ahead, push))[0]
-            if ahead > 0:
-                await self.sender.sleep(ahead)
+            due = await self._claim_slot(push, interval)
+            if due is None:
+                return (await self._later(message, message.chat_id, "robot busy", push=push))[0]
+            if due > self.sender.monotonic():
+                await self.sender.sleep(due - self.sender.monotonic())
 
     async def _pause(self, message: OutboxMessage, push: PushTarget, reason: str) -> None:
         """The service refused the robot's key (or its security settings, the message): stop
@@ -597,6 +626,7 @@ class _Drain:
             self.stats.skipped += 1
             return []
         chat, due = found
+        target = chat.chat_id  # where the row is now: the chat may have moved meanwhile
         if push is not None:  # the robot's group is a group: ICCIDs are masked there
             chat = DigestChat(chat.chat_id, True, chat.language)
         digest = make_digest(

@@ -27,10 +27,12 @@ class PushGateway:
     async def target(self, target_id: int) -> PushTarget | None:
         return await self.store.target(target_id)
 
-    async def claim_slot(self, robot: Robot, *, interval: float) -> float:
+    async def claim_slot(
+        self, robot: Robot, *, interval: float, within: float | None = None
+    ) -> float | None:
         now = self.clock.now()
-        slot = await self.store.claim_slot(robot, now=now, interval=interval)
-        return max((slot - now).total_seconds(), 0.0)
+        slot = await self.store.claim_slot(robot, now=now, interval=interval, within=within)
+        return None if slot is None else max((slot - now).total_seconds(), 0.0)
 
     async def send(self, target: PushTarget, title: str, text: str) -> Delivery:
         message = RobotMessage(title=title, text=text)

@@ -140,6 +140,7 @@ class PushService:
         """Send the test message in the robot's next slot: None if it arrived."""
         now = self.clock.now()
         slot = await self.store.claim_slot(robot, now=now, interval=LIMITS[robot.service].interval)
+        assert slot is not None  # claimed whatever its distance (no ``within``)
         wait = (slot - now).total_seconds()
         if wait > self.max_wait:
             # the slot is given up (it only spaces messages): the next claim comes after it

@@ -37,6 +37,9 @@ _CLAIM_SQL = (
     "VALUES ($1, $2, $3::timestamptz + $4 * interval '1 second') "
     "ON CONFLICT (service, token) DO UPDATE SET next_at = "
     "greatest(robot_slots.next_at, $3::timestamptz) + $4 * interval '1 second' "
+    "WHERE $5::float8 IS NULL "
+    "OR greatest(robot_slots.next_at, $3::timestamptz) "
+    "<= $3::timestamptz + $5 * interval '1 second' "
     "RETURNING next_at"
 )
 
@@ -136,10 +139,14 @@ class PostgresPushStore:
             target_id,
         )
 
-    async def claim_slot(self, robot: Robot, *, now: datetime, interval: float) -> datetime:
+    async def claim_slot(
+        self, robot: Robot, *, now: datetime, interval: float, within: float | None = None
+    ) -> datetime | None:
         after = await self.pool.fetchval(
-            _CLAIM_SQL, robot.service.value, robot.token, now, interval
+            _CLAIM_SQL, robot.service.value, robot.token, now, interval, within
         )
+        if after is None:
+            return None  # the next slot is further than ``within``: nothing claimed
         assert isinstance(after, datetime)
         # the slot before the move: max(next_at, now)
         return max(now, after - timedelta(seconds=interval))

@@ -566,7 +566,26 @@ _MERGE_CHAT_SQL = (
            prev_composed_on = CASE WHEN excluded.composed_on > coalesce(s.composed_on, '-infinity')
                                    THEN excluded.prev_composed_on ELSE s.prev_composed_on END,
            composed_on = greatest(s.composed_on, excluded.composed_on)""",
-    # push targets: see storage.reminders._MERGE_CHAT_SQL
+    # push targets: as storage.reminders._MERGE_CHAT_SQL
+    """DELETE FROM outbox WHERE chat_id = $1 AND status = 'pending' AND text IS NULL
+           AND claimed_until IS NULL AND target_id IN (
+               SELECT o.id FROM push_targets o JOIN push_targets n ON n.chat_id = $2
+                   AND n.service = o.service AND n.token = o.token
+               WHERE o.chat_id = $1)
+           AND EXISTS (SELECT 1 FROM outbox m
+                       JOIN push_targets n ON n.id = m.target_id
+                       JOIN push_targets o ON o.id = outbox.target_id
+                       WHERE m.chat_id = $2 AND n.service = o.service AND n.token = o.token
+                         AND m.digest_date = outbox.digest_date AND m.status = 'pending'
+                         AND m.text IS NULL AND m.claimed_until IS NULL)""",
+    """UPDATE outbox SET target_id = (
+           SELECT n.id FROM push_targets o JOIN push_targets n ON n.chat_id = $2
+               AND n.service = o.service AND n.token = o.token
+           WHERE o.id = outbox.target_id)
+       WHERE chat_id = $1 AND target_id IN (
+               SELECT o.id FROM push_targets o JOIN push_targets n ON n.chat_id = $2
+                   AND n.service = o.service AND n.token = o.token
+               WHERE o.chat_id = $1)""",
     """DELETE FROM push_targets o USING push_targets n
        WHERE o.chat_id = $1 AND n.chat_id = $2 AND n.service = o.service AND n.token = o.token""",
     "UPDATE push_targets SET chat_id = $2 WHERE chat_id = $1",
@@ -850,10 +869,19 @@ class PostgresReminderStore:
                 target_id,
             )
             if notice is not None:
+                # The chat's messages of the day, locked as ``expand`` locks them: two notices
+                # (two robots of the chat refusing at once) or a notice and a digest's parts
+                # number after each other, not alike.
+                await db.fetch(
+                    "SELECT 1 FROM outbox WHERE chat_id = $1 AND digest_date = $2 "
+                    "ORDER BY id FOR UPDATE",
+                    chat_id,
+                    day,
+                )
                 await db.execute(_NOTICE_SQL, chat_id, day, notice, at)
             return True
 
-        return await _retrying(self._pool, work)
+        return await _retrying(self._pool, work, also=(asyncpg.exceptions.UniqueViolationError,))
 
     async def reactivate_chat(self, chat_id: int) -> bool:
         # Called on every update: a read first, a write only when something changes.
@@ -946,6 +974,8 @@ class PostgresReminderStore:
                 "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > $1",
                 waits,
             )
+            # a robot's budget that far ahead: its next slot was claimed by that clock too
+            await db.execute("DELETE FROM robot_slots WHERE next_at > $1", waits)
             return _count(claimed) + _count(waiting)
 
         return await _retrying(self._pool, work)
@@ -972,9 +1002,13 @@ class PostgresReminderStore:
     ) -> tuple[DigestChat, list[DueCard]] | None:
         # No transaction around the two statements: the claim keeps other senders off, and the
         # read is consistent by itself (a card renewed after it is simply left out).
-        if not await self.claim(message.id, now=now, until=until):
+        # The chat as the row has it now (see ReminderStore.claim_digest).
+        current = await self._pool.fetchval(
+            _CLAIM_SQL + " RETURNING chat_id", until, message.id, now
+        )
+        if current is None:
             return None
-        return await _digest_cards(self._pool, chat_id, message.digest_date)
+        return await _digest_cards(self._pool, int(current), message.digest_date)
 
     async def expand(
         self,
@@ -1024,7 +1058,7 @@ class PostgresReminderStore:
                 ids.append(int(new_id))
             return ids
 
-        ids = await _retrying(self._pool, work)
+        ids = await _retrying(self._pool, work, also=(asyncpg.exceptions.UniqueViolationError,))
         return [
             OutboxMessage(
                 id=message_id,
