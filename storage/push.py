@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
-
-import aiosqlite
+from typing import Any, Protocol
 
 from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Robot, Service
 from storage.sqlite import SqliteStorage
@@ -81,28 +79,30 @@ def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
+def _moment(text: str | datetime | None) -> datetime | None:
+    if text is None or isinstance(text, datetime):
+        return text
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _target(row: aiosqlite.Row) -> PushTarget:
-    added_at = _moment(row["added_at"])
+def push_target_of(row: Any) -> PushTarget:
+    """A push target from a row of ``TARGET_COLUMNS``, SQLite's (instants as text) or
+    asyncpg's (timestamptz): both are read by position."""
+    added_at = _moment(row[6])
     assert added_at is not None
     return PushTarget(
-        id=row["id"],
-        chat_id=row["chat_id"],
-        robot=Robot(Service(row["service"]), row["token"]),
-        secret=row["secret"],
-        source_name=row["source_name"],
+        id=int(row[0]),
+        chat_id=int(row[1]),
+        robot=Robot(Service(row[2]), str(row[3])),
+        secret=row[4],
+        source_name=row[5],
         added_at=added_at,
-        added_by=row["added_by"],
-        paused_since=_moment(row["paused_since"]),
-        pause_reason=row["pause_reason"],
-        last_at=_moment(row["last_at"]),
-        last_result=row["last_result"],
+        added_by=row[7],
+        paused_since=_moment(row[8]),
+        pause_reason=row[9],
+        last_at=_moment(row[10]),
+        last_result=row[11],
     )
 
 
@@ -130,13 +130,13 @@ class SqlitePushStore:
         rows = await self.storage.fetchall(
             f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE chat_id = ? ORDER BY id", (chat_id,)
         )
-        return [_target(row) for row in rows]
+        return [push_target_of(row) for row in rows]
 
     async def target(self, target_id: int) -> PushTarget | None:
         row = await self.storage.fetchone(
             f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE id = ?", (target_id,)
         )
-        return _target(row) if row else None
+        return push_target_of(row) if row else None
 
     async def add_target(
         self,
@@ -164,7 +164,7 @@ class SqlitePushStore:
             ) as cursor:
                 row = await cursor.fetchone()
             if row is not None:
-                return _target(row)
+                return push_target_of(row)
             async with db.execute(
                 "SELECT count(*) FROM push_targets WHERE chat_id = ?", (chat_id,)
             ) as cursor:
@@ -186,7 +186,7 @@ class SqlitePushStore:
             ) as cursor:
                 row = await cursor.fetchone()
         assert row is not None
-        return _target(row)
+        return push_target_of(row)
 
     async def remove_target(self, chat_id: int, target_id: int) -> bool:
         async with self.storage.transaction() as db:

@@ -35,7 +35,8 @@ from bot.reminders.models import (
     settings_to_columns,
 )
 from bot.reminders.thresholds import LevelBands
-from bot.robots.models import PushTarget, Robot, Service
+from bot.robots.models import PushTarget
+from storage.push import TARGET_COLUMNS, push_target_of
 from storage.sqlite import SqliteStorage
 
 
@@ -935,7 +936,7 @@ class _SqliteBatch:
     async def push_targets(self, chat_ids: Sequence[int]) -> dict[int, list[PushTarget]]:
         params: dict[str, Any] = {}
         rows = await self._db.execute_fetchall(
-            f"SELECT {PUSH_TARGET_COLUMNS} FROM push_targets "
+            f"SELECT {TARGET_COLUMNS} FROM push_targets "
             f"WHERE chat_id IN ({_marks(chat_ids, params)}) AND paused_since IS NULL ORDER BY id",
             params,
         )
@@ -953,44 +954,11 @@ class _SqliteBatch:
         return not rows
 
 
-# The columns ``push_target_of`` reads, in its order.
-PUSH_TARGET_COLUMNS = (
-    "id, chat_id, service, token, secret, source_name, added_at, added_by, paused_since, "
-    "pause_reason, last_at, last_result"
-)
-
-
 _OUTBOX_WIDTH = len(_OUTBOX_COLUMNS.split(","))
 _PENDING_ROBOTS_SQL = _PENDING_ROBOTS_SQL.format(
     outbox=", ".join(f"o.{name.strip()}" for name in _OUTBOX_COLUMNS.split(",")),
-    targets=", ".join(f"t.{name.strip()}" for name in PUSH_TARGET_COLUMNS.split(",")),
+    targets=", ".join(f"t.{name.strip()}" for name in TARGET_COLUMNS.split(",")),
 )
-
-
-def push_target_of(row: Any) -> PushTarget:
-    """A push target from a row of ``PUSH_TARGET_COLUMNS``: SQLite's (instants as text) or
-    asyncpg's (timestamptz); either is indexed by position."""
-
-    def instant(value: Any) -> datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value
-        return _parse_instant(str(value))
-
-    added_at = instant(row[6])
-    assert added_at is not None
-    return PushTarget(
-        id=int(row[0]),
-        chat_id=int(row[1]),
-        robot=Robot(Service(row[2]), str(row[3])),
-        secret=row[4],
-        source_name=row[5],
-        added_at=added_at,
-        added_by=row[7],
-        paused_since=instant(row[8]),
-        pause_reason=row[9],
-        last_at=instant(row[10]),
-        last_result=row[11],
-    )
 
 
 class _Rollback(Exception):

@@ -12,25 +12,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Robot, Service
-from storage.push import TARGET_COLUMNS
-
-
-def _target(row: asyncpg.Record) -> PushTarget:
-    return PushTarget(
-        id=row["id"],
-        chat_id=row["chat_id"],
-        robot=Robot(Service(row["service"]), row["token"]),
-        secret=row["secret"],
-        source_name=row["source_name"],
-        added_at=row["added_at"],
-        added_by=row["added_by"],
-        paused_since=row["paused_since"],
-        pause_reason=row["pause_reason"],
-        last_at=row["last_at"],
-        last_result=row["last_result"],
-    )
-
+from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Robot
+from storage.push import TARGET_COLUMNS, push_target_of
 
 _CLAIM_SQL = (
     "INSERT INTO robot_slots (service, token, next_at) "
@@ -54,13 +37,13 @@ class PostgresPushStore:
         rows = await self.pool.fetch(
             f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE chat_id = $1 ORDER BY id", chat_id
         )
-        return [_target(row) for row in rows]
+        return [push_target_of(row) for row in rows]
 
     async def target(self, target_id: int) -> PushTarget | None:
         row = await self.pool.fetchrow(
             f"SELECT {TARGET_COLUMNS} FROM push_targets WHERE id = $1", target_id
         )
-        return _target(row) if row else None
+        return push_target_of(row) if row else None
 
     async def add_target(
         self,
@@ -95,7 +78,7 @@ class PostgresPushStore:
                 robot.token,
             )
             if row is not None:
-                return _target(row)
+                return push_target_of(row)
             count = await conn.fetchval(
                 "SELECT count(*) FROM push_targets WHERE chat_id = $1", chat_id
             )
@@ -114,7 +97,7 @@ class PostgresPushStore:
                 added_by,
             )
         assert row is not None
-        return _target(row)
+        return push_target_of(row)
 
     async def remove_target(self, chat_id: int, target_id: int) -> bool:
         status = await self.pool.execute(

@@ -53,16 +53,15 @@ from bot.reminders.models import (
 from bot.reminders.thresholds import LevelBands
 from bot.robots.models import PushTarget
 from storage.postgres.pool import Connection
+from storage.push import TARGET_COLUMNS, push_target_of
 from storage.reminders import (
     _CLOCK_RECORD_SQL,
     _EARLIEST_ZONE,
     _OUTBOX_WIDTH,
     _PENDING_ROBOTS_SQL,
-    PUSH_TARGET_COLUMNS,
     ReminderBatch,
     _joined_notes,
     _merged_card,
-    push_target_of,
 )
 
 Pool = asyncpg.Pool
@@ -521,7 +520,7 @@ class _PostgresBatch:
 
     async def push_targets(self, chat_ids: Sequence[int]) -> dict[int, list[PushTarget]]:
         rows = await self._db.fetch(
-            f"SELECT {PUSH_TARGET_COLUMNS} FROM push_targets "
+            f"SELECT {TARGET_COLUMNS} FROM push_targets "
             "WHERE chat_id = ANY($1::bigint[]) AND paused_since IS NULL ORDER BY id",
             list(chat_ids),
         )
