@@ -41,7 +41,6 @@ import asyncio
 import json
 import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -148,30 +147,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class EmulatorProcess:
+class EmulatorProcess(simdata.ServedProcess):
     def __init__(self, private: int, groups: int, limits: bool) -> None:
         command = [sys.executable, __file__, "--serve", "--private", str(private)]
         command += ["--groups", str(groups)] + (["--limits"] if limits else [])
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.base = f"http://127.0.0.1:{int(line.split()[1])}"
-
-    def stats(self) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        result: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return result
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
+        super().__init__(command)
 
 
 # --- the bot side ---------------------------------------------------------------------------

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,29 +83,9 @@ async def serve(count: int) -> None:
         await emulator.stop()
 
 
-class EmulatorProcess:
+class EmulatorProcess(simdata.ServedProcess):
     def __init__(self, count: int) -> None:
-        command = [sys.executable, __file__, "--serve", "--robots", str(count)]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
-
-    def stats(self) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        result: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return result
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
+        super().__init__([sys.executable, __file__, "--serve", "--robots", str(count)])
 
 
 class NoTelegram:
@@ -159,7 +138,7 @@ async def main(options: argparse.Namespace) -> None:
         print(f"  {count} robots × {per_robot} chats: {due} messages due "
               f"(set up in {time.monotonic() - started:.0f} s, {stores.backend})")  # fmt: skip
         emulator = EmulatorProcess(count)
-        client = RobotClient({service: emulator.url for service in Service})
+        client = RobotClient({service: emulator.base for service in Service})
         await client.start()
         try:
             gateway = PushGateway(stores.push, client, SystemClock())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import resource
@@ -34,6 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from storage.sqlite import SqliteStorage
 
@@ -269,3 +271,31 @@ def machine() -> str:
 if __name__ == "__main__":
     # python bench/simdata.py PATH CARDS CHATS: build one database (what cached_database runs)
     build_database(Path(sys.argv[1]), cards=int(sys.argv[2]), chats=int(sys.argv[3]))
+
+
+class ServedProcess:
+    """An emulator in a process of its own (a benchmark script run with ``--serve``), as the
+    real service would be: it prints ``PORT n`` once listening, and answers each ``stats``
+    line on its stdin with one JSON line."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        self.base = f"http://127.0.0.1:{int(line.split()[1])}"
+
+    def stats(self) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        result: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return result
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
