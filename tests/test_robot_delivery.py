@@ -531,3 +531,19 @@ async def test_a_shared_robots_pending_digest_survives_a_merge(setup: Setup) -> 
     setup.time.jump(600)
     await setup.drain()
     assert any("旧" in message.text for message in setup.got(WECOM))
+
+
+async def test_a_label_cannot_format_link_or_mention_in_the_group(setup: Setup) -> None:
+    name = '店<at user_id="all">所有人</at>'
+    label = "[点我](http://evil.example) <font color=red>**急**</font> "
+    await setup.chat(SHOP, name)
+    await setup.cards(SHOP, label_prefix=label)
+    await setup.push(SHOP, WECOM, name=name)
+    await setup.push(SHOP, FEISHU, name=name)
+    await setup.compose()
+    await setup.drain()
+    for robot in (WECOM, FEISHU):
+        (message,) = setup.got(robot)
+        assert "点我" in message.text  # the label is shown...
+        for markup in ("[点我](", "http://", "<font", "**急**", "<at"):
+            assert markup not in message.text  # ...as text, never as markup
