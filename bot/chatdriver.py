@@ -65,6 +65,15 @@ class ChatDriver:
         )
         return await self._process(update)
 
+    async def edit(self, text: str) -> list[ChatEvent]:
+        """The user edits a message they sent earlier so that it reads ``text`` (Telegram sends
+        the bot an ``edited_message``); returns what the bot did."""
+        update = self.emulator.message_update(self.chat, self.user, text, enqueue=False)
+        edited = update.pop("message")
+        edited["edit_date"] = edited["date"] + 60
+        update["edited_message"] = edited
+        return await self._process(update)
+
     async def send_document(
         self, filename: str, content: bytes, caption: str | None = None
     ) -> list[ChatEvent]:

@@ -12,6 +12,7 @@ unexpected traceback on stderr.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
@@ -38,13 +39,27 @@ def register_secrets(secrets: Mapping[str, str]) -> None:
                 _SECRETS[form] = f"<{name}>"
 
 
+# Push robots' credentials are users' data, not settings: they are known by their shape. A
+# webhook URL's token (WeCom ``key=``, DingTalk ``access_token=``, Feishu/Lark ``/hook/…``) and
+# a DingTalk ``SEC…`` secret, wherever a line quotes them (at DEBUG, python-telegram-bot logs
+# whole updates: a pasted /push URL with them).
+_ROBOT_CREDENTIALS = re.compile(
+    r"(?P<keep>(?:key|access_token)=|/bot/v2/hook/)[A-Za-z0-9_-]{4,}|\bSEC[A-Za-z0-9]{16,}"
+)
+
+
+def _robot_credential(match: re.Match[str]) -> str:
+    return f"{match.group('keep') or ''}<ROBOT_CREDENTIAL>"
+
+
 def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
-    """``text`` with every known secret (or those of ``secrets``) replaced by its placeholder."""
+    """``text`` with every known secret (or those of ``secrets``) replaced by its placeholder,
+    and every push robot's webhook token or signing secret."""
     table = _SECRETS if secrets is None else secrets
     for value in sorted(table, key=len, reverse=True):  # longest first: one may contain another
         if value in text:
             text = text.replace(value, table[value])
-    return text
+    return _ROBOT_CREDENTIALS.sub(_robot_credential, text)
 
 
 class RedactSecrets(logging.Filter):
@@ -98,6 +113,9 @@ def setup_logging(level: str, secrets: Mapping[str, str] | Iterable[str] = ()) -
     )
     # One line per HTTP request is noise at INFO, and those lines carry the token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosqlite's DEBUG lines quote every statement's parameters: robots' tokens and secrets,
+    # users' texts. They are never worth it, even at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLevelName(level)))
     logging.captureWarnings(True)  # warnings go through the same (redacting) handler
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets())

@@ -59,7 +59,10 @@ async def _apologise(update: Update, context: Context, key: str) -> None:
     chat = update.effective_chat
     text = t(lang, key)
     if query is None and isinstance(message, Message):
-        await message.reply_text(text, parse_mode=ParseMode.HTML)
+        try:
+            await message.reply_text(text, parse_mode=ParseMode.HTML)
+        except TelegramError:  # the message is gone (e.g. /push deleted a pasted URL)
+            await context.bot.send_message(message.chat_id, text, parse_mode=ParseMode.HTML)
     elif chat is not None and chat.type == ChatType.PRIVATE:
         await context.bot.send_message(chat.id, text, parse_mode=ParseMode.HTML)
     elif chat is not None and query is not None:  # in a group: addressed to the presser

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from telegram import Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, filters
 
 from bot.errors import excerpt
 from bot.i18n import Html, resolve_language
@@ -134,6 +134,8 @@ def failure_text(where: Here, failure: Failure, service: Service | None) -> Html
         return where.t(f"push.refusal.{failure.refusal.value}", service=name)
     if problem is Problem.BUSY:
         return where.t("push.problem.busy", seconds=failure.wait)
+    if problem is Problem.TOO_SOON:
+        return where.t("push.problem.too_soon", seconds=failure.wait)
     if problem is Problem.FULL:
         return where.t("push.problem.full", max=failure.count)
     if problem is Problem.NOT_FOUND:
@@ -327,6 +329,7 @@ async def push_button(update: Update, context: Context) -> None:
 
 
 HANDLERS = [
-    CommandHandler("push", push_command),
+    # New messages only: an edited "/push remove 1" must not remove whatever is now number 1.
+    CommandHandler("push", push_command, filters=filters.UpdateType.MESSAGE),
     CallbackQueryHandler(push_button, pattern=r"^pu:"),
 ]

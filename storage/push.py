@@ -53,6 +53,14 @@ class PushStore(Protocol):
         """A paused target active again (its test arrived); False if it is not the chat's."""
         ...
 
+    async def next_slot(self, robot: Robot) -> datetime | None:
+        """When the robot's next message may go, without claiming it (None: now)."""
+        ...
+
+    async def forget_unused(self, robot: Robot) -> None:
+        """Drop the robot's budget if no chat pushes to it (any more)."""
+        ...
+
     async def record_result(self, target_id: int, result: str, *, at: datetime) -> None:
         """The last delivery (or test) to the target: "ok", or a short reason code."""
         ...
@@ -109,15 +117,28 @@ def push_target_of(row: Any) -> PushTarget:
 # julianday() reads the stored instants whatever their fraction; strftime() writes them back to
 # the millisecond (its precision), which ``slot_now`` and the intervals are multiples of.
 _SLOT_FORMAT = "'%Y-%m-%dT%H:%M:%f+00:00'"
+# The next free slot: the stored one, unless it is more than a day ahead (claimed by a clock that
+# ran ahead: nobody sets one that far), else now. In the real time of the robots' budgets.
+_NEXT = (
+    "(CASE WHEN julianday(next_at) > julianday(:now) + 1 THEN julianday(:now) "
+    "ELSE max(julianday(next_at), julianday(:now)) END)"
+)
 _CLAIM_SQL = (
     "INSERT INTO robot_slots (service, token, next_at) "
     f"VALUES (:service, :token, strftime({_SLOT_FORMAT}, julianday(:now) + :days)) "
     "ON CONFLICT (service, token) DO UPDATE SET next_at = "
-    f"strftime({_SLOT_FORMAT}, max(julianday(next_at), julianday(:now)) + :days) "
-    "WHERE :within IS NULL "
-    "OR max(julianday(next_at), julianday(:now)) <= julianday(:now) + :within "
+    f"strftime({_SLOT_FORMAT}, {_NEXT} + :days) "
+    f"WHERE :within IS NULL OR {_NEXT} <= julianday(:now) + :within "
     "RETURNING next_at"
 )
+
+# The robot's forgotten row (no chat pushes to it any more: removed, or refused at its test):
+# nothing of a robot nobody uses stays, its token least of all.
+_FORGET_SQL = """
+DELETE FROM robot_slots WHERE service = ? AND token = ? AND NOT EXISTS (
+    SELECT 1 FROM push_targets t
+    WHERE t.service = robot_slots.service AND t.token = robot_slots.token)
+"""
 
 
 class SqlitePushStore:
@@ -194,6 +215,16 @@ class SqlitePushStore:
                 "DELETE FROM push_targets WHERE chat_id = ? AND id = ?", (chat_id, target_id)
             )
             return cursor.rowcount > 0
+
+    async def next_slot(self, robot: Robot) -> datetime | None:
+        row = await self.storage.fetchone(
+            "SELECT next_at FROM robot_slots WHERE service = ? AND token = ?",
+            (robot.service.value, robot.token),
+        )
+        return _moment(row[0]) if row else None
+
+    async def forget_unused(self, robot: Robot) -> None:
+        await self.storage.execute(_FORGET_SQL, (robot.service.value, robot.token))
 
     async def resume_target(self, chat_id: int, target_id: int) -> bool:
         changed = await self.storage.execute(

@@ -1172,11 +1172,6 @@ class SqliteReminderStore:
                 "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > ?",
                 (_instant(waits),),
             )
-            # a robot's budget that far ahead: its next slot was claimed by that clock too
-            await db.execute(
-                "DELETE FROM robot_slots WHERE julianday(next_at) > julianday(?)",
-                (_instant(waits),),
-            )
             return max(claimed.rowcount, 0) + max(waiting.rowcount, 0)
 
     async def count_pending(self) -> int:

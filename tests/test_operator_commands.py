@@ -169,6 +169,31 @@ def test_one_filter_redacts_every_secret_setting() -> None:
     assert redact("key=hook-secret-value") == "key=<WEBHOOK_SECRET>"
 
 
+def test_push_robots_credentials_are_redacted_wherever_a_line_quotes_them() -> None:
+    """A pasted /push URL and a signing secret are users' data, not settings: at DEBUG,
+    python-telegram-bot logs whole updates, the paste with them."""
+    import logging
+
+    from bot.logs import RedactSecrets
+
+    pasted = (
+        "/push https://oapi.dingtalk.com/robot/send?access_token=d1d1d1d1d1d1d1d1d1d1 "
+        "SEC0123456789abcdef0123456789"
+    )
+    record = logging.LogRecord("telegram.ext", logging.DEBUG, __file__, 1, "%s", None, None)
+    record.args = (f"Update(message=Message(text='{pasted}'))",)
+    RedactSecrets().filter(record)
+    shown = record.getMessage()
+    assert "d1d1d1d1d1d1" not in shown
+    assert "SEC0123456789abcdef" not in shown
+    assert "access_token=<ROBOT_CREDENTIAL>" in shown
+    hook = "https://open.feishu.cn/open-apis/bot/v2/hook/0a1b2c3d-aaaa-bbbb"
+    wecom = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0a1b2c3d-1111-2222"
+    from bot.logs import redact
+
+    assert "0a1b2c3d" not in redact(f"{hook} {wecom}")
+
+
 # --- files only their owner can read ---------------------------------------------------------
 
 

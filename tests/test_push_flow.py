@@ -256,6 +256,38 @@ async def test_a_busy_or_failing_service_is_try_again_later(
     assert "这个机器人正在发送别的消息，请 13 秒后再试" in said
     assert robots.received(Service.WECOM, WECOM_KEY) == []
     assert await targets(storage, alice.chat_id) == []
+    # asking again claims nothing: a user's retries delay no other chat's digests to it
+    said = texts(await alice.send(f"/push {WECOM_URL}"))
+    assert "请 13 秒后再试" in said
+
+
+async def test_a_refused_robot_leaves_nothing_behind(
+    alice: ChatDriver, robots: RobotEmulator, storage: Storage, clock: FixedClock
+) -> None:
+    """Not even its rate budget: no token of a robot nobody pushes to stays stored."""
+    said = texts(await alice.send(f"/push {WECOM_URL}"))  # not registered: an invalid key
+    assert "什么都没有保存" in said
+    assert await fetch(storage, "SELECT * FROM robot_slots") == []
+    robots.register(Service.WECOM, WECOM_KEY)
+    later(clock)
+    await alice.send(f"/push {WECOM_URL}")
+    assert len(await fetch(storage, "SELECT * FROM robot_slots")) == 1
+    await alice.send("/push remove 1")
+    assert await fetch(storage, "SELECT * FROM robot_slots") == []
+
+
+async def test_an_edited_push_command_does_nothing(
+    alice: ChatDriver, robots: RobotEmulator, storage: Storage, clock: FixedClock
+) -> None:
+    robots.register(Service.WECOM, WECOM_KEY)
+    robots.register(Service.FEISHU, FEISHU_HOOK)
+    await alice.send(f"/push {WECOM_URL}")
+    later(clock)
+    await alice.send(f"/push {FEISHU_URL}")
+    await alice.send("/push remove 1")  # WeCom goes; Feishu is number 1 now
+    assert [t.service for t in await targets(storage, alice.chat_id)] == [Service.FEISHU]
+    await alice.edit("/push remove 1")  # the user edits that old message
+    assert [t.service for t in await targets(storage, alice.chat_id)] == [Service.FEISHU]
 
 
 async def test_a_full_chat_adds_no_more(
@@ -342,12 +374,16 @@ async def test_test_and_remove_buttons(
     assert "✅ 测试消息已送达企业微信机器人 693a…5aaa" in said
     assert "最近推送：2026-11-25 11:00 ✅ 成功" in said  # the list, updated
     assert len(robots.received(Service.WECOM, WECOM_KEY)) == 2
+    # pressing again at once sends nothing: one test a minute, the group is not flooded
+    said = texts(await boss.press("测试 1"))
+    assert "请 60 秒后再测试" in said
+    assert len(robots.received(Service.WECOM, WECOM_KEY)) == 2
     # a failed test is the target's last result, in the list
-    later(clock)
+    later(clock, 61)
     robots.fail(Service.WECOM, WECOM_KEY, Fault.HTTP_500)
     said = texts(await boss.press("测试 1"))
     assert "❌ 测试消息没有送达企业微信机器人 693a…5aaa：现在连不上企业微信" in said
-    assert "11:00 ❌ 连不上" in said
+    assert "11:01 ❌ 连不上" in said
     # remove: asked first; keeping changes nothing
     assert "要删除第 1 个推送机器人（企业微信 693a…5aaa）吗" in texts(await boss.press("删除 1"))
     assert "推送机器人（1/10）" in texts(await boss.press("保留"))
@@ -416,7 +452,7 @@ async def test_a_paused_target_is_shown_so_and_resumed_by_a_test_that_arrives(
     )
     listed = texts(await alice.send("/push"))
     assert "⏸ 已暂停：机器人已失效" in listed
-    later(clock)
+    later(clock, 61)
     said = texts(await alice.press("测试 1"))
     assert "已恢复向它推送" in said
     assert "⏸" not in said

@@ -27,6 +27,7 @@ from bot.robots.webhooks import WebhookError, WebhookProblem, check_secret, pars
 from storage.push import PushStore
 
 MAX_SLOT_WAIT = 5.0  # seconds a test waits for its robot's slot before answering "busy"
+TEST_COOLDOWN = 60.0  # seconds between two tests of one target
 OK = "ok"  # ``PushTarget.last_result`` of a delivery that arrived
 
 
@@ -36,6 +37,7 @@ class Problem(StrEnum):
     URL = "url"  # the URL or the secret (``Failure.webhook`` says what)
     REFUSED = "refused"  # the service refused the key, or a security setting the message
     BUSY = "busy"  # the robot's budget is taken for a while (``Failure.wait`` seconds)
+    TOO_SOON = "too_soon"  # tested (or delivered to) under a minute ago (``Failure.wait``)
     RATE_LIMITED = "rate_limited"  # the service said too many messages
     UNREACHABLE = "unreachable"  # 5xx, a time-out, no connection
     REJECTED = "rejected"  # any other answer (``Failure.error``: its code and message)
@@ -139,12 +141,13 @@ class PushService:
     ) -> Failure | None:
         """Send the test message in the robot's next slot: None if it arrived."""
         now = self.clock.now()
-        slot = await self.store.claim_slot(robot, now=now, interval=LIMITS[robot.service].interval)
-        assert slot is not None  # claimed whatever its distance (no ``within``)
+        interval = LIMITS[robot.service].interval
+        slot = await self.store.claim_slot(robot, now=now, interval=interval, within=self.max_wait)
+        if slot is None:  # busy for longer: nothing claimed, so asking again delays nobody
+            after = await self.store.next_slot(robot)
+            wait = (after - now).total_seconds() if after is not None else self.max_wait
+            return Failure(Problem.BUSY, wait=max(math.ceil(wait), 1))
         wait = (slot - now).total_seconds()
-        if wait > self.max_wait:
-            # the slot is given up (it only spaces messages): the next claim comes after it
-            return Failure(Problem.BUSY, wait=math.ceil(wait))
         if wait > 0:
             await self.sleep(wait)
         message = probe_message(lang, source_name)
@@ -179,6 +182,8 @@ class PushService:
             return AddResult(failure=full, robot=robot)
         failure = await self._send_test(robot, secret, lang, source_name)
         if failure is not None:
+            if failure.problem is not Problem.BUSY:  # (busy: the budget is others' too)
+                await self.store.forget_unused(robot)  # a refused robot leaves nothing behind
             return AddResult(failure=failure, robot=robot)  # nothing saved
         now = self.clock.now()
         target = await self.store.add_target(
@@ -207,10 +212,16 @@ class PushService:
         target = await self.find(chat_id, target_id)
         if target is None:
             return ProbeResult(failure=Failure(Problem.NOT_FOUND))
+        # One test a minute per target: pressing again and again must not spend a robot's
+        # budget (shared with other chats) nor flood its group.
+        since = (self.clock.now() - target.last_at).total_seconds() if target.last_at else None
+        if since is not None and 0 <= since < TEST_COOLDOWN:
+            wait = math.ceil(TEST_COOLDOWN - since)
+            return ProbeResult(target=target, failure=Failure(Problem.TOO_SOON, wait=wait))
         failure = await self._send_test(target.robot, target.secret, lang, target.source_name)
         now = self.clock.now()
         if failure is not None:
-            if failure.problem is not Problem.BUSY:  # nothing was sent: nothing to record
+            if failure.problem not in (Problem.BUSY, Problem.TOO_SOON):  # nothing was sent
                 await self.store.record_result(target.id, failure.code, at=now)
             return ProbeResult(target=await self.store.target(target.id), failure=failure)
         if target.paused:
@@ -230,6 +241,7 @@ class PushService:
             chosen = next((t for t in targets if t.id == target_id), None)
         if chosen is None or not await self.store.remove_target(chat_id, chosen.id):
             return RemoveResult(failure=Failure(Problem.NOT_FOUND, count=len(targets)))
+        await self.store.forget_unused(chosen.robot)  # its token too, if no chat uses it now
         return RemoveResult(target=chosen)
 
     # last: a method named ``list`` shadows the builtin in the class body below it

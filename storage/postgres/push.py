@@ -15,14 +15,17 @@ import asyncpg
 from bot.robots.models import MAX_TARGETS_PER_CHAT, PushTarget, Robot
 from storage.push import TARGET_COLUMNS, push_target_of
 
+# As storage.push._NEXT: a slot more than a day ahead was claimed by a clock that ran ahead.
+_NEXT = (
+    "(CASE WHEN robot_slots.next_at > $3::timestamptz + interval '1 day' THEN $3::timestamptz "
+    "ELSE greatest(robot_slots.next_at, $3::timestamptz) END)"
+)
 _CLAIM_SQL = (
     "INSERT INTO robot_slots (service, token, next_at) "
     "VALUES ($1, $2, $3::timestamptz + $4 * interval '1 second') "
     "ON CONFLICT (service, token) DO UPDATE SET next_at = "
-    "greatest(robot_slots.next_at, $3::timestamptz) + $4 * interval '1 second' "
-    "WHERE $5::float8 IS NULL "
-    "OR greatest(robot_slots.next_at, $3::timestamptz) "
-    "<= $3::timestamptz + $5 * interval '1 second' "
+    f"{_NEXT} + $4 * interval '1 second' "
+    f"WHERE $5::float8 IS NULL OR {_NEXT} <= $3::timestamptz + $5 * interval '1 second' "
     "RETURNING next_at"
 )
 
@@ -104,6 +107,23 @@ class PostgresPushStore:
             "DELETE FROM push_targets WHERE chat_id = $1 AND id = $2", chat_id, target_id
         )
         return status != "DELETE 0"
+
+    async def next_slot(self, robot: Robot) -> datetime | None:
+        value: datetime | None = await self.pool.fetchval(
+            "SELECT next_at FROM robot_slots WHERE service = $1 AND token = $2",
+            robot.service.value,
+            robot.token,
+        )
+        return value
+
+    async def forget_unused(self, robot: Robot) -> None:
+        await self.pool.execute(
+            "DELETE FROM robot_slots WHERE service = $1 AND token = $2 AND NOT EXISTS ("
+            "SELECT 1 FROM push_targets t "
+            "WHERE t.service = robot_slots.service AND t.token = robot_slots.token)",
+            robot.service.value,
+            robot.token,
+        )
 
     async def resume_target(self, chat_id: int, target_id: int) -> bool:
         status = await self.pool.execute(

@@ -973,8 +973,6 @@ class PostgresReminderStore:
                 "UPDATE outbox SET not_before = NULL WHERE status = 'pending' AND not_before > $1",
                 waits,
             )
-            # a robot's budget that far ahead: its next slot was claimed by that clock too
-            await db.execute("DELETE FROM robot_slots WHERE next_at > $1", waits)
             return _count(claimed) + _count(waiting)
 
         return await _retrying(self._pool, work)
