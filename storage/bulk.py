@@ -66,12 +66,12 @@ class BulkStore(Protocol):
         ...
 
     async def expiry_counts(self, chat_id: int) -> dict[date, int]:
-        """How many of the chat's cards expire on each date."""
+        """How many of the chat's cards in service (not archived) expire on each date."""
         ...
 
     async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]: ...
     async def flag_counts(self, chat_id: int) -> tuple[int, int]:
-        """How many cards are muted, and how many renew automatically."""
+        """How many cards in service are muted, and how many renew automatically."""
         ...
 
 
@@ -230,20 +230,24 @@ class SqliteBulkStore:
 
     async def expiry_counts(self, chat_id: int) -> dict[date, int]:
         rows = await self.storage.fetchall(
-            "SELECT expiry, count(*) FROM cards WHERE chat_id = ? GROUP BY expiry", (chat_id,)
+            "SELECT expiry, count(*) FROM cards WHERE chat_id = ? AND archived_at IS NULL "
+            "GROUP BY expiry",
+            (chat_id,),
         )
         return {date.fromisoformat(row[0]): int(row[1]) for row in rows}
 
     async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]:
         rows = await self.storage.fetchall(
-            "SELECT carrier, count(*) FROM cards WHERE chat_id = ? GROUP BY carrier", (chat_id,)
+            "SELECT carrier, count(*) FROM cards WHERE chat_id = ? AND archived_at IS NULL "
+            "GROUP BY carrier",
+            (chat_id,),
         )
         return {Carrier(row[0]): int(row[1]) for row in rows}
 
     async def flag_counts(self, chat_id: int) -> tuple[int, int]:
         row = await self.storage.fetchone(
             "SELECT coalesce(sum(muted), 0), coalesce(sum(auto_renew), 0) FROM cards "
-            "WHERE chat_id = ?",
+            "WHERE chat_id = ? AND archived_at IS NULL",
             (chat_id,),
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -117,8 +117,9 @@ class BulkService:
         return await self.reminders.get_settings(chat_id)
 
     async def calendar(self, chat: ChatSettings, *, lang: str) -> tuple[bytes, int]:
-        """The .ics file and how many events it has."""
-        cards = await self.store.cards_with_last_renewal(chat.chat_id)
+        """The .ics file and how many events it has (archived cards have none)."""
+        every = await self.store.cards_with_last_renewal(chat.chat_id)
+        cards = [item for item in every if not item.card.archived]
         settings = await self.reminder_settings(chat.chat_id)
         content = await asyncio.to_thread(
             partial(
