@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import aiosqlite
@@ -45,6 +45,11 @@ class ImportSession(Protocol):
 
     async def record_edits(self, entries: Sequence[TrailEntry]) -> None:
         """The cards' edit trail entries for the changes written in this session."""
+        ...
+
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        """Archive these cards (a card already archived keeps its date) or, with None, restore
+        them: how many changed."""
         ...
 
 
@@ -174,6 +179,18 @@ class _SqliteImportSession:
                 for entry in entries
             ],
         )
+
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        if not iccids:
+            return 0
+        stamp = archived_at.astimezone(UTC).isoformat() if archived_at else None
+        cursor = await self._db.execute(
+            "UPDATE cards SET archived_at = ? WHERE chat_id = ? "
+            "AND iccid IN (SELECT value FROM json_each(?)) "
+            "AND (archived_at IS NULL) = (? IS NOT NULL)",
+            (stamp, self._chat_id, json.dumps(list(iccids)), stamp),
+        )
+        return cursor.rowcount
 
 
 class SqliteBulkStore:

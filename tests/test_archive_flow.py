@@ -9,9 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 from cards_util import iccid
+from fixtures.bulk_files import csv_bytes
 from icalendar import Calendar
 
 from bot.app import AnyApplication
+from bot.bulk.reading import CHAT_LIMITS, read_sheet
 from bot.chatdriver import ChatDriver, ChatEvent, texts
 from bot.emulator import BotApiEmulator
 from bot.models import Card, CardDraft, Period
@@ -170,3 +172,75 @@ async def test_the_daily_digest_leaves_archived_cards_out(
     assert any(iccid(8) in text for text in digests)
     assert not any(iccid(9) in text for text in digests)
     assert due.id != off.id
+
+
+# --- import and export --------------------------------------------------------------------
+
+
+def _csv(rows: list[list[str]]) -> bytes:
+    return csv_bytes(rows)
+
+
+async def test_an_archived_column_archives_and_restores_and_without_it_cards_stay_archived(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    back = await add(storage, alice.chat_id, 1, 10)
+    await archive(storage, back)
+    await add(storage, alice.chat_id, 2, 10)
+    kept = await add(storage, alice.chat_id, 3, 10)
+    await archive(storage, kept)
+    content = _csv(
+        [
+            ["ICCID", "到期日", "停用"],
+            [iccid(1), "2027-06-30", "否"],  # archived: restored
+            [iccid(2), "2027-06-30", "是"],  # in service: archived
+            [iccid(4), "2027-06-30", "1"],  # new, archived from the start
+        ]
+    )
+    said = texts(await alice.send_document("停用.csv", content, caption="/import"))
+    assert "新增：1" in said
+    assert "按「停用」列停用了 2 张卡" in said
+    assert "按「停用」列恢复使用了 1 张停用的卡" in said
+    by_iccid = {c.iccid: c for c in await storage.list_cards(alice.chat_id)}
+    assert list(by_iccid) == [iccid(1)]  # the only card in service now (3 is still archived)
+    for n in (2, 3, 4):
+        card = await storage.get_card_by_iccid(alice.chat_id, iccid(n))
+        assert card is not None
+        assert card.archived, n
+    # a file without the column: the archived card it names stays archived, and the report says so
+    plain = _csv([["ICCID", "到期日"], [iccid(3), "2027-09-30"]])
+    said = texts(await alice.send_document("旧表.csv", plain, caption="/import"))
+    assert "更新：1" in said
+    assert "有 1 张卡已经停用，文件里没有说要恢复，仍然停用" in said
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(3))
+    assert card is not None
+    assert card.archived
+    assert card.expiry == date(2027, 9, 30)
+
+
+async def test_a_bad_archived_cell_is_a_rejected_row(alice: ChatDriver, storage: Storage) -> None:
+    content = _csv([["ICCID", "到期日", "archived"], [iccid(5), "2027-06-30", "maybe"]])
+    said = texts(await alice.send_document("x.csv", content, caption="/import"))
+    assert "未导入：1" in said
+    assert await storage.get_card_by_iccid(alice.chat_id, iccid(5)) is None
+
+
+async def test_export_says_which_cards_are_archived_and_imports_back_unchanged(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    await add(storage, alice.chat_id, 1, 10)
+    gone = await add(storage, alice.chat_id, 2, 20)
+    await archive(storage, gone)
+    await alice.send("/export")
+    (exported,) = [e for e in await alice.press("CSV") if e.kind == "document"]
+    assert exported.content is not None
+    sheet = read_sheet(exported.content, CHAT_LIMITS)
+    column = sheet.headers.index("停用")
+    assert "状态" in sheet.headers  # the status column is another one
+    values = {str(row.cells[0]).strip(): row.cells[column] for row in sheet.rows}
+    assert values == {iccid(1): "否", iccid(2): "是"}
+    back = texts(await alice.send_document(exported.filename or "", exported.content, "/import"))
+    assert "无变化：2" in back
+    card = await storage.get_card(alice.chat_id, gone.id)
+    assert card is not None
+    assert card.archived

@@ -135,6 +135,18 @@ class _PostgresImportSession:
             ],
         )
 
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        if not iccids:
+            return 0
+        status = await self._conn.execute(
+            "UPDATE cards SET archived_at = $1::timestamptz WHERE chat_id = $2 "
+            "AND iccid = ANY($3::text[]) AND (archived_at IS NULL) = ($1::timestamptz IS NOT NULL)",
+            archived_at,
+            self._chat_id,
+            list(iccids),
+        )
+        return _count(status)
+
 
 class PostgresBulkStore:
     """``BulkStore`` on the pool the bot's ``PostgresStorage`` uses."""
