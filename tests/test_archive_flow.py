@@ -244,3 +244,41 @@ async def test_export_says_which_cards_are_archived_and_imports_back_unchanged(
     card = await storage.get_card(alice.chat_id, gone.id)
     assert card is not None
     assert card.archived
+
+
+# --- /calendar's horizon ------------------------------------------------------------------
+
+
+def _event_days(events: list[ChatEvent]) -> list[date]:
+    (ics,) = [e for e in events if e.kind == "document"]
+    found = Calendar.from_ical(ics.content or b"").walk("VEVENT")
+    return sorted(e.decoded("dtstart") for e in found)
+
+
+async def test_calendar_takes_a_horizon_with_overdue_cards_today(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    for n, days in enumerate([-40, 5, 89, 91, 300, 400]):
+        await add(storage, alice.chat_id, n, days)
+    ninety = await alice.send("/calendar 90")
+    assert _event_days(ninety) == [TODAY, TODAY + timedelta(days=5), TODAY + timedelta(days=89)]
+    caption = texts(ninety)
+    assert "只含 2027-02-23 以前到期的卡" in caption
+    assert "3 张卡" in caption
+    year = _event_days(await alice.send("/calendar"))  # 12 months: up to 2027-11-25
+    assert year == [TODAY, *(TODAY + timedelta(days=d) for d in (5, 89, 91, 300))]
+    (ics,) = [e for e in await alice.send("/calendar 1") if e.kind == "document"]
+    (overdue,) = Calendar.from_ical(ics.content or b"").walk("VEVENT")  # the 5-day one is out
+    assert overdue.decoded("dtstart") == TODAY
+    assert [a.decoded("trigger") for a in overdue.walk("VALARM")] == [timedelta(hours=9)]
+    assert _event_days(await alice.send("/calendar 730天")) == [*year, TODAY + timedelta(days=400)]
+
+
+async def test_calendar_horizon_out_of_bounds_is_a_friendly_answer(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    await add(storage, alice.chat_id, 1, 5)
+    for bad in ("0", "731", "-5", "abc", "90 10"):
+        said = await alice.send(f"/calendar {bad}")
+        assert [e.kind for e in said] == ["message"], bad
+        assert "1 到 730 之间的整数" in texts(said), bad
