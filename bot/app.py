@@ -25,6 +25,7 @@ from bot.services.cards import CardService
 from bot.services.push import PushService
 from handlers import (
     addcard,
+    archive,
     bulk,
     cards,
     digest,
@@ -128,6 +129,7 @@ def add_handlers(application: AnyApplication) -> None:
             reminder_settings.conversation_handler(),
             *start.HANDLERS,
             *cards.HANDLERS,
+            *archive.HANDLERS,
             *money.HANDLERS,
             *bulk.HANDLERS,
             *find.HANDLERS,

@@ -113,6 +113,13 @@ class Card(CardDraft):
     created_at: datetime
     muted: bool = False
     snoozed_until: date | None = None
+    # When the card was taken out of service (停用, UTC); None while in service. An archived
+    # card gets no reminders and is left out of the lists and reports, but keeps its history.
+    archived_at: datetime | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
     def days_left(self, today: date) -> int:
         return (self.expiry - today).days

@@ -34,6 +34,7 @@ from bot.iccid import (
 )
 from bot.models import CardDraft, Carrier, Period
 from bot.money import format_fen, parse_amount
+from handlers.archive import restore_offer
 from handlers.common import (
     CALLBACK_INT,
     Context,
@@ -79,6 +80,9 @@ async def _existing_card_reply(update: Update, context: Context, where: Here, ic
     existing = await services(context).cards.existing(where.chat_id, iccid)
     if existing is None:
         return False
+    if existing.archived:  # out of service: offer to bring it back rather than a second card
+        await reply(update, *restore_offer(where, existing, "addcard.archived"), edit=False)
+        return True
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{existing.id}")]])
     shown = shown_iccid(existing.iccid, where.is_group)
     await reply(update, where.t("addcard.duplicate", iccid=shown), keyboard, edit=False)

@@ -30,9 +30,11 @@ import html
 import pickle
 import re
 import secrets
+from datetime import date, timedelta
 from pathlib import PurePath
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from telegram import Document, ForceReply, InputFile, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -430,10 +432,31 @@ def _alarm_days(where: Here, days_before: tuple[int, ...]) -> Html:
     return where.t(key, list=before)
 
 
+CALENDAR_MONTHS = 12  # /calendar alone: the next 12 months
+MAX_CALENDAR_DAYS = 730
+
+
+def calendar_until(today: date, args: list[str]) -> date | None:
+    """The horizon's last day: ``/calendar 90`` → 90 days on; 12 months without a number;
+    None for anything but a whole number of days in 1..MAX_CALENDAR_DAYS."""
+    if not args:
+        return today + relativedelta(months=CALENDAR_MONTHS)
+    text = args[0].removesuffix("d").removesuffix("天")
+    if len(args) > 1 or not text.isdecimal() or not 1 <= int(text) <= MAX_CALENDAR_DAYS:
+        return None
+    return today + timedelta(days=int(text))
+
+
 async def calendar_command(update: Update, context: Context) -> None:
     where = await here(update, context)
+    until = calendar_until(where.today, command_args(context))
+    if until is None:
+        await reply(update, where.t("calendar.bad_days", max=MAX_CALENDAR_DAYS), edit=False)
+        return
     service = bulk(context)
-    content, count = await service.calendar(where.chat, lang=where.lang)
+    content, count = await service.calendar(
+        where.chat, lang=where.lang, today=where.today, until=until
+    )
     if count == 0:
         await reply(update, where.t("calendar.empty"), edit=False)
         return
@@ -446,7 +469,8 @@ async def calendar_command(update: Update, context: Context) -> None:
             count=count,
             when=_alarm_days(where, settings.days_before),
             time=settings.send_time.strftime("%H:%M"),
-        ),
+        )
+        + where.t("calendar.horizon", until=until.isoformat(), max=MAX_CALENDAR_DAYS),
         parse_mode=ParseMode.HTML,
     )
 

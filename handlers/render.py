@@ -97,7 +97,11 @@ def card_line(lang: str, card: Card, today: date, is_group: bool, number: int) -
         label=label_part(card.label),
         expiry=card.expiry.isoformat(),
     )
-    return Html(line + t(lang, "cards.muted_mark")) if card.muted else line
+    if card.muted:
+        line = Html(line + t(lang, "cards.muted_mark"))
+    if card.archived:  # only /find lists archived cards
+        line = Html(line + t(lang, "cards.archived_mark"))
+    return line
 
 
 def card_button_text(card: Card, number: int) -> str:
@@ -242,12 +246,25 @@ def card_detail(
         lines = [fields, "", t(lang, "card.history"), *(renewal_line(lang, r) for r in history)]
     else:
         lines = [fields, "", t(lang, "card.no_history")]
+    if card.archived_at is not None:
+        lines.insert(1, t(lang, "card.archived", when=archived_on(card)))
     if edits:  # next to the renewals, but apart: an edit is no renewal
         lines += ["", t(lang, "card.edits"), *(edit_line(lang, e, is_group) for e in edits)]
     return Html("\n".join(lines))
 
 
+def archived_on(card: Card) -> str:
+    """The day (UTC, as renewals show theirs) the card was archived; empty if it is not."""
+    return card.archived_at.date().isoformat() if card.archived_at else ""
+
+
 def detail_keyboard(lang: str, card: Card) -> InlineKeyboardMarkup:
+    # archive asks first (ar:); restore is one tap (ur:), as it only brings reminders back
+    service = (
+        button(t(lang, "button.restore"), f"ur:{card.id}")
+        if card.archived
+        else button(t(lang, "button.archive"), f"ar:{card.id}")
+    )
     return markup(
         [
             [
@@ -255,6 +272,6 @@ def detail_keyboard(lang: str, card: Card) -> InlineKeyboardMarkup:
                 button(t(lang, "button.edit"), f"ed:{card.id}"),
                 button(t(lang, "button.delete"), f"dl:{card.id}"),
             ],
-            [button(t(lang, "button.back_to_list"), "pg:a:0")],
+            [service, button(t(lang, "button.back_to_list"), "pg:a:0")],
         ]
     )

@@ -338,6 +338,8 @@ async def confirm_button(update: Update, context: Context) -> int:
     )
     if card.muted:  # a renewal by a person ends the mute (storage renew_card)
         text = Html(text + where.t("renew.unmuted"))
+    if card.archived:  # and puts an archived card back in service
+        text = Html(text + where.t("renew.restored"))
     await reply(update, text, markup([[button(where.t("button.open_card"), f"cd:{card.id}")]]))
     if "digest" in data:
         await renewal_done(context, where, data["digest"], card, renewal.new_expiry)

@@ -52,6 +52,8 @@ class CardFilter(BaseModel):
     """Which of a chat's cards to list; all of them when empty."""
 
     expiring_before: date | None = None  # expiry <= this date (expired cards included)
+    # archived cards (停用) are left out of every list unless asked for
+    archived: bool = False
 
 
 class Storage(Protocol):
@@ -97,11 +99,18 @@ class Storage(Protocol):
         ...
 
     async def delete_card(self, chat_id: int, card_id: int) -> bool: ...
+    async def set_archived(
+        self, chat_id: int, card_id: int, archived_at: datetime | None
+    ) -> Card | None:
+        """Take the card out of service (``archived_at``, UTC) or, with None, put it back; the
+        card as saved, None if it is gone. Archiving an archived card keeps its first date."""
+        ...
 
     # renewals
     async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
         """Apply and record a renewal if the card's expiry is still ``renewal.old_expiry``
-        (else None); clears a snooze and, unless ``renewal.automatic``, a mute."""
+        (else None); clears a snooze and, unless ``renewal.automatic``, a mute and an archive (a
+        card renewed by a person is in service again)."""
         ...
 
     async def list_renewals(self, chat_id: int, card_id: int, limit: int = 10) -> list[Renewal]: ...

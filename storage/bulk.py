@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import aiosqlite
@@ -47,6 +47,11 @@ class ImportSession(Protocol):
         """The cards' edit trail entries for the changes written in this session."""
         ...
 
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        """Archive these cards (a card already archived keeps its date) or, with None, restore
+        them: how many changed."""
+        ...
+
 
 class BulkStore(Protocol):
     async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
@@ -66,12 +71,12 @@ class BulkStore(Protocol):
         ...
 
     async def expiry_counts(self, chat_id: int) -> dict[date, int]:
-        """How many of the chat's cards expire on each date."""
+        """How many of the chat's cards in service (not archived) expire on each date."""
         ...
 
     async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]: ...
     async def flag_counts(self, chat_id: int) -> tuple[int, int]:
-        """How many cards are muted, and how many renew automatically."""
+        """How many cards in service are muted, and how many renew automatically."""
         ...
 
 
@@ -175,6 +180,18 @@ class _SqliteImportSession:
             ],
         )
 
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        if not iccids:
+            return 0
+        stamp = archived_at.astimezone(UTC).isoformat() if archived_at else None
+        cursor = await self._db.execute(
+            "UPDATE cards SET archived_at = ? WHERE chat_id = ? "
+            "AND iccid IN (SELECT value FROM json_each(?)) "
+            "AND (archived_at IS NULL) = (? IS NOT NULL)",
+            (stamp, self._chat_id, json.dumps(list(iccids)), stamp),
+        )
+        return cursor.rowcount
+
 
 class SqliteBulkStore:
     """``BulkStore`` on the bot's ``SqliteStorage``."""
@@ -230,20 +247,24 @@ class SqliteBulkStore:
 
     async def expiry_counts(self, chat_id: int) -> dict[date, int]:
         rows = await self.storage.fetchall(
-            "SELECT expiry, count(*) FROM cards WHERE chat_id = ? GROUP BY expiry", (chat_id,)
+            "SELECT expiry, count(*) FROM cards WHERE chat_id = ? AND archived_at IS NULL "
+            "GROUP BY expiry",
+            (chat_id,),
         )
         return {date.fromisoformat(row[0]): int(row[1]) for row in rows}
 
     async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]:
         rows = await self.storage.fetchall(
-            "SELECT carrier, count(*) FROM cards WHERE chat_id = ? GROUP BY carrier", (chat_id,)
+            "SELECT carrier, count(*) FROM cards WHERE chat_id = ? AND archived_at IS NULL "
+            "GROUP BY carrier",
+            (chat_id,),
         )
         return {Carrier(row[0]): int(row[1]) for row in rows}
 
     async def flag_counts(self, chat_id: int) -> tuple[int, int]:
         row = await self.storage.fetchone(
             "SELECT coalesce(sum(muted), 0), coalesce(sum(auto_renew), 0) FROM cards "
-            "WHERE chat_id = ?",
+            "WHERE chat_id = ? AND archived_at IS NULL",
             (chat_id,),
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)

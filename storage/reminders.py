@@ -330,13 +330,14 @@ LIMIT :limit
 _AUTO_RENEW_SQL = """
 SELECT id, chat_id, iccid, label, expiry, muted, plan_months, plan_days, plan_price_fen
 FROM cards
-WHERE chat_id IN ({marks}) AND auto_renew = 1 AND expiry <= :today
+WHERE chat_id IN ({marks}) AND auto_renew = 1 AND expiry <= :today AND archived_at IS NULL
   AND (coalesce(plan_months, 0) > 0 OR coalesce(plan_days, 0) > 0)
 """
 
 # The due cards of chats sharing one settings: the level from the expiry (see LevelBands), due
 # if the sent-log has no level as urgent for this expiry. A card that will auto-renew gets no
-# reminder before its expiry day (on that day it is renewed before this runs).
+# reminder before its expiry day (on that day it is renewed before this runs); an archived
+# card (停用) none at all.
 _DUE_SQL = """
 INSERT INTO temp.due_now (card_id, chat_id, expiry, level)
 SELECT x.id, x.chat_id, x.expiry, x.level
@@ -348,7 +349,7 @@ FROM (
     FROM cards c
     WHERE c.chat_id IN ({marks})
       AND c.expiry BETWEEN :earliest AND :latest
-      AND c.muted = 0
+      AND c.muted = 0 AND c.archived_at IS NULL
       AND (c.snoozed_until IS NULL OR c.snoozed_until <= :today)
       AND NOT (c.auto_renew = 1 AND c.expiry > :today
                AND (coalesce(c.plan_months, 0) > 0 OR coalesce(c.plan_days, 0) > 0))
@@ -419,7 +420,7 @@ SELECT c.id, c.iccid, c.label, c.expiry, CAST(julianday(c.expiry) - julianday(:d
        c.plan_price_fen
 FROM cards c
 JOIN reminder_log r ON r.card_id = c.id AND r.expiry = c.expiry
-WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0
+WHERE c.chat_id = :chat AND r.reminded_on = :day AND c.muted = 0 AND c.archived_at IS NULL
   AND (c.snoozed_until IS NULL OR c.snoozed_until <= :day)
 """
 

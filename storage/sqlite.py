@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
 _CARD_COLUMNS = (
     "id, chat_id, iccid, expiry, carrier, label, plan_months, plan_days, plan_price_fen, "
-    "auto_renew, note, muted, snoozed_until, created_at"
+    "auto_renew, note, muted, snoozed_until, created_at, archived_at"
 )
 _RENEWAL_COLUMNS = (
     "r.id, r.card_id, r.renewed_at, r.by_user_id, r.by_name, r.old_expiry, r.new_expiry, "
@@ -67,6 +67,7 @@ def _card(row: aiosqlite.Row) -> Card:
         muted=bool(row["muted"]),
         snoozed_until=date.fromisoformat(row["snoozed_until"]) if row["snoozed_until"] else None,
         created_at=datetime.fromisoformat(row["created_at"]),
+        archived_at=datetime.fromisoformat(row["archived_at"]) if row["archived_at"] else None,
     )
 
 
@@ -125,9 +126,11 @@ def _card_values(draft: CardDraft) -> dict[str, Any]:
 
 
 def _filter_sql(card_filter: CardFilter | None) -> tuple[str, list[Any]]:
-    if card_filter is None or card_filter.expiring_before is None:
-        return "", []
-    return " AND expiry <= ?", [card_filter.expiring_before.isoformat()]
+    card_filter = card_filter or CardFilter()
+    where = " AND archived_at IS NOT NULL" if card_filter.archived else " AND archived_at IS NULL"
+    if card_filter.expiring_before is None:
+        return where, []
+    return where + " AND expiry <= ?", [card_filter.expiring_before.isoformat()]
 
 
 _HEADER = b"SQLite format 3\x00"
@@ -399,6 +402,22 @@ class SqliteStorage:
             )
             return cursor.rowcount > 0
 
+    async def set_archived(
+        self, chat_id: int, card_id: int, archived_at: datetime | None
+    ) -> Card | None:
+        stamp = archived_at.astimezone(UTC).isoformat() if archived_at else None
+        async with (
+            self.transaction() as db,
+            db.execute(
+                "UPDATE cards SET archived_at = CASE WHEN ? IS NULL THEN NULL "
+                "ELSE coalesce(archived_at, ?) END WHERE chat_id = ? AND id = ? "
+                f"RETURNING {_CARD_COLUMNS}",
+                (stamp, stamp, chat_id, card_id),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return _card(row) if row else None
+
     # renewals
 
     async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
@@ -406,13 +425,16 @@ class SqliteStorage:
         async with self.transaction() as db:
             # Only if the expiry is still what the user saw: two staff pressing "renew" on the
             # same stale message must not extend the card twice. A renewal by a person starts
-            # the card's reminders afresh: it ends a mute too (an automatic one does not).
+            # the card's reminders afresh: it ends a mute too, and puts an archived card back in
+            # service (an automatic one does neither).
             cursor = await db.execute(
                 "UPDATE cards SET expiry = ?, snoozed_until = NULL, "
-                "muted = CASE WHEN ? THEN muted ELSE 0 END "
+                "muted = CASE WHEN ? THEN muted ELSE 0 END, "
+                "archived_at = CASE WHEN ? THEN archived_at END "
                 "WHERE chat_id = ? AND id = ? AND expiry = ?",
                 (
                     renewal.new_expiry.isoformat(),
+                    int(renewal.automatic),
                     int(renewal.automatic),
                     chat_id,
                     card_id,

@@ -79,7 +79,7 @@ async def test_tapping_a_card_opens_its_detail(alice: ChatDriver, storage: Sqlit
     assert "2026-12-15" in detail.text
     assert "暂无续费记录" in detail.text
     labels = [text for row in detail.buttons for text, _ in row]
-    assert labels == ["🔄 续费", "✏️ 编辑", "🗑 删除", "◀ 返回列表"]
+    assert labels == ["🔄 续费", "✏️ 编辑", "🗑 删除", "🗄 停用", "◀ 返回列表"]
 
 
 async def test_expiring_lists_only_soon_and_expired_most_urgent_first(

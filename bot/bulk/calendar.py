@@ -1,8 +1,9 @@
 """A chat's expiries as an iCalendar (.ics) file that phone calendars import.
 
-One all-day event per card on its expiry date, with an alarm on each of the chat's reminder
-days at the chat's reminder time. The UID is the card's id, so importing a newer file updates
-the events instead of duplicating them. Muted cards get no alarms.
+One all-day event per card on its expiry date (a card already expired: today), with an alarm
+on each of the chat's reminder days at the chat's reminder time. The UID is the card's id, so
+importing a newer file updates the events instead of duplicating them. Muted cards get no
+alarms.
 """
 
 from __future__ import annotations
@@ -52,16 +53,18 @@ def _alarms_ical(lang: str, days_before: Sequence[int], alarm_time: time) -> byt
     return text.removeprefix(_BEGIN_EVENT).removesuffix(_END_EVENT)
 
 
-def _event_ical(card: Card, *, chat_id: int, lang: str, is_group: bool, now: datetime) -> bytes:
+def _event_ical(
+    card: Card, *, chat_id: int, lang: str, is_group: bool, now: datetime, on: date
+) -> bytes:
     shown = shown_iccid(card.iccid, is_group)
     label = card.label or ""
     summary = plain(t(lang, "calendar.summary", iccid=mask_iccid(card.iccid), label=label))
     event = Event()
     event.add("uid", card_uid(chat_id, card))
     event.add("dtstamp", now)
-    event.add("dtstart", card.expiry)  # a date: an all-day event
-    if card.expiry < date.max:
-        event.add("dtend", card.expiry + timedelta(days=1))
+    event.add("dtstart", on)  # a date: an all-day event
+    if on < date.max:
+        event.add("dtend", on + timedelta(days=1))
     else:  # a card saved before expiries were bounded: one day long all the same (RFC 5545)
         event.add("duration", timedelta(days=1))
     event.add("summary", summary.strip())
@@ -80,7 +83,10 @@ def calendar_file(
     days_before: Sequence[int],
     alarm_time: time = DEFAULT_ALARM_TIME,
     now: datetime,
+    today: date | None = None,
 ) -> bytes:
+    """``today``: a card expired before it is an event on it (with the day's alarm only), so
+    that the overdue ones stand on the calendar where they are seen, not in the past."""
     calendar = Calendar()
     calendar.add("prodid", PRODUCT_ID)
     calendar.add("version", "2.0")
@@ -89,11 +95,17 @@ def calendar_file(
     calendar.add("x-wr-calname", plain(t(lang, "calendar.name")))
     head: bytes = calendar.to_ical()
     alarms = _alarms_ical(lang, days_before, alarm_time)
+    overdue_alarms = _alarms_ical(lang, (0,), alarm_time)
     parts = [head.removesuffix(_END_CALENDAR)]
     for item in cards:
-        event = _event_ical(item.card, chat_id=chat_id, lang=lang, is_group=is_group, now=now)
+        overdue = today is not None and item.card.expiry < today
+        on = today if overdue and today is not None else item.card.expiry
+        event = _event_ical(
+            item.card, chat_id=chat_id, lang=lang, is_group=is_group, now=now, on=on
+        )
         if not item.card.muted:  # muted cards: the date without the alarms
-            event = event.removesuffix(_END_EVENT) + alarms + _END_EVENT
+            event = event.removesuffix(_END_EVENT) + (overdue_alarms if overdue else alarms)
+            event += _END_EVENT
         parts.append(event)
     parts.append(_END_CALENDAR)
     return b"".join(parts)

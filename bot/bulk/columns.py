@@ -24,6 +24,7 @@ class Field(StrEnum):
     PRICE = "price"
     AUTO_RENEW = "auto_renew"
     NOTE = "note"
+    ARCHIVED = "archived"  # 停用: out of service (not 状态, the status exports write)
 
 
 _ALIASES: dict[Field, tuple[str, ...]] = {
@@ -54,6 +55,7 @@ _ALIASES: dict[Field, tuple[str, ...]] = {
     ),
     Field.AUTO_RENEW: ("自动续费", "自动续期", "自动续约", "autorenew", "auto"),
     Field.NOTE: ("备注", "说明", "note", "notes", "remark", "remarks", "comment", "memo"),
+    Field.ARCHIVED: ("停用", "已停用", "是否停用", "archived", "archive", "outofservice"),
 }  # fmt: skip
 
 # What an export writes, per language; each is also an alias above (checked in the tests).
@@ -67,6 +69,7 @@ EXPORT_HEADERS: dict[str, dict[Field, str]] = {
         Field.PRICE: "金额",
         Field.AUTO_RENEW: "自动续费",
         Field.NOTE: "备注",
+        Field.ARCHIVED: "停用",
     },
     "en": {
         Field.ICCID: "ICCID",
@@ -77,6 +80,7 @@ EXPORT_HEADERS: dict[str, dict[Field, str]] = {
         Field.PRICE: "price",
         Field.AUTO_RENEW: "auto_renew",
         Field.NOTE: "note",
+        Field.ARCHIVED: "archived",
     },
 }
 

@@ -31,6 +31,7 @@ _EXPORTED = (
     Field.PRICE,
     Field.AUTO_RENEW,
     Field.NOTE,
+    Field.ARCHIVED,  # 停用 是/否: archived cards are exported too, and import back as they are
 )
 # Words the importer reads (bot.bulk.rows, bot.dates): part of the file format, per language.
 _YES_NO = {"zh_CN": ("是", "否"), "en": ("yes", "no")}
@@ -95,6 +96,7 @@ def export_row(lang: str, item: CardWithRenewal, today: date, zone: ZoneInfo) ->
         price_cell(card.plan_price_fen),
         yes if card.auto_renew else no,
         card.note,
+        yes if card.archived else no,
         status_cell(lang, card, today),
         card.days_left(today),
         renewed,

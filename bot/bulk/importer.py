@@ -39,7 +39,7 @@ from bot.errors import InputError
 from bot.iccid import carrier_from_iccid
 from bot.models import Card, CardDraft, CardEditDraft, Carrier, Period
 from bot.services.cards import changed_fields
-from storage.bulk import BulkStore
+from storage.bulk import BulkStore, ImportSession
 
 Progress = Callable[[int], None]  # rows validated so far
 BeforeCommit = Callable[[], Awaitable[None]]
@@ -190,6 +190,9 @@ class ImportReport:
     lookalikes: list[LookalikeNote] = field(default_factory=list)  # new, O/l/I for 0/1?
     older: list[OlderRow] = field(default_factory=list)  # left: earlier than SimWatch's expiry
     older_applied: int = 0  # older rows applied all the same (``apply_older=True``)
+    archived: list[CardNote] = field(default_factory=list)  # 停用=是: taken out of service
+    restored: list[CardNote] = field(default_factory=list)  # 停用=否 on an archived card
+    still_archived: list[CardNote] = field(default_factory=list)  # archived, the file says nothing
     lock_seconds: float = 0.0  # how long the write transaction held the database
 
     @property
@@ -284,7 +287,8 @@ def _trail(changes: Sequence[CardChange], author: ImportAuthor, now: datetime) -
 
 
 def _same_values(a: RowValues, b: RowValues) -> bool:
-    return all(getattr(a, name) == getattr(b, name) for name in ("iccid", *_MERGED_FIELDS))
+    names = ("iccid", "archived", *_MERGED_FIELDS)
+    return all(getattr(a, name) == getattr(b, name) for name in names)
 
 
 def _other_rows(numbers: Sequence[int], own: int) -> InputError:
@@ -358,6 +362,14 @@ class _Plan:
     older_applied: int = 0
     # muted cards whose expiry the file moves later: a renewal ends the mute
     unmuted: list[CardNote] = field(default_factory=list)
+    # 停用: the rows' cards to archive, to restore, and archived ones the file leaves so
+    archive: list[CardNote] = field(default_factory=list)
+    restore: list[CardNote] = field(default_factory=list)
+    still_archived: list[CardNote] = field(default_factory=list)
+
+    def service_changes(self) -> tuple[list[str], list[str]]:
+        """The ICCIDs to archive and to restore."""
+        return [n.iccid for n in self.archive], [n.iccid for n in self.restore]
 
 
 def _plan(
@@ -382,6 +394,8 @@ def _plan(
             plan.rejected.append(RejectedRow(rows[values.number], (CellProblem(exc),)))
             continue
         note = CardNote(values.number, after.iccid, after.label)
+        if card is None or before is None or not after.expiry < before.expiry or apply_older:
+            _service_note(plan, values, card, note)  # an older row is left whole
         if card is None or before is None:
             plan.inserts.append(after)
             if values.digits_suggestion is not None:
@@ -404,6 +418,25 @@ def _plan(
         if carrier is not None:
             plan.carriers.append(carrier)
     return plan
+
+
+def _service_note(plan: _Plan, values: RowValues, card: Card | None, note: CardNote) -> None:
+    """What the row's 停用 cell does: archive, restore, or (no cell) leave an archived card so."""
+    archived = card is not None and card.archived
+    if values.archived is True and not archived:
+        plan.archive.append(note)
+    elif values.archived is False and archived:
+        plan.restore.append(note)
+    elif values.archived is KEEP and archived:
+        plan.still_archived.append(note)
+
+
+async def _write_service(session: ImportSession, plan: _Plan, now: datetime) -> None:
+    archive, restore = plan.service_changes()
+    if archive:  # after the inserts: new cards may be archived
+        await session.set_archived(archive, now)
+    if restore:
+        await session.set_archived(restore, None)
 
 
 def _number(note: CardNote) -> int:
@@ -451,6 +484,7 @@ async def import_sheet(
             written += await session.insert(plan.inserts, now)
             if written != len(plan.updates) + len(plan.inserts):
                 raise _Changed  # rolled back; read again, this time under the lock
+            await _write_service(session, plan, now)
             await session.record_edits(trail)
             if before_commit is not None:
                 await before_commit()
@@ -461,6 +495,7 @@ async def import_sheet(
             plan = _plan(candidates, existing, rows, apply_older=apply_older)
             await session.update(plan.updates)
             await session.insert(plan.inserts, now)
+            await _write_service(session, plan, now)
             await session.record_edits(_trail(plan.updates, author, now))
             if before_commit is not None:
                 await before_commit()
@@ -478,6 +513,9 @@ async def import_sheet(
     report.older = plan.older
     report.older_applied = plan.older_applied
     report.unmuted = sorted(plan.unmuted, key=_number)
+    report.archived = sorted(plan.archive, key=_number)
+    report.restored = sorted(plan.restore, key=_number)
+    report.still_archived = sorted(plan.still_archived, key=_number)
     return report
 
 

@@ -118,6 +118,12 @@ def _sections(lang: str, report: ImportReport, is_group: bool) -> list[_Section]
         sections.append(notes("import.report.luhn", report.luhn))
     if report.unmuted:
         sections.append(notes("import.report.unmuted", report.unmuted))
+    if report.archived:
+        sections.append(notes("import.report.archived", report.archived))
+    if report.restored:
+        sections.append(notes("import.report.restored", report.restored))
+    if report.still_archived:  # the file has no 停用 cell for them: they stay out of service
+        sections.append(notes("import.report.still_archived", report.still_archived))
     if report.carriers:
         carrier_lines = [
             t(

@@ -74,6 +74,8 @@ class RowValues:
     note: str | Keep | None
     # the all-digit ICCID meant if the letters O, l, I stand for 0 and 1 (``8986OO…``), else None
     digits_suggestion: str | None = None
+    # 停用: True archives the card, False restores it, KEEP (no column, empty cell) leaves it
+    archived: bool | Keep = KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,17 @@ def _auto_renew(cell: Cell) -> bool:
     return cell if isinstance(cell, bool) else parse_yes_no(cell_text(cell))
 
 
+_ARCHIVED_WORDS = {"停用": True, "已停用": True, "在用": False, "启用": False, "使用中": False}
+
+
+def _archived(cell: Cell) -> bool:
+    """是/否 as for auto-renew, and the words a 停用 column may hold instead (停用, 在用…)."""
+    if isinstance(cell, bool):
+        return cell
+    text = unicodedata.normalize("NFKC", cell_text(cell)).strip()
+    return _ARCHIVED_WORDS[text] if text in _ARCHIVED_WORDS else parse_yes_no(text)
+
+
 def _plan(cell: Cell) -> tuple[Period, int | None]:
     return parse_plan(cell_text(cell))
 
@@ -213,6 +226,7 @@ def parse_row(
     price = reader.parsed(Field.PRICE, lambda cell: parse_amount(cell_text(cell)), clearable=True)
     auto_renew = reader.parsed(Field.AUTO_RENEW, _auto_renew)
     note = reader.parsed(Field.NOTE, _text(MAX_NOTE_LEN, "error.note.too_long"), clearable=True)
+    archived = reader.parsed(Field.ARCHIVED, _archived)
     try:
         joined = _joined_label(label, terminal)
     except InputError as exc:
@@ -239,4 +253,5 @@ def parse_row(
         plan_price_fen=_either(price, plan_price),
         auto_renew=KEEP if auto_renew is None else auto_renew,
         note=note,
+        archived=KEEP if archived is None else archived,
     )

@@ -116,9 +116,13 @@ class BulkService:
             return DEFAULT_SETTINGS
         return await self.reminders.get_settings(chat_id)
 
-    async def calendar(self, chat: ChatSettings, *, lang: str) -> tuple[bytes, int]:
-        """The .ics file and how many events it has."""
-        cards = await self.store.cards_with_last_renewal(chat.chat_id)
+    async def calendar(
+        self, chat: ChatSettings, *, lang: str, today: date, until: date
+    ) -> tuple[bytes, int]:
+        """The .ics file and how many events it has: the cards in service expiring by ``until``
+        (a horizon keeps 20,000 cards from making an 18 MB file), the overdue ones today."""
+        every = await self.store.cards_with_last_renewal(chat.chat_id)
+        cards = [item for item in every if not item.card.archived and item.card.expiry <= until]
         settings = await self.reminder_settings(chat.chat_id)
         content = await asyncio.to_thread(
             partial(
@@ -130,6 +134,7 @@ class BulkService:
                 days_before=settings.days_before,
                 alarm_time=settings.send_time,
                 now=self.clock.now(),
+                today=today,
             )
         )
         return content, len(cards)

@@ -269,6 +269,12 @@ class CardService:
             after.chat_id, after, edits=trail, if_expiry=before.expiry
         )
 
+    async def set_archived(self, chat_id: int, card_id: int, *, archived: bool) -> Card | None:
+        """Take the card out of service (停用) now, or put it back; None if it is gone."""
+        return await self.storage.set_archived(
+            chat_id, card_id, self.clock.now() if archived else None
+        )
+
     async def delete(self, chat_id: int, card_id: int) -> bool:
         return await self.storage.delete_card(chat_id, card_id)
 

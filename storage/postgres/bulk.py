@@ -135,6 +135,18 @@ class _PostgresImportSession:
             ],
         )
 
+    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+        if not iccids:
+            return 0
+        status = await self._conn.execute(
+            "UPDATE cards SET archived_at = $1::timestamptz WHERE chat_id = $2 "
+            "AND iccid = ANY($3::text[]) AND (archived_at IS NULL) = ($1::timestamptz IS NOT NULL)",
+            archived_at,
+            self._chat_id,
+            list(iccids),
+        )
+        return _count(status)
+
 
 class PostgresBulkStore:
     """``BulkStore`` on the pool the bot's ``PostgresStorage`` uses."""
@@ -189,13 +201,16 @@ class PostgresBulkStore:
 
     async def expiry_counts(self, chat_id: int) -> dict[date, int]:
         rows = await self.pool.fetch(
-            "SELECT expiry, count(*) AS n FROM cards WHERE chat_id = $1 GROUP BY expiry", chat_id
+            "SELECT expiry, count(*) AS n FROM cards WHERE chat_id = $1 AND archived_at IS NULL "
+            "GROUP BY expiry",
+            chat_id,
         )
         return {row["expiry"]: int(row["n"]) for row in rows}
 
     async def carrier_counts(self, chat_id: int) -> dict[Carrier, int]:
         rows = await self.pool.fetch(
-            "SELECT carrier, count(*) AS n FROM cards WHERE chat_id = $1 GROUP BY carrier",
+            "SELECT carrier, count(*) AS n FROM cards WHERE chat_id = $1 AND archived_at IS NULL "
+            "GROUP BY carrier",
             chat_id,
         )
         return {Carrier(row["carrier"]): int(row["n"]) for row in rows}
@@ -203,7 +218,8 @@ class PostgresBulkStore:
     async def flag_counts(self, chat_id: int) -> tuple[int, int]:
         row = await self.pool.fetchrow(
             "SELECT count(*) FILTER (WHERE muted) AS muted, "
-            "count(*) FILTER (WHERE auto_renew) AS auto FROM cards WHERE chat_id = $1",
+            "count(*) FILTER (WHERE auto_renew) AS auto FROM cards "
+            "WHERE chat_id = $1 AND archived_at IS NULL",
             chat_id,
         )
         return (int(row["muted"]), int(row["auto"])) if row else (0, 0)

@@ -192,7 +192,7 @@ SELECT max(chat_id) FROM (
 _AUTO_RENEW_SQL = """
 SELECT id, chat_id, iccid, label, expiry, muted, plan_months, plan_days, plan_price_fen
 FROM cards
-WHERE chat_id = ANY($1::bigint[]) AND auto_renew AND expiry <= $2
+WHERE chat_id = ANY($1::bigint[]) AND auto_renew AND expiry <= $2 AND archived_at IS NULL
   AND (coalesce(plan_months, 0) > 0 OR coalesce(plan_days, 0) > 0)
 ORDER BY id
 FOR NO KEY UPDATE
@@ -210,7 +210,7 @@ WITH due AS (
         FROM cards c
         WHERE c.chat_id = ANY($4::bigint[])
           AND c.expiry BETWEEN $2::date AND $3::date
-          AND NOT c.muted
+          AND NOT c.muted AND c.archived_at IS NULL
           AND (c.snoozed_until IS NULL OR c.snoozed_until <= $1::date)
           AND NOT (c.auto_renew AND c.expiry > $1::date
                    AND (coalesce(c.plan_months, 0) > 0 OR coalesce(c.plan_days, 0) > 0))
@@ -273,7 +273,7 @@ LEFT JOIN (
     SELECT c.id, c.iccid, c.label, c.expiry, c.expiry - $2::date AS days_left, c.plan_price_fen
     FROM cards c
     JOIN reminder_log r ON r.card_id = c.id AND r.expiry = c.expiry
-    WHERE c.chat_id = $1 AND r.reminded_on = $2 AND NOT c.muted
+    WHERE c.chat_id = $1 AND r.reminded_on = $2 AND NOT c.muted AND c.archived_at IS NULL
       AND (c.snoozed_until IS NULL OR c.snoozed_until <= $2)
 ) d ON true
 ORDER BY d.expiry, d.id

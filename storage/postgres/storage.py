@@ -32,7 +32,7 @@ from storage.postgres.pool import Connection, open_pool
 
 CARD_COLUMNS = (
     "id, chat_id, iccid, expiry, carrier, label, plan_months, plan_days, plan_price_fen, "
-    "auto_renew, note, muted, snoozed_until, created_at"
+    "auto_renew, note, muted, snoozed_until, created_at, archived_at"
 )
 _RENEWAL_COLUMNS = (
     "r.id, r.card_id, r.renewed_at, r.by_user_id, r.by_name, r.old_expiry, r.new_expiry, "
@@ -72,6 +72,7 @@ def card_from_row(row: asyncpg.Record) -> Card:
         muted=row["muted"],
         snoozed_until=row["snoozed_until"],
         created_at=row["created_at"],
+        archived_at=row["archived_at"],
     )
 
 
@@ -132,9 +133,11 @@ def card_values(draft: CardDraft) -> list[Any]:
 
 def _filter_sql(card_filter: CardFilter | None, first: int) -> tuple[str, list[Any]]:
     """The extra condition and its parameters, numbered from ``$first``."""
-    if card_filter is None or card_filter.expiring_before is None:
-        return "", []
-    return f" AND expiry <= ${first}", [card_filter.expiring_before]
+    card_filter = card_filter or CardFilter()
+    where = " AND archived_at IS NOT NULL" if card_filter.archived else " AND archived_at IS NULL"
+    if card_filter.expiring_before is None:
+        return where, []
+    return where + f" AND expiry <= ${first}", [card_filter.expiring_before]
 
 
 class PostgresStorage:
@@ -342,6 +345,19 @@ class PostgresStorage:
         )
         return status != "DELETE 0"
 
+    async def set_archived(
+        self, chat_id: int, card_id: int, archived_at: datetime | None
+    ) -> Card | None:
+        row = await self.pool.fetchrow(
+            "UPDATE cards SET archived_at = CASE WHEN $1::timestamptz IS NULL THEN NULL "
+            "ELSE coalesce(archived_at, $1::timestamptz) END WHERE chat_id = $2 AND id = $3 "
+            f"RETURNING {CARD_COLUMNS}",
+            archived_at,
+            chat_id,
+            card_id,
+        )
+        return card_from_row(row) if row else None
+
     # renewals
 
     async def renew_card(self, chat_id: int, card_id: int, renewal: RenewalDraft) -> Renewal | None:
@@ -350,10 +366,11 @@ class PostgresStorage:
             # Only if the expiry is still what the user saw: of two staff pressing "renew" on
             # the same stale message, the second one's UPDATE waits for the first's row lock,
             # then finds the expiry changed and renews nothing. A renewal by a person ends a
-            # mute too (an automatic one does not).
+            # mute too, and puts an archived card back in service (an automatic one does neither).
             updated = await conn.fetchval(
                 "UPDATE cards SET expiry = $1, snoozed_until = NULL, "
-                "muted = CASE WHEN $2 THEN muted ELSE false END "
+                "muted = CASE WHEN $2 THEN muted ELSE false END, "
+                "archived_at = CASE WHEN $2 THEN archived_at END "
                 "WHERE chat_id = $3 AND id = $4 AND expiry = $5 RETURNING id",
                 renewal.new_expiry,
                 renewal.automatic,
