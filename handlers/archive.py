@@ -13,14 +13,11 @@ from bot.errors import excerpt
 from bot.i18n import Html
 from bot.iccid import shown_iccid
 from bot.models import Card
-from handlers.cards import show_card
+from handlers.cards import card_action
 from handlers.common import (
     CALLBACK_INT,
     Context,
     Here,
-    answer,
-    answer_stale,
-    callback_arg,
     command_args,
     here,
     is_admin,
@@ -64,27 +61,11 @@ def restore_offer(
 
 async def archive_button(update: Update, context: Context) -> None:
     """ar: ask, ay: archive, an: changed my mind (back to the card), ur: restore."""
-    query = update.callback_query
-    assert query is not None and isinstance(query.data, str)
-    where = await here(update, context)
-    action = query.data.split(":", 1)[0]
-    card_id = callback_arg(update, 1)
-    if card_id is None:
-        await answer_stale(update, context)
+    acting = await card_action(update, context, back="an")
+    if acting is None:
         return
-    if action == "an":
-        await answer(query)
-        await show_card(update, context, where, card_id)
-        return
-    if not await is_admin(update, context):
-        await answer(query, where.t("group.admins_only"), alert=True)
-        return
+    action, where, card = acting
     svc = services(context)
-    card = await svc.cards.get(where.chat_id, card_id)
-    if card is None:
-        await answer(query, where.t("card.not_found"), alert=True)
-        return
-    await answer(query)
     if action == "ar":
         if card.archived:  # a stale screen: it was archived meanwhile
             await reply(update, *restore_offer(where, card))

@@ -136,8 +136,12 @@ def delete_question(where: Here, card: Card) -> tuple[str, InlineKeyboardMarkup]
     return where.t("delete.confirm", iccid=shown, label=label_part(card.label)), keyboard
 
 
-async def delete_button(update: Update, context: Context) -> None:
-    """dl: ask, dy: delete, dn: changed my mind (back to the card)."""
+async def card_action(
+    update: Update, context: Context, *, back: str
+) -> tuple[str, Here, Card] | None:
+    """A button acting on a card, with a confirm step (delete, archive): its action, where,
+    and the card, once the presser may act on it; None when answered here already: a stale
+    button, ``back`` (changed my mind: the card again), not an administrator, a card gone."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
     where = await here(update, context)
@@ -145,20 +149,29 @@ async def delete_button(update: Update, context: Context) -> None:
     card_id = callback_arg(update, 1)
     if card_id is None:
         await answer_stale(update, context)
-        return
-    if action == "dn":
+        return None
+    if action == back:
         await answer(query)
         await show_card(update, context, where, card_id)
-        return
+        return None
     if not await is_admin(update, context):
         await answer(query, where.t("group.admins_only"), alert=True)
-        return
-    svc = services(context)
-    card = await svc.cards.get(where.chat_id, card_id)
+        return None
+    card = await services(context).cards.get(where.chat_id, card_id)
     if card is None:
         await answer(query, where.t("card.not_found"), alert=True)
-        return
+        return None
     await answer(query)
+    return action, where, card
+
+
+async def delete_button(update: Update, context: Context) -> None:
+    """dl: ask, dy: delete, dn: changed my mind (back to the card)."""
+    acting = await card_action(update, context, back="dn")
+    if acting is None:
+        return
+    action, where, card = acting
+    svc = services(context)
     if action == "dl":
         await reply(update, *delete_question(where, card))
         return
