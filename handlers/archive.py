@@ -59,6 +59,13 @@ def restore_offer(
     return where.t(key, when=archived_on(card), **_names(where, card)), keyboard
 
 
+def _auto_renew_off(where: Here, before: Card, after: Card) -> Html:
+    """The note when putting the card back turned its auto-renew off (its expiry had passed)."""
+    if before.auto_renew and not after.auto_renew:
+        return Html("\n" + where.t("archive.auto_renew_off", expiry=after.expiry.isoformat()))
+    return Html("")
+
+
 async def archive_button(update: Update, context: Context) -> None:
     """ar: ask, ay: archive, an: changed my mind (back to the card), ur: restore."""
     acting = await card_action(update, context, back="an")
@@ -78,7 +85,8 @@ async def archive_button(update: Update, context: Context) -> None:
         return
     key = "archive.done" if saved.archived else "archive.restored"
     keyboard = markup([[button(where.t("button.open_card"), f"cd:{saved.id}")]])
-    await reply(update, where.t(key, **_names(where, saved)), keyboard)
+    text = Html(where.t(key, **_names(where, saved)) + _auto_renew_off(where, card, saved))
+    await reply(update, text, keyboard)
 
 
 async def _named(update: Update, context: Context, where: Here) -> list[Card] | None:
@@ -140,9 +148,9 @@ async def unarchive_command(update: Update, context: Context) -> None:
         )
         if saved is not None:
             keyboard = markup([[button(where.t("button.open_card"), f"cd:{saved.id}")]])
-            await reply(
-                update, where.t("archive.restored", **_names(where, saved)), keyboard, edit=False
-            )
+            text = where.t("archive.restored", **_names(where, saved))
+            text = Html(text + _auto_renew_off(where, archived[0], saved))
+            await reply(update, text, keyboard, edit=False)
             return
     rows = [[button(card_pick_text(c, where.is_group, "♻️"), f"ur:{c.id}")] for c in archived]
     await reply(update, where.t("archive.pick_restore"), markup(rows), edit=False)

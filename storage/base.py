@@ -100,10 +100,18 @@ class Storage(Protocol):
 
     async def delete_card(self, chat_id: int, card_id: int) -> bool: ...
     async def set_archived(
-        self, chat_id: int, card_id: int, archived_at: datetime | None
+        self,
+        chat_id: int,
+        card_id: int,
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
     ) -> Card | None:
         """Take the card out of service (``archived_at``, UTC) or, with None, put it back; the
-        card as saved, None if it is gone. Archiving an archived card keeps its first date."""
+        card as saved, None if it is gone. Archiving an archived card keeps its first date.
+        Put back on ``restored_on`` with an expiry before it, a card's auto-renew goes off:
+        it would otherwise record a renewal (and a charge) for every period it was out of
+        service."""
         ...
 
     # renewals

@@ -47,9 +47,16 @@ class ImportSession(Protocol):
         """The cards' edit trail entries for the changes written in this session."""
         ...
 
-    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+    async def set_archived(
+        self,
+        iccids: Sequence[str],
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
+    ) -> int:
         """Archive these cards (a card already archived keeps its date) or, with None, restore
-        them: how many changed."""
+        them: how many changed. Restored on ``restored_on`` with an expiry before it, a card's
+        auto-renew goes off (see ``Storage.set_archived``)."""
         ...
 
 
@@ -180,15 +187,23 @@ class _SqliteImportSession:
             ],
         )
 
-    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+    async def set_archived(
+        self,
+        iccids: Sequence[str],
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
+    ) -> int:
         if not iccids:
             return 0
         stamp = archived_at.astimezone(UTC).isoformat() if archived_at else None
+        lapsed = restored_on.isoformat() if restored_on and archived_at is None else None
         cursor = await self._db.execute(
-            "UPDATE cards SET archived_at = ? WHERE chat_id = ? "
+            "UPDATE cards SET archived_at = ?, "
+            "auto_renew = CASE WHEN expiry < ? THEN 0 ELSE auto_renew END WHERE chat_id = ? "
             "AND iccid IN (SELECT value FROM json_each(?)) "
             "AND (archived_at IS NULL) = (? IS NOT NULL)",
-            (stamp, self._chat_id, json.dumps(list(iccids)), stamp),
+            (stamp, lapsed, self._chat_id, json.dumps(list(iccids)), stamp),
         )
         return cursor.rowcount
 

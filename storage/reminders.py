@@ -601,6 +601,12 @@ async def _merge_cards(db: aiosqlite.Connection, old_chat_id: int, new_chat_id: 
         merged = _merged_card(rows[winner], rows[loser])
         assignments = ", ".join(f"{name} = ?" for name in _MERGED_COLUMNS.split(", "))
         await db.execute(f"UPDATE cards SET {assignments} WHERE id = ?", (*merged, new_id))
+        # in service or not as the winner is (no fallback: NULL there means in service)
+        await db.execute(
+            "UPDATE cards SET archived_at = (SELECT w.archived_at FROM cards w WHERE w.id = ?) "
+            "WHERE id = ?",
+            (winner, new_id),
+        )
         # the sent-log: per expiry, the more urgent entry of the two
         await db.execute(
             "INSERT INTO reminder_log (card_id, expiry, level, reminded_on, prev_level, "

@@ -403,16 +403,23 @@ class SqliteStorage:
             return cursor.rowcount > 0
 
     async def set_archived(
-        self, chat_id: int, card_id: int, archived_at: datetime | None
+        self,
+        chat_id: int,
+        card_id: int,
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
     ) -> Card | None:
         stamp = archived_at.astimezone(UTC).isoformat() if archived_at else None
+        lapsed = restored_on.isoformat() if restored_on and archived_at is None else None
         async with (
             self.transaction() as db,
             db.execute(
                 "UPDATE cards SET archived_at = CASE WHEN ? IS NULL THEN NULL "
-                "ELSE coalesce(archived_at, ?) END WHERE chat_id = ? AND id = ? "
-                f"RETURNING {_CARD_COLUMNS}",
-                (stamp, stamp, chat_id, card_id),
+                "ELSE coalesce(archived_at, ?) END, "
+                "auto_renew = CASE WHEN expiry < ? THEN 0 ELSE auto_renew END "
+                f"WHERE chat_id = ? AND id = ? RETURNING {_CARD_COLUMNS}",
+                (stamp, stamp, lapsed, chat_id, card_id),
             ) as cursor,
         ):
             row = await cursor.fetchone()

@@ -103,3 +103,45 @@ async def test_the_pass_skips_archived_cards_and_does_not_auto_renew_them(storag
     await storage.set_archived(CHAT, ids[0], ARCHIVED_AT)
     _, cards = await store.digest_cards(CHAT, DAY)
     assert cards == []
+
+
+async def test_putting_back_a_card_that_expired_while_archived_records_no_renewals(
+    storage: Storage,
+) -> None:
+    """Auto-renew would otherwise record a renewal, and a charge, for every month it was out
+    of service: putting it back after its expiry turns auto-renew off instead."""
+    plan = {"plan_period": Period(months=1), "plan_price_fen": 3000, "auto_renew": True}
+    lapsed, current = await _cards(storage, [-200, 20], **plan)
+    for card_id in (lapsed, current):
+        await storage.set_archived(CHAT, card_id, ARCHIVED_AT)
+    back = await storage.set_archived(CHAT, lapsed, None, restored_on=DAY)
+    assert back is not None
+    assert not back.auto_renew
+    assert back.expiry == DAY - timedelta(days=200)  # as it was: renewing it is the user's
+    still = await storage.set_archived(CHAT, current, None, restored_on=DAY)
+    assert still is not None
+    assert still.auto_renew  # not expired: nothing to catch up
+    store = stores_for(storage).reminders
+    now = datetime.combine(DAY + timedelta(days=1), time(10), ZoneInfo("Asia/Shanghai"))
+    await ReminderComposer(store, FixedClock(now), default_language="zh_CN").compose_due()
+    assert await storage.list_renewals(CHAT, lapsed) == []
+
+
+async def test_a_merge_keeps_the_winning_cards_service_state(storage: Storage) -> None:
+    """Group and supergroup both had the card: the later expiry wins, archived or not."""
+    old, new = -4646, -1004646
+    for chat in (old, new):
+        await storage.ensure_chat(chat, is_group=True)
+    live = await storage.add_card(
+        old, CardDraft(iccid=iccid(1), expiry=DAY + timedelta(days=300)), ARCHIVED_AT
+    )
+    stale = await storage.add_card(
+        new, CardDraft(iccid=iccid(1), expiry=DAY - timedelta(days=30)), ARCHIVED_AT
+    )
+    await storage.set_archived(new, stale.id, ARCHIVED_AT)
+    assert live.id != stale.id
+    await stores_for(storage).reminders.migrate_chat(old, new)
+    merged = await storage.get_card_by_iccid(new, iccid(1))
+    assert merged is not None
+    assert merged.expiry == DAY + timedelta(days=300)
+    assert not merged.archived  # the renewed, live copy won: it keeps reminding

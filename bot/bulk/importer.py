@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.bulk.columns import map_columns
@@ -435,8 +435,8 @@ async def _write_service(session: ImportSession, plan: _Plan, now: datetime) -> 
     archive, restore = plan.service_changes()
     if archive:  # after the inserts: new cards may be archived
         await session.set_archived(archive, now)
-    if restore:
-        await session.set_archived(restore, None)
+    if restore:  # expired meanwhile: auto-renew off, no renewals for the months it was out
+        await session.set_archived(restore, None, restored_on=now.astimezone(UTC).date())
 
 
 def _number(note: CardNote) -> int:
@@ -539,6 +539,9 @@ async def apply_older(
     async with store.import_session(chat_id) as session:
         existing = await session.existing([row.values.iccid for row in older])
         changes: list[CardChange] = []
+        archive: list[str] = []  # the rows' 停用 column, as the import itself applies it
+        restore: list[str] = []
+        touched: set[str] = set()  # ICCIDs of the rows that changed something
         for row in older:
             card = existing.get(row.values.iccid)
             if card is None or card.expiry != row.card_expiry:
@@ -550,6 +553,17 @@ async def apply_older(
                 continue
             if _values_key(after) != _values_key(before):
                 changes.append(CardChange(card.id, before, after))
+                touched.add(card.iccid)
+            if row.values.archived is True and not card.archived:
+                archive.append(card.iccid)
+                touched.add(card.iccid)
+            elif row.values.archived is False and card.archived:
+                restore.append(card.iccid)
+                touched.add(card.iccid)
         await session.update(changes)
         await session.record_edits(_trail(changes, author, now))
-    return OlderApplied(applied=len(changes), changed=len(older) - len(changes))
+        if archive:
+            await session.set_archived(archive, now)
+        if restore:
+            await session.set_archived(restore, None, restored_on=now.astimezone(UTC).date())
+    return OlderApplied(applied=len(touched), changed=len(older) - len(touched))

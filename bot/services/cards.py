@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bot.clock import Clock, local_today
 from bot.dates import renewal_expiry
@@ -270,10 +270,13 @@ class CardService:
         )
 
     async def set_archived(self, chat_id: int, card_id: int, *, archived: bool) -> Card | None:
-        """Take the card out of service (停用) now, or put it back; None if it is gone."""
-        return await self.storage.set_archived(
-            chat_id, card_id, self.clock.now() if archived else None
-        )
+        """Take the card out of service (停用) now, or put it back; None if it is gone. Put
+        back with its expiry passed, its auto-renew goes off (see ``Storage.set_archived``)."""
+        now = self.clock.now()
+        if archived:
+            return await self.storage.set_archived(chat_id, card_id, now)
+        today = now.astimezone(UTC).date()  # a day's error is harmless: it only errs safe
+        return await self.storage.set_archived(chat_id, card_id, None, restored_on=today)
 
     async def delete(self, chat_id: int, card_id: int) -> bool:
         return await self.storage.delete_card(chat_id, card_id)

@@ -135,15 +135,24 @@ class _PostgresImportSession:
             ],
         )
 
-    async def set_archived(self, iccids: Sequence[str], archived_at: datetime | None) -> int:
+    async def set_archived(
+        self,
+        iccids: Sequence[str],
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
+    ) -> int:
         if not iccids:
             return 0
         status = await self._conn.execute(
-            "UPDATE cards SET archived_at = $1::timestamptz WHERE chat_id = $2 "
+            "UPDATE cards SET archived_at = $1::timestamptz, "
+            "auto_renew = CASE WHEN expiry < $4::date THEN false ELSE auto_renew END "
+            "WHERE chat_id = $2 "
             "AND iccid = ANY($3::text[]) AND (archived_at IS NULL) = ($1::timestamptz IS NOT NULL)",
             archived_at,
             self._chat_id,
             list(iccids),
+            restored_on if archived_at is None else None,
         )
         return _count(status)
 

@@ -640,6 +640,13 @@ async def _merge_cards(db: Connection, old_chat_id: int, new_chat_id: int) -> No
         await db.execute(
             f"UPDATE cards SET {assignments} WHERE id = ${len(merged) + 1}", *merged, new_id
         )
+        # in service or not as the winner is (see storage.reminders._merge_cards)
+        await db.execute(
+            "UPDATE cards SET archived_at = (SELECT w.archived_at FROM cards w WHERE w.id = $1) "
+            "WHERE id = $2",
+            winner,
+            new_id,
+        )
         # the sent-log: per expiry, the more urgent entry of the two
         await db.execute(
             "INSERT INTO reminder_log AS l (card_id, expiry, level, reminded_on, prev_level, "

@@ -346,15 +346,23 @@ class PostgresStorage:
         return status != "DELETE 0"
 
     async def set_archived(
-        self, chat_id: int, card_id: int, archived_at: datetime | None
+        self,
+        chat_id: int,
+        card_id: int,
+        archived_at: datetime | None,
+        *,
+        restored_on: date | None = None,
     ) -> Card | None:
+        lapsed = restored_on if archived_at is None else None
         row = await self.pool.fetchrow(
             "UPDATE cards SET archived_at = CASE WHEN $1::timestamptz IS NULL THEN NULL "
-            "ELSE coalesce(archived_at, $1::timestamptz) END WHERE chat_id = $2 AND id = $3 "
-            f"RETURNING {CARD_COLUMNS}",
+            "ELSE coalesce(archived_at, $1::timestamptz) END, "
+            "auto_renew = CASE WHEN expiry < $4::date THEN false ELSE auto_renew END "
+            f"WHERE chat_id = $2 AND id = $3 RETURNING {CARD_COLUMNS}",
             archived_at,
             chat_id,
             card_id,
+            lapsed,
         )
         return card_from_row(row) if row else None
 
