@@ -29,10 +29,10 @@ def markup(rows: Keyboard) -> InlineKeyboardMarkup:
 
 def card_pick_text(card: Card, is_group: bool, prefix: str = "") -> str:
     """A button naming one of several cards (``/renew 1234``, ``/edit``, ``/delete``): the ICCID
-    as the chat may see it, then the label."""
-    return " ".join(
-        part for part in (prefix, shown_iccid(card.iccid, is_group), card.label) if part
-    )
+    as the chat may see it, then the label; an archived card marked 🗄 (a returned terminal and
+    its replacement often share a label and their last digits)."""
+    mark = prefix or ("🗄" if card.archived else "")
+    return " ".join(part for part in (mark, shown_iccid(card.iccid, is_group), card.label) if part)
 
 
 def carrier_name(lang: str, carrier: Carrier) -> Html:

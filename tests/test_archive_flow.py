@@ -282,3 +282,17 @@ async def test_calendar_horizon_out_of_bounds_is_a_friendly_answer(
         said = await alice.send(f"/calendar {bad}")
         assert [e.kind for e in said] == ["message"], bad
         assert "1 到 730 之间的整数" in texts(said), bad
+
+
+async def test_a_pick_list_marks_the_archived_one_of_two_alike_cards(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    """A returned terminal and its replacement share a label: /renew must not make renewing
+    the returned one the easy mistake."""
+    returned = await add(storage, alice.chat_id, 1, 10, label="收银台1")
+    await add(storage, alice.chat_id, 2, 12, label="收银台1")
+    await archive(storage, returned)
+    (asked,) = shown(await alice.send("/renew 收银台1"))
+    labels = [text for row in asked.buttons for text, _ in row]
+    assert f"🗄 {iccid(1)} 收银台1" in labels
+    assert f"{iccid(2)} 收银台1" in labels
