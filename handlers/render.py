@@ -239,7 +239,7 @@ def card_detail(
         label=card.label or t(lang, "common.none"),
         plan=plan_text(lang, card),
         auto=t(lang, "common.yes" if card.auto_renew else "common.no"),
-        reminders=t(lang, "card.reminders_muted" if card.muted else "card.reminders_on"),
+        reminders=t(lang, _reminders_key(card)),
         note=card.note or t(lang, "common.none"),
     )
     if history:
@@ -251,6 +251,12 @@ def card_detail(
     if edits:  # next to the renewals, but apart: an edit is no renewal
         lines += ["", t(lang, "card.edits"), *(edit_line(lang, e, is_group) for e in edits)]
     return Html("\n".join(lines))
+
+
+def _reminders_key(card: Card) -> str:
+    if card.archived:
+        return "card.reminders_archived"  # out of service: no reminders, whatever else is set
+    return "card.reminders_muted" if card.muted else "card.reminders_on"
 
 
 def archived_on(card: Card) -> str:

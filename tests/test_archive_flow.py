@@ -58,6 +58,7 @@ async def test_archive_from_the_card_screen_asks_first_then_restores(
     detail = texts(await alice.press_data(f"cd:{card.id}"))
     assert "已停用" in detail
     assert "已停用（2026-11-25 起）" in detail
+    assert "已停用，不提醒" in detail  # its screen does not say reminders are on
     restored = texts(await alice.press("♻️ 恢复使用"))
     assert "♻️ 已恢复使用" in restored
     again = await storage.get_card(alice.chat_id, card.id)
