@@ -264,7 +264,8 @@ async def test_a_robot_whose_key_is_refused_is_named_and_paused(
     out = io.StringIO()
     await run_remind(settings, on_date=DAY, dry_run=False, out=out)
     printed = out.getvalue()
-    assert f"推送失败：聊天 {GROUP} 的机器人 wecom {WECOM.masked}：invalid_key" in printed
+    assert f"推送失败：聊天 {GROUP} 的企业微信机器人 {WECOM.masked}：机器人的地址已失效" in printed
+    assert "invalid_key" not in printed  # what to change, not a code
     assert "1 个推送机器人的地址被拒绝：已暂停，并已通知所在的聊天。" in printed
     assert WECOM.token not in printed
     assert len(emulator.received(WECOM.service, WECOM.token)) == 0

@@ -247,7 +247,7 @@ async def test_a_failing_robot_holds_back_neither_the_chat_nor_other_robots(
     assert len(setup.telegram_texts(SHOP)) == 1
     assert setup.got(WECOM) == []
     assert stats.waiting == 1
-    assert [error[0:2] for error in stats.robot_errors] == [(SHOP, 1)]
+    assert [(e.chat_id, e.target_id) for e in stats.robot_errors] == [(SHOP, 1)]
     assert await setup.stores.reminders.is_active(SHOP)  # the chat itself is not touched
     # the service recovers: the next drain, after the back-off, delivers it, once
     setup.robots.fail(Service.WECOM, WECOM.token, 0, times=0)

@@ -41,6 +41,7 @@ from bot.reminders.sender import (
     SenderPolicy,
 )
 from bot.robots.delivery import open_robots
+from bot.robots.models import Refusal
 from bot.robots.render import from_stored, service_name
 from storage.factory import open_stores
 from storage.reminders import ReminderStore
@@ -167,8 +168,20 @@ async def _dry_run(
 def _summary(out: TextIO, lang: str, composed: ComposeStats, drained: DrainStats) -> None:
     for chat_id, error in drained.errors:
         _say(out, lang, "remind_cli.error", chat_id=chat_id, error=error)
-    for chat_id, _, shown, error in drained.robot_errors:
-        _say(out, lang, "remind_cli.robot_error", chat_id=chat_id, target=shown, error=error)
+    refusals = {refusal.value for refusal in Refusal}
+    for failed in drained.robot_errors:
+        # a refusal as the chat is told it (what to change), not as a code
+        error = failed.error
+        said = t(lang, f"robot.refusal.{error}") if error in refusals else error
+        _say(
+            out,
+            lang,
+            "remind_cli.robot_error",
+            chat_id=failed.chat_id,
+            service=service_name(lang, failed.robot.service),
+            token=failed.robot.masked,
+            error=said,
+        )
     if drained.robots_sent or drained.robot_errors:
         _say(
             out,

@@ -164,8 +164,17 @@ class DrainStats:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (chat id, error)
     robots_sent: int = 0  # of ``sent``: to push robots
     paused_targets: int = 0  # push targets whose key the service refused
-    # (chat id, push target id, the target as lists show it, error)
-    robot_errors: list[tuple[int, int, str, str]] = field(default_factory=list)
+    robot_errors: list[RobotError] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RobotError:
+    """A push target a drain could not deliver to (the robot, never its token in clear)."""
+
+    chat_id: int
+    target_id: int
+    robot: Robot
+    error: str  # a ``Refusal`` value when the service refused the robot, else the error
 
 
 class _Verdict(Enum):
@@ -582,8 +591,7 @@ class _Drain:
         self._robot_error(push, reason)
 
     def _robot_error(self, push: PushTarget, error: str) -> None:
-        shown = f"{push.robot.service.value} {push.robot.masked}"
-        self.stats.robot_errors.append((push.chat_id, push.id, shown, error))
+        self.stats.robot_errors.append(RobotError(push.chat_id, push.id, push.robot, error))
 
     async def _keep_claims(self, message: OutboxMessage, queued: deque[OutboxMessage]) -> None:
         """Renew this chat's claims halfway through their life: a very long digest (an agent's
