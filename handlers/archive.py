@@ -56,7 +56,8 @@ def restore_offer(
             ]
         ]
     )
-    return where.t(key, when=archived_on(card), **_names(where, card)), keyboard
+    names = _names(where, card)
+    return where.t(key, when=archived_on(card), expiry=card.expiry.isoformat(), **names), keyboard
 
 
 def _auto_renew_off(where: Here, before: Card, after: Card) -> Html:

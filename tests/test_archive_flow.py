@@ -142,6 +142,9 @@ async def test_adding_an_archived_cards_iccid_offers_to_restore_it(
     said = texts(await alice.send(f"/addcard {iccid(4)} 2027-06-30"))
     assert "停用了" in said
     assert "要恢复使用吗" in said
+    # what a restore brings back is said, not the date just typed
+    assert f"到期日 {card.expiry.isoformat()}" in said
+    assert "这次输入的内容不会保存" in said
     assert "♻️ 已恢复使用" in texts(await alice.press("♻️ 恢复使用"))
     assert await storage.count_cards(alice.chat_id) == 1
 
