@@ -64,6 +64,7 @@ from handlers.common import (
     is_admin,
     reply,
     services,
+    with_archived_hint,
 )
 from handlers.conversation import END, conversation
 from handlers.render import button, markup
@@ -458,7 +459,13 @@ async def calendar_command(update: Update, context: Context) -> None:
         where.chat, lang=where.lang, today=where.today, until=until
     )
     if count == 0:
-        await reply(update, where.t("calendar.empty"), edit=False)
+        if await services(context).cards.storage.count_cards(where.chat_id):
+            # cards, none expiring that soon: say so, not "no cards yet"
+            days = (until - where.today).days
+            text = where.t("calendar.none_within", days=days, max=MAX_CALENDAR_DAYS)
+        else:
+            text = await with_archived_hint(context, where, where.t("calendar.empty"))
+        await reply(update, text, edit=False)
         return
     settings = await service.reminder_settings(where.chat_id)
     await context.bot.send_document(

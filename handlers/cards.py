@@ -21,6 +21,7 @@ from handlers.common import (
     is_admin,
     reply,
     services,
+    with_archived_hint,
 )
 from handlers.render import (
     button,
@@ -50,6 +51,8 @@ async def _show_page(
             empty_key="cards.empty",
             nav_data="pg:a",
         )
+        if result.total == 0:
+            text = await with_archived_hint(context, where, text)
     else:
         days = int(filter_code[1:])
         until = CardService.expiring_before(where.today, days)

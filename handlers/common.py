@@ -29,6 +29,7 @@ from bot.models import ChatSettings
 from bot.plans.catalogue import Catalogue
 from bot.services.cards import CardService
 from bot.services.push import PushService
+from storage.base import CardFilter
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,17 @@ class Here:
 
     def t(self, key: str, /, **params: Any) -> Html:
         return t(self.lang, key, **params)
+
+
+async def with_archived_hint(context: Context, where: Here, text: str) -> Html:
+    """``text`` (a "no cards yet" answer), and, when the chat's cards are all archived, that
+    they are there: out of service, not gone."""
+    archived = await services(context).cards.storage.count_cards(
+        where.chat_id, CardFilter(archived=True)
+    )
+    if not archived:
+        return Html(text)
+    return Html(f"{text}\n\n{where.t('archive.all_archived', count=archived)}")
 
 
 async def here(update: Update, context: Context) -> Here:

@@ -14,7 +14,7 @@ from bot.money import format_fen, round_fen
 from bot.plans.advice import advise, summarize
 from bot.plans.catalogue import Catalogue, CataloguePlan, monthly_fen
 from bot.plans.costs import YEAR_DAYS, cost_report
-from handlers.common import Context, Here, here, reply, services
+from handlers.common import Context, Here, here, reply, services, with_archived_hint
 from handlers.render import carrier_name, label_part, period_text
 
 MAX_CARDS = 20_000  # /cost reads a whole chat; agents with more use the CLI export
@@ -57,7 +57,7 @@ async def cost_command(update: Update, context: Context) -> None:
     cards = await svc.cards.all(where.chat_id, MAX_CARDS)
     spent = await svc.cards.spent_since(where.chat_id, svc.clock.now() - timedelta(days=YEAR_DAYS))
     if not cards and not spent:
-        await reply(update, where.t("cards.empty"))
+        await reply(update, await with_archived_hint(context, where, where.t("cards.empty")))
         return
     report = cost_report(cards, spent, where.today)
     lines: list[str] = [

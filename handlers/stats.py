@@ -10,7 +10,7 @@ from bot.bulk.stats import ChatStats
 from bot.i18n import Html
 from bot.models import CardStatus
 from handlers.bulk import bulk
-from handlers.common import Context, Here, here, reply
+from handlers.common import Context, Here, here, reply, with_archived_hint
 from handlers.render import carrier_name
 
 
@@ -47,7 +47,8 @@ async def stats_command(update: Update, context: Context) -> None:
     service = bulk(context)
     stats = await service.stats(where.chat_id, where.today)
     if stats.total == 0:
-        await reply(update, where.t("stats.empty"), edit=False)
+        text = await with_archived_hint(context, where, where.t("stats.empty"))
+        await reply(update, text, edit=False)
         return
     await reply(update, stats_text(where, stats), edit=False)
     chart = await service.chart(stats)

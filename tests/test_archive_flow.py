@@ -300,3 +300,23 @@ async def test_a_pick_list_marks_the_archived_one_of_two_alike_cards(
     labels = [text for row in asked.buttons for text, _ in row]
     assert f"🗄 {iccid(1)} 收银台1" in labels
     assert f"{iccid(2)} 收银台1" in labels
+
+
+async def test_a_chat_whose_cards_are_all_archived_is_told_they_are_there(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    card = await add(storage, alice.chat_id, 3, 40)
+    await archive(storage, card)
+    for command in ("/cards", "/stats", "/cost", "/calendar"):
+        said = texts(await alice.send(command))
+        assert "另有 1 张已停用的卡" in said, command
+        assert "/unarchive" in said, command
+
+
+async def test_a_calendar_with_no_card_within_its_horizon_says_so(
+    alice: ChatDriver, storage: Storage
+) -> None:
+    await add(storage, alice.chat_id, 5, 200)
+    said = texts(await alice.send("/calendar 30"))
+    assert "接下来 30 天里没有到期的卡" in said
+    assert "还没有卡" not in said  # there is one, just later
