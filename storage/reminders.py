@@ -104,8 +104,9 @@ class ReminderBatch(Protocol):
         """The chats' active push targets, by chat (a dry run shows what each would get)."""
         ...
 
-    async def is_active(self, chat_id: int) -> bool:
-        """Whether the chat itself still receives messages (see ``deactivate_chat``)."""
+    async def inactive_chats(self, chat_ids: Sequence[int]) -> set[int]:
+        """Those of the chats that no longer receive messages themselves (see
+        ``deactivate_chat``): their robots still get their digests."""
         ...
 
 
@@ -953,12 +954,14 @@ class _SqliteBatch:
             found.setdefault(target.chat_id, []).append(target)
         return found
 
-    async def is_active(self, chat_id: int) -> bool:
+    async def inactive_chats(self, chat_ids: Sequence[int]) -> set[int]:
+        params: dict[str, Any] = {}
         rows = await self._db.execute_fetchall(
-            "SELECT 1 FROM chat_reminders WHERE chat_id = ? AND inactive_since IS NOT NULL",
-            (chat_id,),
+            f"SELECT chat_id FROM chat_reminders WHERE chat_id IN ({_marks(chat_ids, params)}) "
+            "AND inactive_since IS NOT NULL",
+            params,
         )
-        return not rows
+        return {int(row[0]) for row in rows}
 
 
 _OUTBOX_WIDTH = len(_OUTBOX_COLUMNS.split(","))

@@ -269,3 +269,23 @@ async def test_a_robot_whose_key_is_refused_is_named_and_paused(
     assert "1 个推送机器人的地址被拒绝：已暂停，并已通知所在的聊天。" in printed
     assert WECOM.token not in printed
     assert len(emulator.received(WECOM.service, WECOM.token)) == 0
+
+
+async def test_a_dry_run_shows_a_blocked_chats_robots_but_not_the_chat(
+    robots: tuple[Settings, RobotEmulator],
+) -> None:
+    settings, _ = robots
+    stores = await open_stores(
+        database_url=settings.database(), database_path=settings.database_path
+    )
+    try:
+        await stores.reminders.deactivate_chat(GROUP, "Forbidden", at=datetime.now(UTC))
+    finally:
+        await stores.close()
+    out = io.StringIO()
+    offline = settings.model_copy(update={"bot_token": None})
+    assert await run_remind(offline, on_date=DAY, dry_run=True, out=out) == 0
+    printed = out.getvalue()
+    assert f"聊天 {GROUP} → 企业微信机器人" in printed  # its robot still gets the digest
+    assert f"—— 聊天 {GROUP}（第" not in printed  # the chat itself blocked the bot
+    assert f"—— 聊天 {ALICE}（第" in printed

@@ -223,6 +223,7 @@ class ReminderComposer:
         )
         if dry_run:  # render now, inside the transaction that will be rolled back
             targets = await batch.push_targets(ids)
+            inactive = await batch.inactive_chats(ids)  # blocked the bot: robots only
             for chat in chats:
                 digest_chat, due = await batch.digest_cards(chat.chat_id, today)
                 renewed = notes.get(chat.chat_id, [])
@@ -230,7 +231,7 @@ class ReminderComposer:
                 parts = render_digest(digest)
                 if not parts:
                     continue
-                if await batch.is_active(chat.chat_id):
+                if chat.chat_id not in inactive:
                     stats.composed.append(ComposedDigest(chat.chat_id, today, parts))
                 # a robot's group is a group: ICCIDs masked there
                 grouped = make_digest(

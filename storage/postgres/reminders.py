@@ -530,12 +530,13 @@ class _PostgresBatch:
             found.setdefault(target.chat_id, []).append(target)
         return found
 
-    async def is_active(self, chat_id: int) -> bool:
-        inactive = await self._db.fetchval(
-            "SELECT 1 FROM chat_reminders WHERE chat_id = $1 AND inactive_since IS NOT NULL",
-            chat_id,
+    async def inactive_chats(self, chat_ids: Sequence[int]) -> set[int]:
+        rows = await self._db.fetch(
+            "SELECT chat_id FROM chat_reminders WHERE chat_id = ANY($1::bigint[]) "
+            "AND inactive_since IS NOT NULL",
+            list(chat_ids),
         )
-        return inactive is None
+        return {int(row[0]) for row in rows}
 
 
 # Merging a group into the supergroup it became, when the supergroup has a row already (see
