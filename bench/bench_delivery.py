@@ -183,7 +183,7 @@ def fill_database(path: Path, chats: list[tuple[int, int]]) -> int:
     try:
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES (?1, ?2, ?3, ?1)",
             [(chat_id, int(chat_id < 0), simdata.CREATED) for chat_id, _ in chats],
         )
         db.executemany(

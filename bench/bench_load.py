@@ -169,7 +169,7 @@ def fill_database(path: Path, users: list[User], rng: random.Random) -> int:
     try:
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES (?1, ?2, ?3, ?1)",
             [(user.chat_id, int(user.chat_id < 0), simdata.CREATED) for user in users],
         )
         db.executemany(

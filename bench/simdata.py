@@ -144,8 +144,8 @@ def build_database(path: Path, *, cards: int, chats: int, seed: int = 1) -> None
         db.execute("PRAGMA cache_size = -262144")
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO chats (chat_id, is_group, language, timezone, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO chats (chat_id, is_group, language, timezone, created_at, address) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
             [
                 (
                     chat_id,

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.chats import Channel
+
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_LANGUAGE = "zh_CN"
 EXPIRING_WITHIN_DAYS = 30  # a card this close to expiry is shown as "expiring"
@@ -149,6 +151,9 @@ class Renewal(RenewalDraft):
 
 class ChatSettings(BaseModel):
     chat_id: int
+    # The chat's channel (bot.chats): what it is on; is_group is its kind, the only source of
+    # "group" (a chat id's sign means nothing outside Telegram).
+    channel: Channel = Channel.TELEGRAM
     is_group: bool = False
     language: str | None = None  # None: follow the user's Telegram language
     timezone: str = DEFAULT_TIMEZONE

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from storage.base import Storage
 from storage.bulk import BulkStore, SqliteBulkStore
+from storage.channels import ChannelStore, SqliteChannelStore
 from storage.postgres.bulk import PostgresBulkStore
+from storage.postgres.channels import PostgresChannelStore
 from storage.postgres.push import PostgresPushStore
 from storage.postgres.reminders import PostgresReminderStore
 from storage.postgres.storage import PostgresStorage
@@ -28,6 +30,7 @@ class Stores:
     reminders: ReminderStore
     bulk: BulkStore
     push: PushStore
+    channels: ChannelStore
 
     async def close(self) -> None:
         await self.storage.close()
@@ -57,6 +60,7 @@ def stores_for(storage: Storage) -> Stores:
             SqliteReminderStore(storage),
             SqliteBulkStore(storage),
             SqlitePushStore(storage),
+            SqliteChannelStore(storage),
         )
     if isinstance(storage, PostgresStorage):
         pool = storage.pool
@@ -65,5 +69,6 @@ def stores_for(storage: Storage) -> Stores:
             PostgresReminderStore(pool),
             PostgresBulkStore(pool),
             PostgresPushStore(pool),
+            PostgresChannelStore(pool),
         )
     raise TypeError(f"no stores for {type(storage).__name__}")

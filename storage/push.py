@@ -173,9 +173,9 @@ class SqlitePushStore:
         # BEGIN IMMEDIATE: the count and the insert see the same rows, in every process.
         async with self.storage.transaction() as db:
             await db.execute(
-                "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?) "
+                "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (chat_id) DO NOTHING",
-                (chat_id, int(is_group), _instant(at)),
+                (chat_id, int(is_group), _instant(at), str(chat_id)),
             )
             async with db.execute(
                 "UPDATE push_targets SET secret = ?, source_name = ?, paused_since = NULL, "

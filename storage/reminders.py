@@ -1110,8 +1110,8 @@ class SqliteReminderStore:
             if not new:
                 # ON UPDATE CASCADE moves cards, settings and the outbox with the chat.
                 await db.execute(
-                    "UPDATE chats SET chat_id = ?, is_group = 1 WHERE chat_id = ?",
-                    (new_chat_id, old_chat_id),
+                    "UPDATE chats SET chat_id = ?, address = ?, is_group = 1 WHERE chat_id = ?",
+                    (new_chat_id, str(new_chat_id), old_chat_id),
                 )
                 return
             # The supergroup wrote to the bot first and has a row already: merge into it.

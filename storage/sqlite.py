@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.chats import Channel
 from bot.files import create_private, only_ours, tighten
 from bot.models import (
     Card,
@@ -103,6 +104,7 @@ def _card_edit(row: aiosqlite.Row) -> CardEdit:
 def _chat(row: aiosqlite.Row) -> ChatSettings:
     return ChatSettings(
         chat_id=row["chat_id"],
+        channel=Channel(row["channel"]),
         is_group=bool(row["is_group"]),
         language=row["language"],
         timezone=row["timezone"],
@@ -243,10 +245,10 @@ class SqliteStorage:
             return chat
         async with self.transaction() as db:
             await db.execute(
-                "INSERT INTO chats (chat_id, is_group, created_at, default_language) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+                "INSERT INTO chats (chat_id, is_group, created_at, default_language, address) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
                 "default_language = coalesce(default_language, excluded.default_language)",
-                (chat_id, int(is_group), datetime.now(UTC).isoformat(), language),
+                (chat_id, int(is_group), datetime.now(UTC).isoformat(), language, str(chat_id)),
             )
         chat = await self.get_chat(chat_id)
         assert chat is not None

@@ -565,7 +565,9 @@ async def test_the_bot_waits_out_another_process_writing_for_more_than_5_s(
     def hold_the_lock() -> None:
         with sqlite3.connect(tmp_path / "simwatch.sqlite3", isolation_level=None) as other:
             other.execute("BEGIN IMMEDIATE")
-            other.execute("INSERT INTO chats (chat_id, is_group, created_at) VALUES (1, 0, 'x')")
+            other.execute(
+                "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES (1, 0, 'x', '1')"
+            )
             locked.set()
             time.sleep(5.5)
             other.execute("COMMIT")

@@ -74,7 +74,8 @@ async def polling_app(tmp_path: Path, emulator: BotApiEmulator) -> AsyncIterator
             rows.append((chat_of(n), iccid(len(rows) + 1), expiry.isoformat(), f"收银台{n % 9}"))
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.executemany(
-            "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, '2026-01-01')",
+            "INSERT INTO chats (chat_id, is_group, created_at, address) "
+            "VALUES (?1, ?2, '2026-01-01', ?1)",
             [(chat_of(n), int(chat_of(n) < 0)) for n in range(USERS)],
         )
         db.executemany(

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bot.chats import FOREIGN_ID_BASE, Channel, ChatAddress, ChatKind
 from bot.clock import FixedClock
 from bot.models import CardDraft, CardEditDraft, Carrier, EditField, Period, RenewalRule
 from bot.reminders.compose import ReminderComposer
@@ -45,6 +46,9 @@ DINGTALK = Robot(
 )
 ADDCARD = ConversationKey(SHOP, 1003, "addcard")
 DRAFT = pickle.dumps({"iccid": "89860012345678901234", "step": "expiry"})
+# Chats and a person of WeCom (ids from 2**53 up), a Telegram-looking address among them
+WECOM_SHOP = ChatAddress(Channel.WECOM, ChatKind.GROUP, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA")
+WECOM_LOOKALIKE = ChatAddress(Channel.WECOM, ChatKind.PRIVATE, str(ALICE))
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -179,7 +183,14 @@ async def build_source(path: Path) -> dict[str, Any]:
         await conversations_for(storage).save_conversations(
             {ADDCARD: "2"}, {ADDCARD: DRAFT}, at=NOW
         )
-        return {"cards": [card.id for card in cards], "robot": robot.id}
+        channels = stores.channels
+        wecom_shop = await channels.chat_id_for(WECOM_SHOP, at=NOW)
+        await channels.chat_id_for(WECOM_LOOKALIKE, at=NOW)
+        zhang = await channels.user_id_for(Channel.WECOM, "zhangsan", name="张三", at=NOW)
+        await channels.claim_group_admin(wecom_shop, zhang)
+        await channels.save_menu(wecom_shop, zhang, 77, [("续费", "renew:1")], at=NOW)
+        await channels.acquire_lease("wecom:shop", "host-a", now=NOW, ttl=timedelta(days=1))
+        return {"cards": [card.id for card in cards], "robot": robot.id, "zhang": zhang}
     finally:
         await stores.close()
 
@@ -290,6 +301,14 @@ async def test_everything_is_copied_and_reads_back_the_same(
         )
         assert target is not None
         assert target.id == 3
+        # a new WeCom chat and person get ids after the copied ones
+        newer = await stores.channels.chat_id_for(
+            ChatAddress(Channel.WECOM, ChatKind.PRIVATE, "lisi"), at=NOW
+        )
+        copied = [r[0] for r in before["chats"] if r[0] >= FOREIGN_ID_BASE]  # type: ignore[operator]
+        assert newer == max(copied) + 1  # type: ignore[call-overload]
+        li = await stores.channels.user_id_for(Channel.WECOM, "lisi", name=None, at=NOW)
+        assert li == made["zhang"] + 1
     finally:
         await stores.close()
 
@@ -313,6 +332,21 @@ async def _user_view(stores: Stores, made: dict[str, Any]) -> dict[str, Any]:
     view["sent-log"] = await stores.reminders.digest_cards(SHOP, DAY)
     view["pending"] = await stores.reminders.pending(now=NOW, after_id=0, limit=100)
     view["conversations"] = await conversations_for(storage).load_conversations()
+    channels = stores.channels
+    wecom_shop = await channels.chat_id_for(WECOM_SHOP, at=NOW)
+    lookalike = await channels.chat_id_for(WECOM_LOOKALIKE, at=NOW)
+    assert min(wecom_shop, lookalike) >= FOREIGN_ID_BASE
+    view["addresses"] = [
+        await channels.chat_address(chat_id) for chat_id in (ALICE, SHOP, wecom_shop, lookalike)
+    ]
+    view["chat wecom"] = await storage.get_chat(wecom_shop)
+    view["zhang"] = await channels.user_address(made["zhang"])
+    view["admin"] = await channels.group_admin(wecom_shop)
+    view["menu"] = await channels.menu(wecom_shop, made["zhang"])
+    view["lease"] = await channels.lease_holder("wecom:shop", now=NOW)
+    assert (view["admin"], view["lease"]) == (made["zhang"], "host-a")
+    assert view["menu"] is not None
+    assert view["menu"].options == (("续费", "renew:1"),)
     # what the pass made: the auto-renewal, with its money, and the digest to the robot
     renewed = view[f"renewals {made['cards'][1]}"]
     assert [(r.automatic, r.amount_fen) for r in renewed] == [(True, 3000)]
@@ -522,7 +556,7 @@ def _big_source(path: Path, cards: int) -> None:
         stamp = NOW.isoformat(timespec="microseconds")
         chats = cards // 10
         db.executemany(
-            "INSERT INTO chats (chat_id, is_group, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES (?1, ?2, ?3, ?1)",
             ((-100000 - i if i % 2 else 10000 + i, i % 2, stamp) for i in range(chats)),
         )
         db.executemany(

@@ -39,10 +39,11 @@ async def second_pool(pg_pool: asyncpg.Pool, pg_url: str) -> AsyncIterator[async
 
 async def add_chat(pool: asyncpg.Pool, chat_id: int) -> None:
     await pool.execute(
-        "INSERT INTO chats (chat_id, is_group, created_at) VALUES ($1, $2, $3)",
+        "INSERT INTO chats (chat_id, is_group, created_at, address) VALUES ($1, $2, $3, $4)",
         chat_id,
         chat_id < 0,
         NOW,
+        str(chat_id),
     )
 
 
@@ -187,10 +188,11 @@ async def test_a_move_while_the_supergroup_writes_first_merges_instead_of_failin
         first_message = conn.transaction()
         await first_message.start()
         await conn.execute(
-            "INSERT INTO chats (chat_id, is_group, language, created_at) "
-            "VALUES ($1, true, 'en', $2)",
+            "INSERT INTO chats (chat_id, is_group, language, created_at, address) "
+            "VALUES ($1, true, 'en', $2, $3)",
             SUPERGROUP,
             NOW,
+            str(SUPERGROUP),
         )
         move = asyncio.create_task(PostgresReminderStore(pg_pool).migrate_chat(GROUP, SUPERGROUP))
         await asyncio.sleep(0.3)  # the move now waits on the new row's key
@@ -288,7 +290,8 @@ async def test_two_remind_processes_at_once_send_each_of_300_chats_one_digest(
     300 due chats, each chat hears once, each auto-renewing card is renewed once."""
     chats = [20_000 + n for n in range(300)]
     await pg_pool.executemany(
-        "INSERT INTO chats (chat_id, created_at) VALUES ($1, $2)", [(c, NOW) for c in chats]
+        "INSERT INTO chats (chat_id, created_at, address) VALUES ($1, $2, $3)",
+        [(c, NOW, str(c)) for c in chats],
     )
     await pg_pool.executemany(
         "INSERT INTO cards (chat_id, iccid, expiry, carrier, plan_months, auto_renew, "

@@ -61,11 +61,12 @@ class PostgresPushStore:
     ) -> PushTarget | None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO chats (chat_id, is_group, created_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (chat_id) DO NOTHING",
+                "INSERT INTO chats (chat_id, is_group, created_at, address) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id) DO NOTHING",
                 chat_id,
                 is_group,
                 at,
+                str(chat_id),
             )
             # NO KEY UPDATE: adds to this chat wait for each other, while cards and outbox
             # rows (which only take a key share on the chat) go on being written.

@@ -739,8 +739,9 @@ async def _migrate_chat(db: Connection, old_chat_id: int, new_chat_id: int) -> N
         # supergroup's first message creates its row meanwhile, this fails on the primary key
         # and the caller retries: the merge below then runs.
         await db.execute(
-            "UPDATE chats SET chat_id = $1, is_group = true WHERE chat_id = $2",
+            "UPDATE chats SET chat_id = $1, address = $2, is_group = true WHERE chat_id = $3",
             new_chat_id,
+            str(new_chat_id),
             old_chat_id,
         )
         return

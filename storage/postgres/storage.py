@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.chats import Channel
 from bot.models import (
     Card,
     CardDraft,
@@ -108,6 +109,7 @@ def _card_edit(row: asyncpg.Record) -> CardEdit:
 def _chat(row: asyncpg.Record) -> ChatSettings:
     return ChatSettings(
         chat_id=row["chat_id"],
+        channel=Channel(row["channel"]),
         is_group=row["is_group"],
         language=row["language"],
         timezone=row["timezone"],
@@ -179,14 +181,15 @@ class PostgresStorage:
         if chat is not None and (chat.default_language is not None or language is None):
             return chat
         row = await self.pool.fetchrow(
-            "INSERT INTO chats (chat_id, is_group, created_at, default_language) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id) DO UPDATE SET "
+            "INSERT INTO chats (chat_id, is_group, created_at, default_language, address) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET "
             "default_language = coalesce(chats.default_language, excluded.default_language) "
             "RETURNING *",
             chat_id,
             is_group,
             datetime.now(UTC),
             language,
+            str(chat_id),
         )
         assert row is not None
         return _chat(row)
