@@ -48,18 +48,43 @@ async def preflight(settings: Settings, token: str) -> None:
     Doing this ourselves turns the usual first-run mistakes into one clear line each.
     """
     from handlers.delivery import check_token
+
+    await prepare_database(settings)
+    await check_token(settings)
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Migrate the database before going online (a bot without Telegram has no token to check)."""
     from storage.factory import open_storage
 
     storage = await open_storage(
         database_url=settings.database(), database_path=settings.database_path
     )
     await storage.close()
-    await check_token(settings)
+
+
+def run_channels(settings: Settings) -> int:
+    """WeCom configured: every configured channel in one process (``bot.serve``)."""
+    from bot.channels.wecom.channel import ChannelStopped
+    from bot.serve import serve
+
+    if settings.telegram_enabled():
+        asyncio.run(preflight(settings, settings.require_token()))
+    else:
+        asyncio.run(prepare_database(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ChannelStopped as exc:
+        _say(settings, exc.key, err=True, **exc.params)
+        return 2 if exc.key == "wecom.refused" else 1
+    return 0
 
 
 def run_bot(settings: Settings) -> int:
     from bot.app import build_application
 
+    if settings.wecom_credentials() is not None:
+        return run_channels(settings)
     token = settings.require_token()
     application = build_application(settings, token=token)
     asyncio.run(preflight(settings, token))  # TokenRejectedError / TelegramUnreachableError

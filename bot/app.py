@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,15 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
 )
+from telegram.request import BaseRequest
 
+from bot.chats import Channel
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.i18n import t
 from bot.plans.catalogue import Catalogue, load_catalogue
 from bot.reminders.outcomes import Delivery
+from bot.reminders.sender import Messenger
 from bot.robots.client import RobotClient, RobotMessage
 from bot.robots.delivery import PushGateway
 from bot.robots.models import Robot
@@ -56,6 +60,9 @@ from storage.conversations import ConversationStore, conversations_for
 from storage.factory import open_storage, stores_for
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+MessengersFactory = Callable[[AnyApplication], Mapping[Channel, Messenger]]
+CHANNEL_API_URL = "channel://api/bot"  # python-telegram-bot wants URLs; a channel's request
+CHANNEL_FILE_URL = "channel://file"  # takes its methods' names and getFile's paths from them
 
 MENU_COMMANDS = (
     "addcard",
@@ -159,8 +166,16 @@ def build_application(
     catalogue: Catalogue | None = None,
     reminder_tick: bool = True,
     robot_clock: Clock | None = None,
+    request: BaseRequest | None = None,
+    messengers: MessengersFactory | None = None,
 ) -> AnyApplication:
     """The bot, ready to ``initialize()``/``run_polling()``.
+
+    ``request``: the Bot API carried out by another channel (``bot.channels``, e.g. WeCom's
+    ``WeComRequest``) instead of Telegram: no updater, no Telegram rate limiter, and the update
+    source puts the channel's updates on the update queue. ``messengers``: the reminder
+    sender's messenger per channel, given this application (default: its own bot, for the
+    channel it runs) — a process running several channels has one tick, in one application.
 
     ``robot_clock`` times what push robots see: their rate budgets and the signatures, which
     the services check against the real time. It is the system clock unless a test gives one
@@ -200,15 +215,26 @@ def build_application(
     builder: Any = (  # Any: setting a rate limiter changes the builder's generic type
         ApplicationBuilder()
         .token(token)
-        .base_url(config.telegram_base_url)
-        .base_file_url(config.telegram_base_file_url)
-        .request(AiohttpRequest(BOT_CONNECTIONS))
-        .get_updates_request(AiohttpRequest())
         .persistence(persistence)
         .concurrent_updates(PerChatUpdateProcessor())  # other chats don't wait on a slow one
     )
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter())
+    if request is None:
+        builder = (
+            builder.base_url(config.telegram_base_url)
+            .base_file_url(config.telegram_base_file_url)
+            .request(AiohttpRequest(BOT_CONNECTIONS))
+            .get_updates_request(AiohttpRequest())
+        )
+        if rate_limit:  # Telegram's flood limits pace Telegram only
+            builder = builder.rate_limiter(AIORateLimiter())
+    else:
+        builder = (
+            builder.base_url(CHANNEL_API_URL)
+            .base_file_url(CHANNEL_FILE_URL)
+            .request(request)
+            .get_updates_request(request)
+            .updater(None)
+        )
 
     # The push robots' HTTP client (one session for every robot), shared by /push's tests and
     # the reminder sender's deliveries; closed with the bot.
@@ -229,6 +255,7 @@ def build_application(
             clock=now,
             schedule=reminder_tick,
             robots=PushGateway(pushes, robot_client, real),
+            messengers=messengers(application) if messengers is not None else None,
         )
         await register_commands(application)
 

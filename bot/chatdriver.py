@@ -33,6 +33,10 @@ class ChatDriver:
     def chat_id(self) -> int:
         return int(self.chat["id"])
 
+    def take_events(self) -> list[ChatEvent]:
+        """What the bot did in this chat that no call returned yet (a timer's message)."""
+        return self.emulator.take_events(self.chat_id)
+
     def as_user(self, user: dict[str, Any]) -> ChatDriver:
         """The same chat, someone else typing (group members, admins)."""
         return ChatDriver(self.app, self.emulator, self.chat, user)

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     dingtalk_api_base: str = "https://oapi.dingtalk.com"
     feishu_api_base: str = "https://open.feishu.cn"
     lark_api_base: str = "https://open.larksuite.com"
+    # The two-way WeCom smart robot (智能机器人, API mode, long connection): both set to run it.
+    wecom_bot_id: str | None = None
+    wecom_bot_secret: SecretStr | None = None
+    wecom_ws_url: str = "wss://openws.work.weixin.qq.com"
 
     @field_validator("database_url")
     @classmethod
@@ -126,11 +130,22 @@ class Settings(BaseSettings):
         """``DATABASE_URL`` (PostgreSQL), or None: the SQLite file at ``database_path``."""
         return self.database_url.get_secret_value() if self.database_url else None
 
+    def telegram_enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value().strip())
+
+    def wecom_credentials(self) -> tuple[str, str] | None:
+        """The WeCom robot's id and secret when both are set (the channel runs), else None."""
+        if self.wecom_bot_id is None or self.wecom_bot_secret is None:
+            return None
+        bot_id, secret = self.wecom_bot_id.strip(), self.wecom_bot_secret.get_secret_value().strip()
+        return (bot_id, secret) if bot_id and secret else None
+
     def require_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise SettingsError(
                 "BOT_TOKEN is not set: get a token from @BotFather and put BOT_TOKEN=... in .env "
-                "(see .env.example), or try the bot without Telegram: "
+                "(see .env.example), or set WECOM_BOT_ID and WECOM_BOT_SECRET to run the bot "
+                "as a WeCom robot, or try the bot without either: "
                 ".venv/bin/python -m bot shell --temp"
             )
         return self.bot_token.get_secret_value().strip()

@@ -47,6 +47,7 @@ def install_reminders(
     policy: SenderPolicy | None = None,
     schedule: bool = True,
     robots: RobotGateway | None = None,
+    messengers: Any = None,  # merged with the sender by channel (wt/chat-identity)
 ) -> ReminderRunner:
     """Make the reminder service available to the handlers and (unless told not to, as tests
     that drive passes themselves do) schedule the tick."""

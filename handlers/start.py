@@ -7,6 +7,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.chats import Channel
 from handlers.common import Context, answer, here, reply
 from handlers.conversation import conversation_owner
 
@@ -15,10 +16,22 @@ MAX_NAME_SHOWN = 32  # a button's answer holds 200 characters at most
 
 async def start_command(update: Update, context: Context) -> None:
     where = await here(update, context)
-    key = "start.group" if where.is_group else "start.private"
-    await reply(
-        update, where.t(key, name=update.effective_user.first_name if update.effective_user else "")
-    )
+    name = update.effective_user.first_name if update.effective_user else ""
+    if where.chat.channel is Channel.TELEGRAM:
+        key = "start.group" if where.is_group else "start.private"
+        await reply(update, where.t(key, name=name))
+        return
+    # WeCom and the like: no command menu, a robot hears a group only when mentioned, and
+    # reaches only chats that wrote to it: say how this chat will get its digests.
+    if where.is_group:
+        admins = await context.bot.get_chat_administrators(where.chat_id)
+        admin = admins[0].user.full_name if admins else name
+        text = "\n\n".join(
+            [where.t("start.channel_group"), where.t("wecom.group_delivery", admin=admin)]
+        )
+    else:
+        text = "\n\n".join([where.t("start.private", name=name), where.t("wecom.private_delivery")])
+    await reply(update, text)
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -69,10 +82,13 @@ async def unknown_command(update: Update, context: Context) -> None:
 
 
 async def stray_text(update: Update, context: Context) -> None:
-    """Private chats get a hint; in groups staff talk among themselves, so stay quiet."""
+    """Private chats get a hint; in Telegram groups staff talk among themselves, so stay quiet
+    (where a robot hears a group only when mentioned, as in WeCom, the text was for us)."""
     chat = update.effective_chat
-    if chat is not None and chat.type == ChatType.PRIVATE:
-        where = await here(update, context)
+    if chat is None:
+        return
+    where = await here(update, context)
+    if chat.type == ChatType.PRIVATE or where.chat.channel is not Channel.TELEGRAM:
         await reply(update, where.t("unknown.text"), edit=False)
 
 

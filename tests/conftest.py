@@ -9,16 +9,20 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from bot.app import AnyApplication, build_application
+from bot.channels.wecom.driver import WeComChatDriver
 from bot.chatdriver import ChatDriver
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
+from bot.serve import Process
+from bot.wecom.emulator import WeComEmulator
 from storage.base import Storage
 from storage.factory import open_storage
 from storage.postgres.migrate import VERSION_TABLE
@@ -263,9 +267,16 @@ async def app(
 
 
 @pytest.fixture
-def alice(app: AnyApplication, emulator: BotApiEmulator) -> ChatDriver:
-    user = emulator.user(ALICE, "Alice", language_code="zh-hans")
-    return ChatDriver(app, emulator, emulator.private_chat(user), user)
+def alice(request: pytest.FixtureRequest, storage: Storage) -> ChatDriver | WeComChatDriver:
+    """A shop owner in a private chat: on Telegram, or (``BOTH_CHANNELS``) on WeCom too
+    (``storage`` named here so that both run on both backends)."""
+    if getattr(request, "param", "telegram") == "wecom":
+        driver: WeComChatDriver = request.getfixturevalue("wecom_alice")
+        return driver
+    app: AnyApplication = request.getfixturevalue("app")
+    telegram: BotApiEmulator = request.getfixturevalue("emulator")
+    user = telegram.user(ALICE, "Alice", language_code="zh-hans")
+    return ChatDriver(app, telegram, telegram.private_chat(user), user)
 
 
 @pytest.fixture
@@ -309,3 +320,87 @@ async def running_bot(settings: Settings, storage: Storage) -> AsyncIterator[Any
         await app.shutdown()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
+
+
+# --- WeCom: the same conversations on the second channel -----------------------------------------
+# A test module with ``BOTH_CHANNELS = True`` runs each test that uses ``alice`` twice: as a
+# Telegram user and as a WeCom user (``bot.channels.wecom.driver``), unless the test is marked
+# ``telegram_only`` (it reads what only Telegram has: message edits, ForceReply, the Bot API).
+WECOM_ALICE = "alice"  # WeCom userids are text
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "alice" not in metafunc.fixturenames or not getattr(metafunc.module, "BOTH_CHANNELS", False):
+        return
+    if metafunc.definition.get_closest_marker("telegram_only") is not None:
+        return
+    metafunc.parametrize("alice", ["telegram", "wecom"], indirect=True)
+
+
+@pytest.fixture
+async def wecom_emulator() -> AsyncIterator[WeComEmulator]:
+    async with WeComEmulator() as emulator:
+        yield emulator
+
+
+def wecom_settings(emulator: WeComEmulator, tmp_path: Path, **more: object) -> Settings:
+    """Settings with only WeCom set, pointed at ``emulator``."""
+    return Settings(
+        bot_token=None,
+        wecom_bot_id=emulator.bot_id,
+        wecom_bot_secret=emulator.secret,
+        wecom_ws_url=emulator.url,
+        database_path=tmp_path / "simwatch.sqlite3",
+        **more,  # type: ignore[arg-type]
+    )
+
+
+@contextlib.asynccontextmanager
+async def wecom_process(
+    emulator: WeComEmulator,
+    storage: Storage,
+    clock: FixedClock,
+    tmp_path: Path,
+    **options: Any,
+) -> AsyncIterator[Process]:
+    """The bot as ``python -m bot`` runs it with only WeCom set, connected to ``emulator``
+    (without the reminder tick: tests run passes themselves); stopped on the way out."""
+    process = Process(
+        wecom_settings(emulator, tmp_path),
+        storage,
+        clock=clock,
+        rate_limit=False,
+        reminder_tick=False,
+        **options,
+    )
+    await process.start()
+    serving = asyncio.create_task(process.channel.run())
+    try:
+        await process.channel.wait_linked(5)
+        emulator.take_events()
+        yield process
+    finally:
+        await process.stop()
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+@pytest.fixture
+async def wecom_bot(
+    wecom_emulator: WeComEmulator, storage: Storage, clock: FixedClock, tmp_path: Path
+) -> AsyncIterator[Process]:
+    """The bot on WeCom only, connected to the emulator (see ``wecom_process``)."""
+    async with wecom_process(wecom_emulator, storage, clock, tmp_path) as process:
+        yield process
+
+
+@pytest.fixture
+async def wecom_alice(wecom_bot: Process, wecom_emulator: WeComEmulator) -> WeComChatDriver:
+    return await wecom_person(wecom_bot, wecom_emulator, WECOM_ALICE)
+
+
+async def wecom_person(
+    process: Process, emulator: WeComEmulator, userid: str, chatid: str | None = None
+) -> WeComChatDriver:
+    store = process.updates.store
+    return await WeComChatDriver.open(emulator, process.updates, store, userid, chatid)

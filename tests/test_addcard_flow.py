@@ -11,6 +11,8 @@ from bot.chatdriver import ChatDriver, texts
 from bot.models import Carrier, Period
 from storage.sqlite import SqliteStorage
 
+BOTH_CHANNELS = True  # each test also as a WeCom user (conftest)
+
 STEPS_TO_REACH = [
     [],  # asking for the ICCID
     [iccid(1)],  # asking for the expiry
@@ -224,7 +226,7 @@ async def test_idle_conversation_times_out_politely(
     # PTB names a conversation's idle timer after its callback
     (timeout,) = alice.app.job_queue.get_jobs_by_name("_trigger_timeout")
     await timeout.run(alice.app)
-    assert "太久没有回复" in texts(alice.emulator.take_events(alice.chat_id))
+    assert "太久没有回复" in texts(alice.take_events())
     assert "我没看懂" in texts(await alice.send("2027-01-01"))
     assert await storage.count_cards(alice.chat_id) == 0
 

@@ -1,0 +1,452 @@
+"""The Bot API carried out on WeCom: the ``BaseRequest`` of the WeCom channel's ``Application``.
+
+The handlers call ``sendMessage``, ``editMessageText``, ``sendDocument``… exactly as on
+Telegram; this request does each on the WeCom long connection and answers as the Bot API
+would, so python-telegram-bot (and the handlers) cannot tell. How a screen becomes WeCom
+messages:
+
+- Text is WeCom markdown (``markdown.to_markdown``), split at line ends to WeCom's byte limit.
+- Buttons: up to six become a ``button_interaction`` card; more (a 20-card list) become
+  numbered lines the person answers with the number, kept in the database
+  (``ChannelStore.save_menu``) so that "3" still works after a restart.
+- The first message answering a person's message goes as the reply to it (its ``req_id``);
+  the rest, and digests, are sent unprompted (``aibot_send_msg``).
+- An edit is a new message: the pressed card was already updated when the click came
+  (``inbound``), within WeCom's 5 seconds; the new screen goes below it.
+- Deleting messages, which WeCom robots can't, is refused as Telegram refuses it.
+- Membership: WeCom only delivers a group's messages and clicks from its members, and the
+  group's administrator is the person who first spoke to the robot there (README).
+
+WeCom's refusals become the Bot API errors python-telegram-bot raises for Telegram's
+(``RetryAfter``, ``Forbidden``, ``BadRequest``, ``TimedOut``, ``NetworkError``), so the
+reminder sender's outcomes hold for both channels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aiohttp
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+from bot.channels.wecom.markdown import to_markdown, to_plain
+from bot.channels.wecom.state import BridgeState
+from bot.chats import Channel, ChatAddress, ChatKind
+from bot.i18n import t
+from bot.wecom import bodies, limits
+from bot.wecom.errors import AnswerTimeout, ConnectionLost, MediaError, WeComApiError
+from bot.wecom.media import download_file
+from storage.channels import ChannelStore
+
+log = logging.getLogger(__name__)
+
+FILE_URL = "channel://file"  # bot.app's base_file_url for channels: getFile's paths are file ids
+RATE_LIMIT_RETRY_SECONDS = 60  # WeCom counts a conversation's messages per minute
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # as Telegram's getFile: what /import reads at most
+BOT_USER: dict[str, Any] = {
+    "id": 1,
+    "is_bot": True,
+    "first_name": "SimWatch",
+    "username": "simwatch_wecom",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+_ACCEPTED = frozenset(
+    {"setmycommands", "deletemycommands", "setchatmenubutton", "sendchataction", "close"}
+)  # what has no meaning on WeCom: done, nothing to do
+
+
+class Link(Protocol):
+    """What the bridge needs of the WeCom connection (``bot.wecom.connection``)."""
+
+    async def respond(self, req_id: str, body: dict[str, Any]) -> Any: ...
+    async def send(self, chatid: str, body: dict[str, Any]) -> Any: ...
+    async def upload(self, data: bytes, filename: str, media_type: str = "file") -> str: ...
+
+
+Languages = Callable[[int], Awaitable[str]]  # a chat's language, for the channel's own words
+
+
+def bot_api_error(exc: Exception) -> Exception:
+    """WeCom's failure as the error python-telegram-bot raises for the same on Telegram."""
+    if isinstance(exc, WeComApiError):
+        if exc.errcode == limits.ERR_RATE_LIMITED:  # per conversation: 30 a minute
+            return RetryAfter(RATE_LIMIT_RETRY_SECONDS)
+        if exc.errcode == limits.ERR_CHAT_NOT_REACHABLE:
+            return Forbidden(f"Forbidden: WeCom refused to reach the chat ({exc.errcode})")
+        return BadRequest(f"WeCom refused the message: {exc.errcode} {exc.errmsg}")
+    if isinstance(exc, AnswerTimeout):
+        return TimedOut("WeCom did not answer in time")
+    if isinstance(exc, ConnectionLost):
+        return NetworkError("the WeCom connection is down")
+    return exc
+
+
+def split_markdown(text: str, limit: int = limits.MARKDOWN_MAX_BYTES) -> list[str]:
+    """``text`` in parts of at most ``limit`` UTF-8 bytes, cut at line ends where one is near."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        while len(line.encode()) > limit:  # a line longer than a message: cut by characters
+            cut = len(line.encode()[:limit].decode(errors="ignore"))
+            parts.append(line[:cut])
+            line = line[cut:]
+        current = line
+    parts.append(current)
+    return parts
+
+
+def keyboard_of(markup: object) -> list[tuple[str, str]]:
+    """The inline keyboard's buttons in reading order, as (label, callback data)."""
+    if not isinstance(markup, Mapping):
+        return []
+    buttons: list[tuple[str, str]] = []
+    for row in markup.get("inline_keyboard") or ():
+        for button in row:
+            data = button.get("callback_data")
+            if isinstance(data, str):
+                buttons.append((str(button.get("text", "")), data))
+    return buttons
+
+
+class WeComRequest(BaseRequest):
+    """The Bot API on a WeCom long connection (see the module's docstring)."""
+
+    def __init__(
+        self,
+        link: Callable[[], Link | None],
+        store: ChannelStore,
+        state: BridgeState,
+        language: Languages,
+    ) -> None:
+        self._link = link  # None while disconnected: calls fail as Telegram's network errors
+        self.store = store
+        self.state = state
+        self._language = language
+        self._session: aiohttp.ClientSession | None = None
+        self._methods: dict[str, Callable[[dict[str, Any], RequestData], Awaitable[Any]]] = {
+            "getme": self._get_me,
+            "sendmessage": self._send_message,
+            "editmessagetext": self._edit_text,
+            "editmessagecaption": self._edit_text,
+            "editmessagereplymarkup": self._edit_markup,
+            "answercallbackquery": self._answer_callback,
+            "deletemessage": self._delete,
+            "deletemessages": self._delete,
+            "senddocument": self._send_document,
+            "sendphoto": self._send_photo,
+            "getfile": self._get_file,
+            "getchat": self._get_chat,
+            "getchatmember": self._get_chat_member,
+            "getchatadministrators": self._get_administrators,
+            "getchatmembercount": self._get_member_count,
+            "getmycommands": self._empty_list,
+        }
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 30.0
+
+    async def initialize(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+
+    async def shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        if url.startswith(FILE_URL):
+            return 200, await self._download(url.rsplit("/", 1)[-1])  # .../<token>/<file id>
+        name = url.rsplit("/", 1)[-1].lower()
+        params = dict(request_data.parameters) if request_data is not None else {}
+        if name in _ACCEPTED:
+            return self._ok(True)
+        handler = self._methods.get(name)
+        if handler is None:
+            raise BadRequest(f"Method {name} is not available on WeCom")
+        try:
+            return self._ok(await handler(params, request_data or RequestData()))
+        except (WeComApiError, AnswerTimeout, ConnectionLost) as exc:
+            raise bot_api_error(exc) from None
+
+    @staticmethod
+    def _ok(result: object) -> tuple[int, bytes]:
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    # --- whom a call is for --------------------------------------------------------------
+
+    def link(self) -> Link:
+        link = self._link()
+        if link is None:
+            raise ConnectionLost("not connected to WeCom")
+        return link
+
+    async def address(self, params: Mapping[str, Any]) -> tuple[int, ChatAddress]:
+        raw = params.get("chat_id")
+        try:
+            chat_id = int(str(raw))
+        except ValueError:
+            raise BadRequest("Chat not found") from None
+        address = await self.store.chat_address(chat_id)
+        if address is None or address.channel is not Channel.WECOM:
+            raise BadRequest("Chat not found")
+        return chat_id, address
+
+    def _chat_json(self, chat_id: int, address: ChatAddress) -> dict[str, Any]:
+        if address.kind is ChatKind.GROUP:
+            return {"id": chat_id, "type": "group", "title": address.address}
+        return {"id": chat_id, "type": "private", "first_name": address.address}
+
+    def _message_json(
+        self, message_id: int, chat_id: int, address: ChatAddress, text: str, **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self._chat_json(chat_id, address),
+            "from": BOT_USER,
+            **({"text": text} if text else {}),
+            **extra,
+        }
+
+    # --- messages --------------------------------------------------------------------------
+
+    async def _send_message(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        text = str(params.get("text", ""))
+        html = params.get("parse_mode") == "HTML"
+        return await self.show(chat_id, address, text, params.get("reply_markup"), html=html)
+
+    async def show(
+        self,
+        chat_id: int,
+        address: ChatAddress,
+        text: str,
+        markup: object,
+        *,
+        html: bool = True,
+    ) -> dict[str, Any]:
+        """One screen of the bot (text and buttons) as WeCom messages; its Bot API Message."""
+        lang = await self._language(chat_id)
+        markdown = to_markdown(text) if html else to_markdown(_escaped(text))
+        buttons = keyboard_of(markup)
+        message_id = self.state.ids.next()
+        user_id = self.state.replying_user(chat_id)
+        card: dict[str, Any] | None = None
+        self.state.numbered.pop(chat_id, None)
+        if buttons and len(buttons) <= limits.CARD_MAX_BUTTONS and _fits_card(buttons):
+            task_id = f"m{message_id}_{secrets.token_hex(4)}"
+            card = bodies.button_card(task_id, t(lang, "wecom.card_title"), "", buttons)
+            self.state.card_labels[task_id] = dict((data, label) for label, data in buttons)
+            await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
+        elif buttons:  # more than a card holds: numbered lines, answered with the number
+            markdown += "\n\n" + numbered(lang, buttons, group=address.kind is ChatKind.GROUP)
+            await self.store.save_menu(chat_id, user_id, message_id, buttons, at=_now())
+            self.state.numbered[chat_id] = buttons
+        else:
+            await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
+        if (
+            isinstance(markup, Mapping)
+            and markup.get("force_reply")
+            and address.kind is (ChatKind.GROUP)
+        ):
+            markdown += "\n\n" + t(lang, "wecom.reply_with_mention")
+        await self._deliver(chat_id, address, markdown, card)
+        shown = to_plain(text) if html else text
+        extra = {"reply_markup": markup} if buttons and isinstance(markup, Mapping) else {}
+        return self._message_json(message_id, chat_id, address, shown, **extra)
+
+    async def _deliver(
+        self, chat_id: int, address: ChatAddress, markdown: str, card: dict[str, Any] | None
+    ) -> None:
+        link = self.link()
+        parts = split_markdown(markdown)
+        reply = self.state.take_reply(chat_id)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if reply is not None:
+                stream_id = secrets.token_hex(8)
+                await link.respond(
+                    reply,
+                    bodies.stream_body(stream_id, part, finish=True, card=card if last else None),
+                )
+                reply = None
+                if last:
+                    return
+                continue
+            await link.send(address.address, bodies.markdown_body(part))
+        if card is not None:
+            await link.send(address.address, bodies.card_body(card))
+
+    async def _edit_text(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        text = str(params.get("text") or params.get("caption") or "")
+        html = params.get("parse_mode") == "HTML"
+        return await self.show(chat_id, address, text, params.get("reply_markup"), html=html)
+
+    async def _edit_markup(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        markup = params.get("reply_markup")
+        if not keyboard_of(markup):  # buttons taken away: the pressed card already shows it
+            message_id = int(str(params.get("message_id", 0)) or 0)
+            return self._message_json(message_id, chat_id, address, "")
+        lang = await self._language(chat_id)
+        return await self.show(chat_id, address, t(lang, "wecom.choose"), markup)
+
+    async def _answer_callback(self, params: dict[str, Any], _: RequestData) -> bool:
+        # The press itself was acknowledged when it came (``inbound``); a notice ("not yours",
+        # "expired") has no toast on WeCom, so it is a short message to the chat.
+        text = params.get("text")
+        chat_id = self.state.callback_chats.pop(str(params.get("callback_query_id")), None)
+        if text and chat_id is not None:
+            address = await self.store.chat_address(chat_id)
+            if address is not None:
+                await self.link().send(address.address, bodies.markdown_body(_escaped_md(text)))
+        return True
+
+    async def _delete(self, params: dict[str, Any], _: RequestData) -> bool:
+        raise BadRequest("Message can't be deleted")
+
+    # --- files ---------------------------------------------------------------------------
+
+    async def _send_document(self, params: dict[str, Any], data: RequestData) -> dict[str, Any]:
+        return await self._send_file(params, data, "document", "file")
+
+    async def _send_photo(self, params: dict[str, Any], data: RequestData) -> dict[str, Any]:
+        return await self._send_file(params, data, "photo", "image")
+
+    async def _send_file(
+        self, params: dict[str, Any], data: RequestData, field: str, media_type: str
+    ) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        files = data.multipart_data
+        if field not in files:
+            raise BadRequest("There is no file to send")
+        filename, content, _mime = files[field]
+        payload = content if isinstance(content, bytes) else content.read()
+        caption = params.get("caption")
+        if caption:
+            html = params.get("parse_mode") == "HTML"
+            await self.show(chat_id, address, str(caption), params.get("reply_markup"), html=html)
+        link = self.link()
+        name = filename or ("chart.png" if media_type == "image" else "simwatch.txt")
+        media_id = await link.upload(payload, name, media_type)
+        await link.send(address.address, bodies.file_body(media_id, media_type))
+        message_id = self.state.ids.next()
+        document = {"file_id": media_id, "file_unique_id": media_id, "file_name": name}
+        if media_type == "image":
+            photo = [{**document, "width": 1, "height": 1}]
+            return self._message_json(message_id, chat_id, address, "", photo=photo)
+        return self._message_json(message_id, chat_id, address, "", document=document)
+
+    async def _get_file(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.state.files:
+            raise BadRequest("Wrong file_id or the file is temporarily unavailable")
+        return {"file_id": file_id, "file_unique_id": file_id, "file_path": file_id}
+
+    async def _download(self, file_id: str) -> bytes:
+        incoming = self.state.files.get(file_id)
+        if incoming is None:
+            raise BadRequest("Wrong file_id or the file is temporarily unavailable")
+        await self.initialize()
+        assert self._session is not None
+        try:
+            return await download_file(
+                self._session, incoming.url, incoming.aeskey, max_bytes=MAX_DOWNLOAD_BYTES
+            )
+        except MediaError as exc:
+            raise BadRequest(f"File can't be downloaded: {exc}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NetworkError(f"WeCom file download failed: {type(exc).__name__}") from None
+
+    # --- chats and members ---------------------------------------------------------------
+
+    async def _get_me(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        return BOT_USER
+
+    async def _empty_list(self, params: dict[str, Any], _: RequestData) -> list[Any]:
+        return []
+
+    async def _get_chat(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        return {**self._chat_json(chat_id, address), "accent_color_id": 0, "max_reaction_count": 0}
+
+    async def _member(self, chat_id: int, address: ChatAddress, user_id: int) -> dict[str, Any]:
+        person = await self.store.user_address(user_id)
+        if person is None or person[0] is not Channel.WECOM:
+            raise BadRequest("User not found")
+        user = {"id": user_id, "is_bot": False, "first_name": person[2] or person[1]}
+        if address.kind is ChatKind.PRIVATE:
+            return {"status": "member", "user": user}
+        admin = await self.store.group_admin(chat_id)
+        if admin == user_id:
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        return {"status": "member", "user": user}
+
+    async def _get_chat_member(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
+        chat_id, address = await self.address(params)
+        try:
+            user_id = int(str(params.get("user_id")))
+        except ValueError:
+            raise BadRequest("User not found") from None
+        return await self._member(chat_id, address, user_id)
+
+    async def _get_administrators(
+        self, params: dict[str, Any], _: RequestData
+    ) -> list[dict[str, Any]]:
+        chat_id, address = await self.address(params)
+        admin = await self.store.group_admin(chat_id)
+        return [] if admin is None else [await self._member(chat_id, address, admin)]
+
+    async def _get_member_count(self, params: dict[str, Any], _: RequestData) -> int:
+        _chat_id, address = await self.address(params)
+        return 2 if address.kind is ChatKind.GROUP else 1
+
+
+def numbered(lang: str, buttons: Sequence[tuple[str, str]], *, group: bool) -> str:
+    """Choices as numbered lines and how to answer them."""
+    lines = [f"{n}. {_escaped_md(label)}" for n, (label, _data) in enumerate(buttons, 1)]
+    hint = t(lang, "wecom.numbered_group" if group else "wecom.numbered")
+    return "\n".join([to_markdown(hint), *lines])
+
+
+def _fits_card(buttons: Sequence[tuple[str, str]]) -> bool:
+    return all(len(data.encode()) <= limits.CARD_KEY_MAX_BYTES for _label, data in buttons)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escaped_md(text: str) -> str:
+    return to_markdown(_escaped(text))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

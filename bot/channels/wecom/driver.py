@@ -1,0 +1,180 @@
+"""A simulated person in WeCom chatting with the real bot: for tests, the shell and benchmarks.
+
+The twin of ``bot.chatdriver.ChatDriver`` (same methods, same ``ChatEvent`` records), so a
+conversation test runs on both channels. What the person does goes to the local WeCom
+emulator (``bot.wecom.emulator``), over the real long connection to the bot, through the
+bridge into the real handlers; what the bot answers comes back the same way. A screen the bot
+sends as markdown plus a card (two WeCom messages when unprompted) is one event with the
+card's buttons; numbered choices are buttons whose press is typing the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.channels.wecom.inbound import WeComUpdates
+from bot.channels.wecom.markdown import shown
+from bot.chatdriver import NoSuchButtonError
+from bot.chats import Channel, ChatAddress, ChatKind
+from bot.emulator.markup import Button
+from bot.emulator.records import ChatEvent, StoredFile
+from bot.wecom.emulator import WeComEmulator, WeComEvent
+from storage.channels import ChannelStore
+
+
+@dataclass
+class Screen:
+    """A bot message as the person sees it, and how to press its buttons."""
+
+    event: ChatEvent
+    task_id: str | None = None  # the card holding the buttons, if any
+    numbered: bool = False  # the buttons are numbered lines: pressing one is typing its number
+
+
+@dataclass
+class WeComChatDriver:
+    emulator: WeComEmulator
+    updates: WeComUpdates
+    store: ChannelStore
+    chat_id: int  # the chat's SimWatch id (``ChannelStore.chat_id_for``)
+    userid: str
+    chatid: str | None = None  # a group's chatid; None: the single chat with ``userid``
+    screens: list[Screen] = field(default_factory=list)
+
+    @classmethod
+    async def open(
+        cls,
+        emulator: WeComEmulator,
+        updates: WeComUpdates,
+        store: ChannelStore,
+        userid: str,
+        chatid: str | None = None,
+    ) -> WeComChatDriver:
+        kind = ChatKind.GROUP if chatid else ChatKind.PRIVATE
+        address = ChatAddress(Channel.WECOM, kind, chatid or userid)
+        chat_id = await store.chat_id_for(address, at=datetime.now(UTC))
+        return cls(emulator, updates, store, chat_id, userid, chatid)
+
+    @property
+    def chat(self) -> tuple[str, str]:
+        return ("group", self.chatid) if self.chatid else ("single", self.userid)
+
+    @property
+    def is_group(self) -> bool:
+        return self.chatid is not None
+
+    def as_user(self, userid: str) -> WeComChatDriver:
+        """The same chat, someone else typing (group members)."""
+        return WeComChatDriver(
+            self.emulator, self.updates, self.store, self.chat_id, userid, self.chatid, self.screens
+        )
+
+    async def _after(self, act: Any) -> list[ChatEvent]:
+        before = self.updates.handled
+        await act
+        await self.updates.wait_handled(before + 1)
+        await self.updates.application.update_queue.join()
+        return self.collect()
+
+    @property
+    def app(self) -> Any:
+        """The WeCom channel's application (its job queue runs the conversations' timers)."""
+        return self.updates.application
+
+    def take_events(self) -> list[ChatEvent]:
+        """What the bot did in this chat that no call returned yet (a timer's message)."""
+        return self.collect()
+
+    def collect(self) -> list[ChatEvent]:
+        """What the bot did in this chat since last asked, as the person sees it."""
+        events: list[ChatEvent] = []
+        for item in self.emulator.take_events(self.chat):
+            event = self._event(item, events)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event(self, item: WeComEvent, so_far: list[ChatEvent]) -> ChatEvent | None:
+        if item.kind == "update":  # the pressed card's own acknowledgement
+            return None
+        if item.file is not None:
+            name, content = item.file
+            if item.body.get("msgtype") == "image":
+                photo = StoredFile(name, name, name, content, kind="photo", filename=name)
+                return ChatEvent("photo", self.chat_id, None, file=photo)
+            document = StoredFile(name, name, name, content, filename=name)
+            return ChatEvent("document", self.chat_id, None, file=document)
+        buttons: list[list[Button]] = []
+        task_id = None
+        if item.card is not None:
+            task_id = item.card.get("task_id")
+            buttons = [
+                [Button(str(b.get("text")), str(b.get("key")))]
+                for b in item.card.get("button_list") or []
+            ]
+        text = shown(item.markdown) if item.markdown else None
+        if text is None and buttons and so_far and so_far[-1].kind == "message":
+            # an unprompted screen: its markdown, then its card as a message of its own
+            previous = so_far.pop()
+            merged = ChatEvent("message", self.chat_id, None, text=previous.text, buttons=buttons)
+            self.screens.append(Screen(merged, task_id))
+            return merged
+        numbered = False
+        choices = self.updates.state.numbered.get(self.chat_id, [])
+        if item.card is None and text is not None and choices:
+            last = text.rsplit("\n", 1)[-1]
+            if last.startswith(f"{len(choices)}. "):  # the screen ends with the numbered choices
+                buttons = [[Button(label, data)] for label, data in choices]
+                numbered = True
+        event = ChatEvent("message", self.chat_id, None, text=text, buttons=buttons)
+        self.screens.append(Screen(event, task_id, numbered))
+        return event
+
+    # --- what the person does --------------------------------------------------------------
+
+    async def send(self, text: str) -> list[ChatEvent]:
+        """Type ``text`` (in a group, WeCom sends it with the robot's mention)."""
+        return await self._after(self.emulator.send_text(self.userid, text, chatid=self.chatid))
+
+    async def send_document(
+        self, filename: str, content: bytes, caption: str | None = None
+    ) -> list[ChatEvent]:
+        """Send a file. WeCom files carry no caption: a caption is typed first, as a WeCom user
+        would ("/import", then the file)."""
+        said = await self.send(caption) if caption else []
+        act = self.emulator.send_file(self.userid, filename, content, chatid=self.chatid)
+        return said + await self._after(act)
+
+    def find_button(self, label: str) -> tuple[Screen, str]:
+        """The newest screen with a button whose text contains ``label`` (or whose data is)."""
+        for screen in reversed(self.screens):
+            for row in screen.event.buttons:
+                for text, data in row:
+                    if data is not None and (label in text or label == data):
+                        return screen, data
+        raise NoSuchButtonError(f"no button {label!r} in WeCom chat {self.chat}")
+
+    async def press(self, label: str) -> list[ChatEvent]:
+        """Click the button labelled ``label``, or answer its number."""
+        screen, data = self.find_button(label)
+        return await self._press(screen, data)
+
+    async def press_data(self, data: str, message_id: int | None = None) -> list[ChatEvent]:
+        """Press the newest button with exactly this data (a stale one, on an older screen).
+        WeCom's clicks carry the keys of the card clicked: no other data can be forged."""
+        for screen in reversed(self.screens):
+            if any(data == button_data for row in screen.event.buttons for _, button_data in row):
+                return await self._press(screen, data)
+        raise NoSuchButtonError(f"no button with data {data!r} in WeCom chat {self.chat}")
+
+    async def _press(self, screen: Screen, data: str) -> list[ChatEvent]:
+        if screen.numbered:
+            datas = [button_data for row in screen.event.buttons for _, button_data in row]
+            return await self.send(str(datas.index(data) + 1))
+        assert screen.task_id is not None
+        act = self.emulator.click(self.userid, screen.task_id, data, chatid=self.chatid)
+        # the bot replaces a clicked card at once: its buttons are gone for everyone
+        self.screens[self.screens.index(screen)] = Screen(replace(screen.event, buttons=[]))
+        return await self._after(act)

@@ -1,0 +1,247 @@
+"""The WeCom channel's update source: what people do in WeCom, as ``telegram.Update`` objects on
+the channel application's update queue (python-telegram-bot's custom update source pattern).
+
+- A message is a ``message`` update from the chat (the person for a single chat, the group's
+  ``chatid`` for a group) and the person, both with SimWatch ids (``ChannelStore``): a WeCom
+  id can never name a Telegram chat. In a group WeCom delivers only messages that mention the
+  robot: the mention is taken off, so "@流量卡管家 /cards" is "/cards".
+- A number answering the numbered choices the bot last offered is the press of that choice.
+- A click on a card is a ``callback_query``. WeCom lets the pressed card be updated only within
+  5 seconds of the click, with the click's req_id: that is done here at once, before the update
+  joins the chat's queue (where it may wait behind an /import); the handler's answer follows.
+- A file is a ``document`` whose ``file_id`` the bridge downloads and decrypts on ``getFile``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+
+from bot.channels.wecom.bridge import BOT_USER, Languages, Link
+from bot.channels.wecom.markdown import to_markdown as _md
+from bot.channels.wecom.markdown import to_plain as _plain
+from bot.channels.wecom.state import BridgeState, IncomingFile, ReplyWindow
+from bot.chats import Channel, ChatAddress, ChatKind
+from bot.i18n import t
+from bot.wecom import bodies, frames
+from storage.channels import ChannelStore
+
+log = logging.getLogger(__name__)
+
+_MENTION = re.compile(r"^\s*@\S+\s*")  # "@流量卡管家 " at the start of a group message
+_NUMBER = re.compile(r"\s*(\d{1,3})\s*[.。、]?\s*")
+_TASK = re.compile(r"^m(\d{1,18})_[0-9a-f]{1,32}$")
+_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}")
+MAX_TEXT_CHARS = 4096  # as a Telegram message: the handlers' limits assume no more
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def without_mention(text: str) -> str:
+    return _MENTION.sub("", text, count=1)
+
+
+class WeComUpdates:
+    """Turns the connection's inbound callbacks into updates for ``application``."""
+
+    def __init__(
+        self,
+        application: AnyApplication,
+        store: ChannelStore,
+        state: BridgeState,
+        link: Any,
+        language: Languages,
+    ) -> None:
+        self.application = application
+        self.store = store
+        self.state = state
+        self._link = link  # () -> Link | None
+        self._language = language
+        self.handled = 0  # callbacks taken in (answered here or put on the queue)
+        self._progress = asyncio.Condition()
+
+    async def on_inbound(self, item: frames.Inbound) -> None:
+        try:
+            if isinstance(item, frames.EventIn):
+                await self._event(item)
+            else:
+                await self._message(item)
+        except Exception:  # one bad callback must not stop the next ones
+            log.exception("a WeCom callback could not be handled")
+        finally:
+            async with self._progress:
+                self.handled += 1
+                self._progress.notify_all()
+
+    async def wait_handled(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until ``count`` callbacks in all were taken in (tests and the shell wait on it)."""
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: self.handled >= count)
+
+    # --- who and where ---------------------------------------------------------------------
+
+    async def _where(
+        self, chattype: str, chatid: str | None, userid: str
+    ) -> tuple[int, int, ChatAddress]:
+        group = chattype == "group" and bool(chatid)
+        kind = ChatKind.GROUP if group else ChatKind.PRIVATE
+        address = ChatAddress(Channel.WECOM, kind, chatid if group and chatid else userid)
+        now = datetime.now(UTC)
+        chat_id = await self.store.chat_id_for(address, at=now)
+        user_id = await self.store.user_id_for(Channel.WECOM, userid, name=None, at=now)
+        if group:  # the first to speak to the robot in a group administers it (README)
+            await self.store.claim_group_admin(chat_id, user_id)
+        return chat_id, user_id, address
+
+    def _chat(self, chat_id: int, address: ChatAddress) -> dict[str, Any]:
+        if address.kind is ChatKind.GROUP:
+            return {"id": chat_id, "type": "group", "title": address.address}
+        return {"id": chat_id, "type": "private", "first_name": address.address}
+
+    @staticmethod
+    def _user(user_id: int, userid: str) -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": userid}
+
+    async def _put(self, update: dict[str, Any]) -> None:
+        await self.application.update_queue.put(Update.de_json(update, self.application.bot))
+
+    # --- messages --------------------------------------------------------------------------
+
+    async def _message(self, item: frames.MessageIn) -> None:
+        chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
+        self.state.replies[chat_id] = ReplyWindow(item.req_id, user_id, time.monotonic())
+        message: dict[str, Any] = {
+            "message_id": self.state.ids.next(),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id, address),
+            "from": self._user(user_id, item.userid),
+        }
+        if item.file_url and item.file_aeskey:
+            file_id = f"f{self.state.ids.next()}"
+            name = item.file_name or "file"
+            self.state.files[file_id] = IncomingFile(item.file_url, item.file_aeskey, name)
+            message["document"] = {"file_id": file_id, "file_unique_id": file_id, "file_name": name}
+            await self._put({"update_id": self.state.next_update_id(), "message": message})
+            return
+        text = (item.text or "").strip()
+        if address.kind is ChatKind.GROUP:
+            text = without_mention(text)
+        if not text:  # an image or a voice message without words: say what the bot reads
+            lang = await self._language(chat_id)
+            await self._say(chat_id, address, t(lang, "wecom.text_only"))
+            return
+        text = text[:MAX_TEXT_CHARS]
+        if await self._answered_menu(chat_id, user_id, address, item.userid, text):
+            return
+        message["text"] = text
+        command = _COMMAND.match(text)
+        if command:
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": command.end()}]
+        await self._put({"update_id": self.state.next_update_id(), "message": message})
+
+    async def _answered_menu(
+        self, chat_id: int, user_id: int, address: ChatAddress, userid: str, text: str
+    ) -> bool:
+        """A number answering the numbered choices on offer: the press of that choice."""
+        number = _NUMBER.fullmatch(text)
+        if number is None:
+            return False
+        menu = await self.store.menu(chat_id, user_id)
+        if menu is None or not menu.options:
+            return False
+        index = int(number.group(1)) - 1
+        if not 0 <= index < len(menu.options):
+            lang = await self._language(chat_id)
+            await self._say(chat_id, address, t(lang, "wecom.no_such_choice", n=len(menu.options)))
+            return True
+        _label, data = menu.options[index]
+        await self._press(chat_id, user_id, address, userid, menu.message_id, data)
+        return True
+
+    async def _press(
+        self,
+        chat_id: int,
+        user_id: int,
+        address: ChatAddress,
+        userid: str,
+        message_id: int,
+        data: str,
+    ) -> None:
+        query_id = f"q{self.state.ids.next()}"
+        self.state.callback_chats[query_id] = chat_id
+        callback = {
+            "id": query_id,
+            "from": self._user(user_id, userid),
+            "chat_instance": str(chat_id),
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": self._chat(chat_id, address),
+                "from": BOT_USER,
+                "text": "",
+            },
+        }
+        await self._put({"update_id": self.state.next_update_id(), "callback_query": callback})
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def _event(self, item: frames.EventIn) -> None:
+        if item.event_type == "enter_chat":
+            link = self._link()
+            if link is not None:
+                lang = await self._language(0)
+                welcome = bodies.welcome_text_body(_plain(t(lang, "wecom.welcome")))
+                await link.respond_welcome(item.req_id, welcome)
+            return
+        if item.event_type != "template_card_event" or not item.event_key or not item.task_id:
+            return
+        if item.event_key == bodies.DISABLED_KEY:  # the decided card's inert button
+            return
+        chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
+        task = _TASK.fullmatch(item.task_id)
+        if task is None:  # not a card of ours
+            return
+        await self._acknowledge(chat_id, item)
+        await self._press(
+            chat_id, user_id, address, item.userid, int(task.group(1)), item.event_key
+        )
+
+    async def _acknowledge(self, chat_id: int, item: frames.EventIn) -> None:
+        """Update the pressed card at once (WeCom allows it within 5 s of the click): its
+        buttons give way to the choice made, so nobody presses the same card twice."""
+        link = self._link()
+        if link is None or item.task_id is None or item.event_key is None:
+            return
+        lang = await self._language(chat_id)
+        labels = self.state.card_labels.get(item.task_id, {})
+        label = labels.get(item.event_key) or t(lang, "wecom.pressed_unknown")
+        card = bodies.button_card(
+            item.task_id,
+            t(lang, "wecom.card_title"),
+            "",
+            [(label, item.event_key)],
+            disabled_text=_plain(t(lang, "wecom.pressed", label=label)),
+        )
+        try:
+            await link.update_card(item.req_id, card)
+        except Exception as exc:  # late or refused: the answer below still comes
+            log.info("the pressed WeCom card was not updated: %s", type(exc).__name__)
+
+    async def _say(self, chat_id: int, address: ChatAddress, text: str) -> None:
+        link: Link | None = self._link()
+        if link is None:
+            return
+        reply = self.state.take_reply(chat_id)
+        body = bodies.markdown_body(_md(text))
+        if reply is not None:
+            await link.respond(reply, bodies.stream_body(f"s{self.state.ids.next()}", _md(text)))
+        else:
+            await link.send(address.address, body)

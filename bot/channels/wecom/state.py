@@ -1,0 +1,101 @@
+"""What the WeCom bridge keeps in memory, and why memory is the right place for each.
+
+Everything here is worth seconds to minutes and is WeCom's to forget too: a ``req_id`` may be
+answered for a short while only, a file's download link expires, a card's button labels are
+needed only to say which one was pressed. What must survive a restart (chats, people, the
+numbered choices on offer, conversations) is in the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+REPLY_WINDOW = 60.0  # seconds a message's req_id is used for the bot's answer (then unprompted)
+MAX_REMEMBERED = 10_000  # files, cards and windows kept at most (oldest forgotten first)
+EPOCH_MS = 1_767_225_600_000  # 2026-01-01 UTC: message ids count milliseconds from here
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(OrderedDict[K, V], Generic[K, V]):
+    """A dict that forgets its oldest entries beyond ``limit``: hostile traffic can't grow it."""
+
+    def __init__(self, limit: int = MAX_REMEMBERED) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class MessageIds:
+    """Message ids for a channel that has none of its own: strictly increasing, also across
+    restarts (milliseconds of the real clock), so an old button never names a newer message."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, int(time.time() * 1000) - EPOCH_MS)
+        return self._last
+
+
+@dataclass
+class ReplyWindow:
+    """A person's message the bot may still answer as a reply (``aibot_respond_msg``)."""
+
+    req_id: str
+    user_id: int
+    opened: float  # time.monotonic()
+    used: bool = False  # WeCom takes one answer to a message; the rest go unprompted
+
+    def open(self, now: float) -> bool:
+        return now - self.opened < REPLY_WINDOW
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """A file a person sent: where WeCom keeps it (encrypted) and its key."""
+
+    url: str
+    aeskey: str
+    name: str
+
+
+class BridgeState:
+    """The short-lived facts the update source records and the request uses."""
+
+    def __init__(self) -> None:
+        self.ids = MessageIds()
+        self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id
+        self.files: Bounded[str, IncomingFile] = Bounded()  # by file id
+        self.card_labels: Bounded[str, dict[str, str]] = Bounded()  # task id → key → label
+        self.callback_chats: Bounded[str, int] = Bounded()  # a press's query id → its chat
+        # the numbered choices last shown in each chat (the database has them per person;
+        # this copy lets the test driver and the shell show a choice's data)
+        self.numbered: Bounded[int, list[tuple[str, str]]] = Bounded()
+        self._update_id = 0
+
+    def next_update_id(self) -> int:
+        self._update_id += 1
+        return self._update_id
+
+    def take_reply(self, chat_id: int) -> str | None:
+        """The req_id to answer the chat's latest message with, used up by taking it."""
+        window = self.replies.get(chat_id)
+        if window is None or window.used or not window.open(time.monotonic()):
+            return None
+        window.used = True
+        return window.req_id
+
+    def replying_user(self, chat_id: int) -> int:
+        """Whom the bot is answering in the chat right now (0: nobody, an unprompted message)."""
+        window = self.replies.get(chat_id)
+        return window.user_id if window is not None and window.open(time.monotonic()) else 0

@@ -1,0 +1,167 @@
+"""``python -m bot`` with WeCom configured: every channel in one process (README, "Channels").
+
+One ``Application`` per channel, all sharing one storage and one reminder tick: Telegram's
+(long polling, Telegram's rate limiter) and WeCom's (its long connection, its own request).
+The tick lives in the first application and sends each chat's rows through that chat's
+channel; WeCom rows only while this process holds the WeCom connection (``WeComChannel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from bot.app import AnyApplication, build_application
+from bot.channels.wecom.bridge import WeComRequest
+from bot.channels.wecom.channel import WeComChannel, chat_language
+from bot.channels.wecom.inbound import WeComUpdates
+from bot.channels.wecom.state import BridgeState
+from bot.chats import Channel
+from bot.config import Settings
+from bot.reminders.sender import Messenger
+from handlers.delivery import TelegramMessenger
+from storage.base import Storage
+from storage.factory import open_storage, stores_for
+
+log = logging.getLogger(__name__)
+
+
+class LiveMessengers(Mapping[Channel, Messenger]):
+    """The sender's messengers, as they are at each drain: WeCom's only while this process
+    holds the connection, so its rows wait for the holder instead of failing here."""
+
+    def __init__(
+        self, telegram: AnyApplication | None, wecom: AnyApplication, channel: WeComChannel
+    ) -> None:
+        self._telegram = TelegramMessenger(telegram.bot) if telegram is not None else None
+        self._wecom = TelegramMessenger(wecom.bot)
+        self._channel = channel
+
+    def _live(self) -> dict[Channel, Messenger]:
+        live: dict[Channel, Messenger] = {}
+        if self._telegram is not None:
+            live[Channel.TELEGRAM] = self._telegram
+        if self._channel.link() is not None:
+            live[Channel.WECOM] = self._wecom
+        return live
+
+    def __getitem__(self, key: Channel) -> Messenger:
+        return self._live()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._live())
+
+    def __len__(self) -> int:
+        return len(self._live())
+
+
+class Process:
+    """The channels of one bot process, started and stopped together. ``options`` go to
+    ``build_application`` (tests give a clock, no tick…); ``channel_options`` to
+    ``WeComChannel`` (tests shorten the lease)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        channel_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        credentials = settings.wecom_credentials()
+        assert credentials is not None, "only for a bot with WeCom configured"
+        bot_id, secret = credentials
+        store = stores_for(storage).channels
+        language = chat_language(storage, settings.language)
+        state = BridgeState()
+        self.channel = WeComChannel(
+            url=settings.wecom_ws_url,
+            bot_id=bot_id,
+            secret=secret,
+            store=store,
+            state=state,
+            **(channel_options or {}),
+        )
+        tick = options.pop("reminder_tick", True)
+        self.telegram: AnyApplication | None = None
+        if settings.telegram_enabled():  # the tick, with both channels' messengers
+            self.telegram = build_application(
+                settings,
+                token=settings.require_token(),
+                storage=storage,
+                reminder_tick=tick,
+                messengers=lambda _app: self.messengers,
+                **options,
+            )
+        self.wecom = build_application(
+            settings,
+            token="wecom",
+            storage=storage,
+            request=WeComRequest(self.channel.link, store, state, language),
+            reminder_tick=tick and self.telegram is None,
+            messengers=lambda _app: self.messengers,
+            **options,
+        )
+        self.messengers = LiveMessengers(self.telegram, self.wecom, self.channel)
+        self.updates = WeComUpdates(self.wecom, store, state, self.channel.link, language)
+        self.channel.attach(self.updates)
+
+    @property
+    def applications(self) -> list[AnyApplication]:
+        return [app for app in (self.telegram, self.wecom) if app is not None]
+
+    async def start(self) -> None:
+        """Start the applications (as ``run_polling`` does: initialize, post_init, start) and
+        Telegram's polling; the WeCom channel runs in ``serve_channel``."""
+        for application in self.applications:
+            await application.initialize()
+            if application.post_init is not None:
+                await application.post_init(application)
+            await application.start()
+        if self.telegram is not None and self.telegram.updater is not None:
+            await self.telegram.updater.start_polling(allowed_updates=None)
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        updater = self.telegram.updater if self.telegram is not None else None
+        if updater is not None and updater.running:
+            await updater.stop()
+        for application in reversed(self.applications):
+            if application.running:
+                await application.stop()
+            await application.shutdown()
+            if application.post_shutdown is not None:
+                await application.post_shutdown(application)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; ``ChannelStopped`` if WeCom stops the channel."""
+        await self.start()
+        serving = asyncio.create_task(self.channel.run())
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if serving.done():
+                serving.result()  # ChannelStopped
+        finally:
+            stopping.cancel()
+            await self.stop()
+            serving.cancel()
+            await asyncio.gather(serving, stopping, return_exceptions=True)
+
+
+async def serve(settings: Settings) -> None:
+    """Run every configured channel until SIGINT/SIGTERM (or ``ChannelStopped``)."""
+    storage = await open_storage(
+        database_url=settings.database(), database_path=settings.database_path
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await Process(settings, storage).run(stop)
+    finally:
+        await storage.close()

@@ -1,0 +1,133 @@
+"""The bot in WeCom: the conversations over the WeCom long connection, end to end.
+
+The real bot (``bot.serve.Process`` with only WeCom set) talks to the local WeCom emulator over
+a real WebSocket; people type, click and send files in the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cards_util import iccid
+from conftest import wecom_person, wecom_process
+from test_cards_flow import add_cards
+
+from bot.chatdriver import texts
+from bot.clock import FixedClock
+from bot.serve import Process
+from bot.wecom.emulator import WeComEmulator
+from storage.base import Storage
+
+
+async def test_start_in_a_single_chat_says_how_digests_arrive(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    said = texts(await alice.send("/start"))
+    assert "流量卡管家" in said
+    assert "每日提醒会发到这个单聊" in said
+
+
+async def test_one_line_addcard_then_cards(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    said = texts(await alice.send(f"/addcard {iccid(1)} 2026-12-31 移动 收银台1"))
+    assert "已保存" in said
+    card = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert card is not None
+    assert card.label == "收银台1"
+    listed = texts(await alice.send("/cards"))
+    assert "收银台1" in listed
+
+
+async def test_a_group_hears_mentions_and_its_first_speaker_administers_it(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    said = texts(await boss.send("/start"))
+    assert "@我" in said
+    assert "boss" in said
+    assert "已保存" in texts(await bob.send(f"/addcard {iccid(1)} 2026-12-31 移动 收银台1"))
+    refused = texts(await bob.send(f"/delete {iccid(1)[-4:]}"))
+    assert "管理员" in refused
+    assert await storage.get_card_by_iccid(boss.chat_id, iccid(1)) is not None
+    asked = texts(await boss.send(f"/delete {iccid(1)[-4:]}"))
+    assert "删除" in asked
+    # in the group the ICCID is masked to its last digits
+    listed = texts(await bob.send("/cards"))
+    assert iccid(1) not in listed
+    assert iccid(1)[-6:] in listed
+
+
+async def test_more_choices_than_a_card_holds_are_numbered_and_a_number_picks(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    for n in range(1, 9):
+        await alice.send(f"/addcard {iccid(n)} 2026-12-{10 + n} 移动 T{n}")
+    listed = (await alice.send("/cards"))[-1]
+    assert listed.text is not None
+    assert "回复数字选择" in listed.text
+    assert "8. " in listed.text  # eight cards and the pager: numbered lines
+    detail = texts(await alice.send("3"))
+    assert iccid(3) in detail
+    assert "T3" in detail
+    assert "没有这个选项" in texts(await alice.send("/cards")) + texts(await alice.send("42"))
+
+
+async def test_numbered_choices_survive_a_restart(
+    wecom_emulator: WeComEmulator, storage: Storage, clock: FixedClock, tmp_path: Path
+) -> None:
+    async with wecom_process(wecom_emulator, storage, clock, tmp_path) as first:
+        alice = await wecom_person(first, wecom_emulator, "alice")
+        for n in range(1, 8):
+            await alice.send(f"/addcard {iccid(n)} 2026-12-{10 + n} 移动 T{n}")
+        await alice.send("/cards")
+    async with wecom_process(wecom_emulator, storage, clock, tmp_path) as second:
+        alice = await wecom_person(second, wecom_emulator, "alice")
+        assert "T2" in texts(await alice.send("2"))
+
+
+async def test_a_click_is_acknowledged_at_once_even_behind_a_slow_answer(
+    storage: Storage, clock: FixedClock, tmp_path: Path
+) -> None:
+    # WeCom lets a clicked card be updated within its window only: the bot does it when the
+    # click comes, not when the chat's queue (here stuck on a slow answer) gets to it.
+    async with (
+        WeComEmulator(event_reply_seconds=1.0) as emulator,
+        wecom_process(emulator, storage, clock, tmp_path) as process,
+    ):
+        alice = await wecom_person(process, emulator, "alice")
+        await alice.send(f"/addcard {iccid(1)} 2026-12-31 移动 T1")
+        await alice.send("/cards")  # one card: a card with its button
+        screen, data = alice.find_button("T1")
+        assert screen.task_id is not None
+        emulator.slow_answers(2.0, cmd="aibot_respond_msg")
+        slow = asyncio.create_task(alice.send("/help"))
+        await asyncio.sleep(0.2)
+        await emulator.click("alice", screen.task_id, data)
+        await asyncio.sleep(0.5)
+        updates = [e for e in emulator.events if e.kind == "update"]
+        assert updates, "the pressed card was not updated within WeCom's window"
+        await slow
+
+
+async def test_pictures_and_voice_without_words_get_an_answer(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    said = texts(await alice._after(wecom_emulator._message("alice", None, "image", {"url": "x"})))
+    assert "只能读文字和文件" in said
+
+
+async def test_a_wecom_user_never_reaches_a_telegram_chat_of_the_same_number(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    await storage.ensure_chat(1001, is_group=False)
+    await add_cards(storage, 1001, [30])
+    same_number = await wecom_person(wecom_bot, wecom_emulator, "1001")
+    assert same_number.chat_id != 1001
+    assert "还没有" in texts(await same_number.send("/cards"))
