@@ -88,6 +88,15 @@ class Settings(BaseSettings):
             raise ValueError("use a URL such as https://qyapi.weixin.qq.com")
         return base
 
+    @field_validator("wecom_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        url = value.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("wss", "ws") or not parts.hostname:
+            raise ValueError("use a WebSocket URL such as wss://openws.work.weixin.qq.com")
+        return url
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
