@@ -339,3 +339,21 @@ def test_the_real_entry_point_runs_a_script_quietly(tmp_path: Path) -> None:
     assert "> :nosuch\n💻 没有终端命令「:nosuch」" in done.stdout
     assert done.stderr == ""
     assert not (tmp_path / "data").exists()  # --temp: DATABASE_PATH untouched
+
+
+async def test_the_shell_plays_a_wecom_user(tmp_path: Path) -> None:
+    script = "\n".join(
+        [
+            "/start",
+            "/addcard 89860012345678901238 2026-12-31 移动 收银台1",
+            "/cards",
+            "1",  # the card's button, pressed by its number
+            ":group",
+            "/start",
+        ]
+    )
+    out = await run_script(script, tmp_path, ShellOptions(temporary=True, day=DAY, channel="wecom"))
+    assert "每日提醒会发到这个单聊" in out
+    assert "💳 流量卡详情" in out
+    assert "[1] 🔄 续费" in out
+    assert "群里第一个和我说话的人（shell-user）是这里的管理员" in out

@@ -119,8 +119,9 @@ async def test_pictures_and_voice_without_words_get_an_answer(
     wecom_bot: Process, wecom_emulator: WeComEmulator
 ) -> None:
     alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
-    said = texts(await alice._after(wecom_emulator._message("alice", None, "image", {"url": "x"})))
+    said = texts(await alice.after(wecom_emulator.send_image("alice")))
     assert "只能读文字和文件" in said
+    assert "还没有" in texts(await alice.after(wecom_emulator.send_voice("alice", "/cards")))
 
 
 async def test_a_wecom_user_never_reaches_a_telegram_chat_of_the_same_number(

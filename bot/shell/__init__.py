@@ -88,6 +88,13 @@ def add_shell_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         help=f"the simulated user's Telegram id (default {DEFAULT_USER_ID})",
     )
     shell.add_argument(
+        "--channel",
+        choices=("telegram", "wecom"),
+        default="telegram",
+        help="the client the terminal plays: Telegram (default) or WeCom (企业微信, against a "
+        "local WeCom emulator)",
+    )
+    shell.add_argument(
         "--save-files",
         type=Path,
         metavar="DIR",
@@ -102,6 +109,7 @@ def options_from(args: argparse.Namespace) -> ShellOptions:
         language_code=args.lang,
         user_id=int(args.user_id),
         save_files=args.save_files,
+        channel=str(getattr(args, "channel", "telegram")),
     )
 
 
@@ -116,6 +124,10 @@ async def run_session(
     """One shell session on these streams (the tests run scripts through this)."""
     clock = ShellClock(settings.timezone, options.day)
     console = Console(stdin, stdout, interactive=interactive)
+    if options.channel == "wecom":
+        from bot.shell.wecom import run_wecom_session
+
+        return await run_wecom_session(settings, clock, console, temporary=options.temporary)
     async with running_bot(settings, clock, temporary=options.temporary) as runtime:
         if not interactive:
             pause_daily_tick(runtime)

@@ -11,7 +11,10 @@ from types import TracebackType
 from bot.logs import RedactSecrets, redact, register_secrets
 
 # Libraries that log every request or poll at INFO/DEBUG: always WARNING and above here.
-NOISY = ("telegram", "httpx", "httpcore", "aiohttp", "apscheduler", "asyncio", "aiosqlite")
+NOISY = (
+    "telegram", "httpx", "httpcore", "aiohttp", "apscheduler", "asyncio", "aiosqlite", "websockets",
+    "bot.wecom.emulator.wire",
+)  # fmt: skip
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 

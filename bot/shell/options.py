@@ -19,6 +19,7 @@ class ShellOptions:
     language_code: str | None = None  # the simulated user's; None: from LANGUAGE
     user_id: int = DEFAULT_USER_ID
     save_files: Path | None = None  # where documents and photos from the bot are saved
+    channel: str = "telegram"  # the client the terminal plays: telegram or wecom
 
     def first_language_code(self, default_language: str) -> str:
         return self.language_code or DEFAULT_CODES.get(default_language, "zh-hans")

@@ -433,6 +433,17 @@ class WeComEmulator:
         item = {"url": url, "aeskey": aeskey, "filename": filename, "file_size": len(content)}
         return await self._message(userid, None, "file", item)
 
+    async def send_image(
+        self, userid: str, content: bytes = b"\x89PNG", *, chatid: str | None = None
+    ) -> str:
+        """A person sends a picture (served encrypted, like a file)."""
+        url, aeskey = self._files.publish("image.png", content)
+        return await self._message(userid, chatid, "image", {"url": url, "aeskey": aeskey})
+
+    async def send_voice(self, userid: str, transcript: str, *, chatid: str | None = None) -> str:
+        """A person sends a voice message; WeCom gives the robot its transcript."""
+        return await self._message(userid, chatid, "voice", {"content": transcript})
+
     async def click(
         self, userid: str, task_id: str, event_key: str, *, chatid: str | None = None
     ) -> str:

@@ -141,11 +141,9 @@ class WeComChannel:
         renewing = asyncio.create_task(self._renew(connection))
         try:
             await connection.run()
-        except SubscribeRefused as exc:
-            log.error("WeCom refused the subscription (%s)", exc.errcode)
+        except SubscribeRefused as exc:  # the caller says so, in the operator's language
             raise ChannelStopped("wecom.refused", errcode=exc.errcode) from None
         except TakenOver:
-            log.error("WeCom: another connection took this robot over; stopping")
             raise ChannelStopped("wecom.taken_over") from None
         finally:
             renewing.cancel()

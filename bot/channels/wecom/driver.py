@@ -71,7 +71,7 @@ class WeComChatDriver:
             self.emulator, self.updates, self.store, self.chat_id, userid, self.chatid, self.screens
         )
 
-    async def _after(self, act: Any) -> list[ChatEvent]:
+    async def after(self, act: Any) -> list[ChatEvent]:
         before = self.updates.handled
         await act
         await self.updates.wait_handled(before + 1)
@@ -136,7 +136,7 @@ class WeComChatDriver:
 
     async def send(self, text: str) -> list[ChatEvent]:
         """Type ``text`` (in a group, WeCom sends it with the robot's mention)."""
-        return await self._after(self.emulator.send_text(self.userid, text, chatid=self.chatid))
+        return await self.after(self.emulator.send_text(self.userid, text, chatid=self.chatid))
 
     async def send_document(
         self, filename: str, content: bytes, caption: str | None = None
@@ -145,7 +145,7 @@ class WeComChatDriver:
         would ("/import", then the file)."""
         said = await self.send(caption) if caption else []
         act = self.emulator.send_file(self.userid, filename, content, chatid=self.chatid)
-        return said + await self._after(act)
+        return said + await self.after(act)
 
     def find_button(self, label: str) -> tuple[Screen, str]:
         """The newest screen with a button whose text contains ``label`` (or whose data is)."""
@@ -177,4 +177,4 @@ class WeComChatDriver:
         act = self.emulator.click(self.userid, screen.task_id, data, chatid=self.chatid)
         # the bot replaces a clicked card at once: its buttons are gone for everyone
         self.screens[self.screens.index(screen)] = Screen(replace(screen.event, buttons=[]))
-        return await self._after(act)
+        return await self.after(act)

@@ -123,7 +123,7 @@ class WeComUpdates:
             "chat": self._chat(chat_id, address),
             "from": self._user(user_id, item.userid),
         }
-        if item.file_url and item.file_aeskey:
+        if item.msgtype == "file" and item.file_url and item.file_aeskey:
             file_id = f"f{self.state.ids.next()}"
             name = item.file_name or "file"
             self.state.files[file_id] = IncomingFile(item.file_url, item.file_aeskey, name)
