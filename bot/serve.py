@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bot.app import AnyApplication, build_application
@@ -27,6 +27,8 @@ from storage.base import Storage
 from storage.factory import open_storage, stores_for
 
 log = logging.getLogger(__name__)
+
+LINK_SECONDS = 30.0
 
 
 class LiveMessengers(Mapping[Channel, Messenger]):
@@ -136,12 +138,18 @@ class Process:
             if application.post_shutdown is not None:
                 await application.post_shutdown(application)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set; ``ChannelStopped`` if WeCom stops the channel."""
+    async def run(
+        self, stop: asyncio.Event, *, on_linked: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Serve until ``stop`` is set; ``ChannelStopped`` if WeCom stops the channel.
+        ``on_linked``: called once WeCom is connected (tests act on the emulator then)."""
         await self.start()
         serving = asyncio.create_task(self.channel.run())
         stopping = asyncio.create_task(stop.wait())
         try:
+            if on_linked is not None:
+                await self.channel.wait_linked(LINK_SECONDS)
+                await on_linked()
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if serving.done():
                 serving.result()  # ChannelStopped

@@ -51,6 +51,7 @@ from bot.bulk.reading import CHAT_LIMITS
 from bot.bulk.report import rejected_file, report_text
 from bot.bulk.service import BulkService
 from bot.bulk.writing import OutputFormat
+from bot.chats import Channel
 from bot.errors import InputError
 from bot.i18n import Html
 from handlers.common import (
@@ -119,6 +120,10 @@ async def _refuse_non_admin(update: Update, context: Context, where: Here, key: 
 async def import_command(update: Update, context: Context) -> int:
     where = await here(update, context)
     if await _refuse_non_admin(update, context, where, "import.admins_only"):
+        return END
+    if where.is_group and where.chat.channel is not Channel.TELEGRAM:
+        # WeCom delivers robots no files from groups: say where a file can go instead
+        await reply(update, where.t("import.no_files_in_group", chat_id=where.chat_id), edit=False)
         return END
     key = "import.ask_group" if where.is_group else "import.ask"
     limits = CHAT_LIMITS
@@ -351,7 +356,10 @@ async def not_a_document(update: Update, context: Context) -> int:
 async def stray_document(update: Update, context: Context) -> None:
     """A document nobody asked for, in a private chat: say how to import instead of guessing."""
     where = await here(update, context)
-    await reply(update, where.t("import.stray_document"), edit=False)
+    telegram = where.chat.channel is Channel.TELEGRAM  # other channels' files have no caption
+    await reply(
+        update, where.t("import.stray_document" if telegram else "import.stray_file"), edit=False
+    )
 
 
 def conversation_handler() -> ConversationHandler[Any]:
