@@ -17,6 +17,7 @@ from typing import Any
 from bot.app import AnyApplication, build_application
 from bot.channels.wecom.bridge import WeComRequest
 from bot.channels.wecom.channel import WeComChannel, chat_language
+from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.state import BridgeState
 from bot.chats import Channel
@@ -76,14 +77,15 @@ class Process:
         credentials = settings.wecom_credentials()
         assert credentials is not None, "only for a bot with WeCom configured"
         bot_id, secret = credentials
-        store = stores_for(storage).channels
+        channels = stores_for(storage).channels
+        store = Identities(channels)
         language = chat_language(storage, settings.language)
         state = BridgeState()
         self.channel = WeComChannel(
             url=settings.wecom_ws_url,
             bot_id=bot_id,
             secret=secret,
-            store=store,
+            store=channels,
             state=state,
             **(channel_options or {}),
         )

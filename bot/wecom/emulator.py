@@ -129,6 +129,7 @@ class WeComEmulator:
         self.connections = 0
         self.subscriptions = 0
         self.events: list[WeComEvent] = []
+        self._recorded = asyncio.Event()
         self._taken = 0  # events before this index were taken
         self._server: Server | None = None
         self._files = FileServer()
@@ -358,6 +359,7 @@ class WeComEmulator:
         item = body.get("stream") if "stream" in body else body.get(msgtype)
         text = item.get("content") if isinstance(item, dict) else None
         self.events.append(WeComEvent(kind, chat, req_id, body, text, card, file, time.time()))
+        self._recorded.set()  # wakes wait_for_events at once (a poll would add its interval)
 
     async def _kick(self, ws: ServerConnection) -> None:
         """Tell a connection another one took over, then close it (as WeCom does)."""
@@ -589,10 +591,13 @@ class WeComEmulator:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(self._pending(chat)) < count:
-            if loop.time() >= deadline:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 got = [(e.kind, e.markdown) for e in self._pending(chat)]
                 raise TimeoutError(f"waited {timeout}s for {count} event(s) in {chat}, got {got}")
-            await asyncio.sleep(0.005)
+            self._recorded.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recorded.wait(), remaining)
         return self.take_events(chat)
 
     async def wait_idle(self, quiet: float = 0.05, timeout: float = 5.0) -> None:  # noqa: ASYNC109

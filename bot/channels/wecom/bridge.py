@@ -36,6 +36,7 @@ import aiohttp
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown, to_plain
 from bot.channels.wecom.state import BridgeState
 from bot.chats import Channel, ChatAddress, ChatKind
@@ -43,7 +44,6 @@ from bot.i18n import t
 from bot.wecom import bodies, limits
 from bot.wecom.errors import AnswerTimeout, ConnectionLost, MediaError, WeComApiError
 from bot.wecom.media import download_file
-from storage.channels import ChannelStore
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class WeComRequest(BaseRequest):
     def __init__(
         self,
         link: Callable[[], Link | None],
-        store: ChannelStore,
+        store: Identities,
         state: BridgeState,
         language: Languages,
     ) -> None:
@@ -252,19 +252,21 @@ class WeComRequest(BaseRequest):
         html: bool = True,
     ) -> dict[str, Any]:
         """One screen of the bot (text and buttons) as WeCom messages; its Bot API Message."""
-        lang = await self._language(chat_id)
         markdown = to_markdown(text) if html else to_markdown(_escaped(text))
         buttons = keyboard_of(markup)
         message_id = self.state.ids.next()
         user_id = self.state.replying_user(chat_id)
+        shown = to_plain(text) if html else text
         card: dict[str, Any] | None = None
         self.state.numbered.pop(chat_id, None)
         if buttons and len(buttons) <= limits.CARD_MAX_BUTTONS and _fits_card(buttons):
             task_id = f"m{message_id}_{secrets.token_hex(4)}"
-            card = bodies.button_card(task_id, t(lang, "wecom.card_title"), "", buttons)
-            self.state.card_labels[task_id] = dict((data, label) for label, data in buttons)
+            title = card_title(shown)  # the screen's first line says what the buttons are for
+            card = bodies.button_card(task_id, title, "", buttons)
+            self.state.cards[task_id] = (title, {data: label for label, data in buttons})
             await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
         elif buttons:  # more than a card holds: numbered lines, answered with the number
+            lang = await self._language(chat_id)
             markdown += "\n\n" + numbered(lang, buttons, group=address.kind is ChatKind.GROUP)
             await self.store.save_menu(chat_id, user_id, message_id, buttons, at=_now())
             self.state.numbered[chat_id] = buttons
@@ -275,9 +277,9 @@ class WeComRequest(BaseRequest):
             and markup.get("force_reply")
             and address.kind is (ChatKind.GROUP)
         ):
+            lang = await self._language(chat_id)
             markdown += "\n\n" + t(lang, "wecom.reply_with_mention")
         await self._deliver(chat_id, address, markdown, card)
-        shown = to_plain(text) if html else text
         extra = {"reply_markup": markup} if buttons and isinstance(markup, Mapping) else {}
         return self._message_json(message_id, chat_id, address, shown, **extra)
 
@@ -434,6 +436,15 @@ def numbered(lang: str, buttons: Sequence[tuple[str, str]], *, group: bool) -> s
     lines = [f"{n}. {_escaped_md(label)}" for n, (label, _data) in enumerate(buttons, 1)]
     hint = t(lang, "wecom.numbered_group" if group else "wecom.numbered")
     return "\n".join([to_markdown(hint), *lines])
+
+
+CARD_TITLE_CHARS = 26  # WeCom's advice for a card's main title
+
+
+def card_title(shown: str) -> str:
+    """A card's title: the first line of the screen it belongs to, shortened."""
+    first = next((line.strip() for line in shown.split("\n") if line.strip()), "") or "👇"
+    return first if len(first) <= CARD_TITLE_CHARS else first[: CARD_TITLE_CHARS - 1] + "…"
 
 
 def _fits_card(buttons: Sequence[tuple[str, str]]) -> bool:

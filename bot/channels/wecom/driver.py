@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.markdown import shown
 from bot.chatdriver import NoSuchButtonError
@@ -21,7 +22,6 @@ from bot.chats import Channel, ChatAddress, ChatKind
 from bot.emulator.markup import Button
 from bot.emulator.records import ChatEvent, StoredFile
 from bot.wecom.emulator import WeComEmulator, WeComEvent
-from storage.channels import ChannelStore
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Screen:
 class WeComChatDriver:
     emulator: WeComEmulator
     updates: WeComUpdates
-    store: ChannelStore
+    store: Identities
     chat_id: int  # the chat's SimWatch id (``ChannelStore.chat_id_for``)
     userid: str
     chatid: str | None = None  # a group's chatid; None: the single chat with ``userid``
@@ -48,7 +48,7 @@ class WeComChatDriver:
         cls,
         emulator: WeComEmulator,
         updates: WeComUpdates,
-        store: ChannelStore,
+        store: Identities,
         userid: str,
         chatid: str | None = None,
     ) -> WeComChatDriver:

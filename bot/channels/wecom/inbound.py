@@ -25,13 +25,13 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.channels.wecom.bridge import BOT_USER, Languages, Link
+from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown as _md
 from bot.channels.wecom.markdown import to_plain as _plain
 from bot.channels.wecom.state import BridgeState, IncomingFile, ReplyWindow
 from bot.chats import Channel, ChatAddress, ChatKind
 from bot.i18n import t
 from bot.wecom import bodies, frames
-from storage.channels import ChannelStore
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class WeComUpdates:
     def __init__(
         self,
         application: AnyApplication,
-        store: ChannelStore,
+        store: Identities,
         state: BridgeState,
         link: Any,
         language: Languages,
@@ -95,7 +95,7 @@ class WeComUpdates:
         address = ChatAddress(Channel.WECOM, kind, chatid if group and chatid else userid)
         now = datetime.now(UTC)
         chat_id = await self.store.chat_id_for(address, at=now)
-        user_id = await self.store.user_id_for(Channel.WECOM, userid, name=None, at=now)
+        user_id = await self.store.user_id_for(userid, at=now)
         if group:  # the first to speak to the robot in a group administers it (README)
             await self.store.claim_group_admin(chat_id, user_id)
         return chat_id, user_id, address
@@ -221,11 +221,11 @@ class WeComUpdates:
         if link is None or item.task_id is None or item.event_key is None:
             return
         lang = await self._language(chat_id)
-        labels = self.state.card_labels.get(item.task_id, {})
+        title, labels = self.state.cards.get(item.task_id, ("👇", {}))
         label = labels.get(item.event_key) or t(lang, "wecom.pressed_unknown")
         card = bodies.button_card(
             item.task_id,
-            t(lang, "wecom.card_title"),
+            title,
             "",
             [(label, item.event_key)],
             disabled_text=_plain(t(lang, "wecom.pressed", label=label)),

@@ -76,7 +76,8 @@ class BridgeState:
         self.ids = MessageIds()
         self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id
         self.files: Bounded[str, IncomingFile] = Bounded()  # by file id
-        self.card_labels: Bounded[str, dict[str, str]] = Bounded()  # task id → key → label
+        # task id → (the card's title, key → button label): to say what was pressed
+        self.cards: Bounded[str, tuple[str, dict[str, str]]] = Bounded()
         self.callback_chats: Bounded[str, int] = Bounded()  # a press's query id → its chat
         # the numbered choices last shown in each chat (the database has them per person;
         # this copy lets the test driver and the shell show a choice's data)
