@@ -1169,8 +1169,11 @@ class SqliteReminderStore:
         names = [] if channels is None else [channel.value for channel in channels]
         if channels is not None:
             kind += f"AND ch.channel IN ({', '.join('?' for _ in names)}) "
+        # CROSS JOIN: SQLite then reads the few pending rows (outbox_pending) and looks up each
+        # one's chat, rather than walk every chat of a channel (chats_by_address) for them.
         rows = await self._storage.fetchall(
-            f"SELECT {_MESSAGE_COLUMNS} FROM outbox o JOIN chats ch ON ch.chat_id = o.chat_id "
+            f"SELECT {_MESSAGE_COLUMNS} FROM outbox o CROSS JOIN chats ch "
+            "ON ch.chat_id = o.chat_id "
             f"WHERE o.status = 'pending' AND o.id > ? {kind}"
             "AND (o.not_before IS NULL OR o.not_before <= ?) "
             "AND (o.claimed_until IS NULL OR o.claimed_until <= ?) "
