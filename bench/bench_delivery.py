@@ -56,6 +56,7 @@ from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import build_application
+from bot.chats import Channel
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
@@ -247,7 +248,11 @@ async def drain_once(
     sender: OutboxSender = app.bot_data[RUNNER_KEY].sender
     if policy is not None:
         sender = OutboxSender(
-            store, TelegramMessenger(app.bot), clock, policy, default_language="zh_CN"
+            store,
+            {Channel.TELEGRAM: TelegramMessenger(app.bot)},
+            clock,
+            policy,
+            default_language="zh_CN",
         )
     try:
         started, cpu = time.perf_counter(), cpu_seconds()
@@ -365,7 +370,9 @@ async def breakdown(options: argparse.Namespace, folder: Path) -> None:
     policy = SenderPolicy(
         messages_per_second=0, group_messages_per_minute=10**6, private_messages_per_second=0
     )
-    sender = OutboxSender(store, NullMessenger(), clock, policy, default_language="zh_CN")
+    sender = OutboxSender(
+        store, {Channel.TELEGRAM: NullMessenger()}, clock, policy, default_language="zh_CN"
+    )
     started, cpu = time.perf_counter(), cpu_seconds()
     stats = await sender.drain()
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu

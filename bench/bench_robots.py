@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import simdata
 
+from bot.chats import Channel
 from bot.clock import SystemClock
 from bot.models import CardDraft
 from bot.reminders.compose import ReminderComposer
@@ -144,7 +145,7 @@ async def main(options: argparse.Namespace) -> None:
             gateway = PushGateway(stores.push, client, SystemClock())
             sender = OutboxSender(
                 stores.reminders,
-                NoTelegram(),
+                {Channel.TELEGRAM: NoTelegram()},
                 SystemClock(),
                 SenderPolicy(),
                 default_language="zh_CN",

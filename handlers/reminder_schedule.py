@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from telegram.ext import Application, ContextTypes, Job
 
+from bot.chats import Channel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.reminders.compose import ReminderComposer
@@ -56,7 +57,7 @@ def install_reminders(
     composer = ReminderComposer(store, clock, default_language=settings.language)
     sender = OutboxSender(
         store,
-        TelegramMessenger(application.bot),
+        {Channel.TELEGRAM: TelegramMessenger(application.bot)},
         clock,
         policy,
         default_language=settings.language,

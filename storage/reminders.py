@@ -9,13 +9,14 @@ batch or none of it, and a million cards take seconds.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 import aiosqlite
 
+from bot.chats import Channel
 from bot.models import Period, RenewalRule
 from bot.reminders.models import (
     DEFAULT_SEND_TIME,
@@ -172,10 +173,12 @@ class ReminderStore(Protocol):
         limit: int,
         groups: bool | None = None,
         robots: bool | None = None,
+        channels: Collection[Channel] | None = None,
     ) -> list[OutboxMessage]:
         """Pending messages not backing off and not claimed, by id; ``groups``: only those of
-        groups (True) or of private chats (False); ``robots``: only those to push targets
-        (True) or to the chats themselves (False)."""
+        groups (True) or of private chats (False), by the chat's kind; ``robots``: only those
+        to push targets (True) or to the chats themselves (False); ``channels``: only those of
+        chats of these channels."""
         ...
 
     async def pending_robots(
@@ -296,6 +299,11 @@ SELECT (SELECT min(composed_at) FROM chat_reminders), (SELECT max(composed_on) F
 _OUTBOX_COLUMNS = (
     "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts, target_id"
 )
+# A pending message as the sender reads it: the outbox row (``o``) and its chat's channel and
+# kind (``ch``, chats joined on the row's chat id).
+_MESSAGE_COLUMNS = ", ".join(
+    [f"o.{name.strip()}" for name in _OUTBOX_COLUMNS.split(",")] + ["ch.channel", "ch.is_group"]
+)
 
 
 def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
@@ -310,6 +318,8 @@ def _outbox_message(row: aiosqlite.Row) -> OutboxMessage:
         renewed=row[7],
         attempts=row[8],
         target_id=row[9],
+        channel=Channel(row[10]),
+        is_group=bool(row[11]),
     )
 
 
@@ -450,7 +460,7 @@ _PENDING_ROBOTS_SQL = """
 SELECT * FROM (
     SELECT {outbox}, {targets},
            row_number() OVER (PARTITION BY t.service, t.token ORDER BY o.id) AS turn
-    FROM outbox o JOIN push_targets t ON t.id = o.target_id
+    FROM outbox o JOIN push_targets t ON t.id = o.target_id JOIN chats ch ON ch.chat_id = o.chat_id
     WHERE o.status = 'pending' AND t.paused_since IS NULL
       AND (o.not_before IS NULL OR o.not_before <= ?)
       AND (o.claimed_until IS NULL OR o.claimed_until <= ?)
@@ -479,8 +489,9 @@ async def _digest_cards(
     # runs once per digest sent). Its first row always exists and carries the chat.
     params = {"chat": chat_id, "day": day.isoformat()}
     rows = list(await db.execute_fetchall(_DIGEST_SQL, params))
+    # A chat with no row (so no cards either) counts as a group: nothing shown unmasked.
     known = rows[0][0] is not None
-    chat = DigestChat(chat_id, bool(rows[0][0]) if known else chat_id < 0, rows[0][1])
+    chat = DigestChat(chat_id, bool(rows[0][0]) if known else True, rows[0][1])
     fromiso = date.fromisoformat
     return chat, [
         DueCard(r[2], r[3], r[4], fromiso(r[5]), r[6], r[7]) for r in rows if r[2] is not None
@@ -964,9 +975,9 @@ class _SqliteBatch:
         return {int(row[0]) for row in rows}
 
 
-_OUTBOX_WIDTH = len(_OUTBOX_COLUMNS.split(","))
+_OUTBOX_WIDTH = len(_MESSAGE_COLUMNS.split(","))
 _PENDING_ROBOTS_SQL = _PENDING_ROBOTS_SQL.format(
-    outbox=", ".join(f"o.{name.strip()}" for name in _OUTBOX_COLUMNS.split(",")),
+    outbox=_MESSAGE_COLUMNS,
     targets=", ".join(f"t.{name.strip()}" for name in TARGET_COLUMNS.split(",")),
 )
 
@@ -1148,18 +1159,26 @@ class SqliteReminderStore:
         limit: int,
         groups: bool | None = None,
         robots: bool | None = None,
+        channels: Collection[Channel] | None = None,
     ) -> list[OutboxMessage]:
         moment = _instant(now)
-        kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
-        kind += {None: "", True: "AND target_id IS NOT NULL ", False: "AND target_id IS NULL "}[
+        kind = {None: "", True: "AND ch.is_group ", False: "AND NOT ch.is_group "}[groups]
+        kind += {None: "", True: "AND o.target_id IS NOT NULL ", False: "AND o.target_id IS NULL "}[
             robots
         ]
+        names = [] if channels is None else [channel.value for channel in channels]
+        if channels is not None:
+            kind += f"AND ch.channel IN ({', '.join('?' for _ in names)}) "
+        # CROSS JOIN: SQLite then reads the few pending rows (outbox_pending) and looks up each
+        # one's chat, rather than walk every chat of a channel (chats_by_address) for them.
         rows = await self._storage.fetchall(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > ? {kind}"
-            "AND (not_before IS NULL OR not_before <= ?) "
-            "AND (claimed_until IS NULL OR claimed_until <= ?) "
-            "ORDER BY id LIMIT ?",
-            (after_id, moment, moment, limit),
+            f"SELECT {_MESSAGE_COLUMNS} FROM outbox o CROSS JOIN chats ch "
+            "ON ch.chat_id = o.chat_id "
+            f"WHERE o.status = 'pending' AND o.id > ? {kind}"
+            "AND (o.not_before IS NULL OR o.not_before <= ?) "
+            "AND (o.claimed_until IS NULL OR o.claimed_until <= ?) "
+            "ORDER BY o.id LIMIT ?",
+            (after_id, *names, moment, moment, limit),
         )
         return [_outbox_message(row) for row in rows]
 
@@ -1260,6 +1279,8 @@ class SqliteReminderStore:
                 renewed=None,
                 attempts=message.attempts,
                 target_id=message.target_id,
+                channel=message.channel,
+                is_group=message.is_group,
             )
             for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
         ]

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,6 +17,9 @@ from conftest import NOW
 from db_rows import fetch
 
 from bot.chats import FOREIGN_ID_BASE, Channel, ChatAddress, ChatKind
+from bot.clock import FixedClock
+from bot.models import CardDraft
+from bot.reminders.compose import ReminderComposer
 from storage.base import Storage
 from storage.channels import MAX_MENU_OPTIONS, UNPROMPTED, ChannelStore, Menu
 from storage.factory import open_storage, stores_for
@@ -338,3 +342,28 @@ async def test_a_group_that_becomes_a_supergroup_takes_its_new_address(
     await stores_for(storage).reminders.migrate_chat(-500, -1001234567890)
     assert await channels.chat_address(-1001234567890) == TELEGRAM_GROUP
     assert await channels.chat_address(-500) is None
+
+
+async def test_the_outbox_reads_each_chats_channel_and_kind_from_its_row(
+    storage: Storage, channels: ChannelStore
+) -> None:
+    """A WeCom group's id is positive: pending(groups=) goes by the chat's kind, channels= by
+    its channel, and each message carries both for the sender."""
+    shop = await channels.chat_id_for(WECOM_GROUP, at=NOW)
+    await storage.ensure_chat(1001, is_group=False)
+    for n, chat_id in enumerate((shop, 1001)):
+        draft = CardDraft(iccid=f"8986001234567890123{n}", expiry=NOW.date() + timedelta(days=3))
+        await storage.add_card(chat_id, draft, NOW)
+    reminders = stores_for(storage).reminders
+    await ReminderComposer(reminders, FixedClock(NOW), default_language="zh_CN").compose_due()
+
+    async def pending(**only: Any) -> list[tuple[int, Channel, bool]]:
+        found = await reminders.pending(now=NOW, after_id=0, limit=10, **only)
+        return [(m.chat_id, m.channel, m.is_group) for m in found]
+
+    assert await pending(groups=True) == [(shop, Channel.WECOM, True)]
+    assert await pending(groups=False) == [(1001, Channel.TELEGRAM, False)]
+    assert await pending(channels=[Channel.TELEGRAM]) == [(1001, Channel.TELEGRAM, False)]
+    assert await pending(channels={Channel.WECOM}) == [(shop, Channel.WECOM, True)]
+    assert await pending(channels=()) == []
+    assert len(await pending()) == 2

@@ -13,6 +13,7 @@ from db_rows import fetch, fetch_one
 
 from bot.app import AnyApplication
 from bot.chatdriver import ChatDriver
+from bot.chats import Channel
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
 from bot.models import Card, CardDraft, Period
@@ -61,7 +62,7 @@ def runner(app: AnyApplication, clock: FixedClock, time: Time) -> ReminderRunner
     installed = cast(ReminderRunner, app.bot_data[RUNNER_KEY])
     sender = OutboxSender(
         installed.store,
-        TelegramMessenger(app.bot),
+        {Channel.TELEGRAM: TelegramMessenger(app.bot)},
         clock,
         SenderPolicy(messages_per_second=1000, backoff_base=0.01),
         default_language="zh_CN",
@@ -273,7 +274,7 @@ def fresh_runner(app: AnyApplication, clock: FixedClock, time: Time) -> Reminder
     installed = cast(ReminderRunner, app.bot_data[RUNNER_KEY])
     sender = OutboxSender(
         installed.store,
-        TelegramMessenger(app.bot),
+        {Channel.TELEGRAM: TelegramMessenger(app.bot)},
         clock,
         SenderPolicy(messages_per_second=1000, backoff_base=0.01),
         default_language="zh_CN",

@@ -14,6 +14,7 @@ import pytest
 from db_rows import fetch
 from telegram import Bot
 
+from bot.chats import Channel
 from bot.clock import FixedClock
 from bot.emulator import BotApiEmulator
 from bot.models import Card, CardDraft, RenewalRule
@@ -79,7 +80,7 @@ class Setup:
     def sender(self, policy: SenderPolicy = FAST, messenger: object | None = None) -> OutboxSender:
         return OutboxSender(
             self.store,
-            messenger or TelegramMessenger(self.bot),  # type: ignore[arg-type]
+            {Channel.TELEGRAM: messenger or TelegramMessenger(self.bot)},  # type: ignore[dict-item]
             self.clock,
             policy,
             default_language="zh_CN",
@@ -356,7 +357,7 @@ async def test_telegram_limits_are_respected(setup: Setup) -> None:
     await setup.due(*chats)
     paced = OutboxSender(  # real sleeps: the pacer spaces sends under 30/s
         setup.store,
-        TelegramMessenger(setup.bot),
+        {Channel.TELEGRAM: TelegramMessenger(setup.bot)},
         setup.clock,
         SenderPolicy(messages_per_second=28),
         default_language="zh_CN",

@@ -21,6 +21,7 @@ import pytest
 from db_rows import fetch
 from telegram import Bot
 
+from bot.chats import Channel
 from bot.clock import Clock
 from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
@@ -115,7 +116,7 @@ class Setup:
     def sender(self, gateway: object | None = None, policy: SenderPolicy = FAST) -> OutboxSender:
         return OutboxSender(
             self.stores.reminders,
-            TelegramMessenger(self.bot),
+            {Channel.TELEGRAM: TelegramMessenger(self.bot)},
             self.clock,
             policy,
             default_language="zh_CN",

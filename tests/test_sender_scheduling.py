@@ -17,12 +17,20 @@ import pytest
 from db_rows import fetch
 from telegram import Bot
 
+from bot.chats import FOREIGN_ID_BASE, Channel, ChatAddress, ChatKind
 from bot.clock import Clock
 from bot.emulator import BotApiEmulator
 from bot.models import CardDraft
 from bot.reminders.compose import ReminderComposer
 from bot.reminders.models import Keyboard
-from bot.reminders.sender import Delivery, DrainStats, Messenger, OutboxSender, SenderPolicy
+from bot.reminders.sender import (
+    Delivery,
+    DrainStats,
+    Messenger,
+    OutboxSender,
+    SenderPolicy,
+    Sent,
+)
 from handlers.delivery import TelegramMessenger
 from handlers.transport import AiohttpRequest
 from storage.base import Storage
@@ -78,6 +86,19 @@ class Recorder:
         return await self.inner.send(chat_id, text, buttons)
 
 
+class ChannelRecorder:
+    """A messenger of another channel (WeCom's, say): notes each message and its (virtual)
+    time, and accepts it."""
+
+    def __init__(self, clock: VirtualTime) -> None:
+        self.clock = clock
+        self.sent: list[tuple[int, float, str]] = []
+
+    async def send(self, chat_id: int, text: str, buttons: Keyboard) -> Delivery:
+        self.sent.append((chat_id, self.clock.now, text))
+        return Sent(len(self.sent))
+
+
 class World:
     def __init__(self, storage: Storage, emulator: BotApiEmulator, bot: Bot) -> None:
         self.storage = storage
@@ -99,10 +120,29 @@ class World:
             draft = CardDraft(iccid=f"89860012345678{self._n:06d}", expiry=DAY + timedelta(3))
             await self.storage.add_card(chat_id, draft, self.clock.now())
 
-    def sender(self, policy: SenderPolicy, messenger: Messenger | None = None) -> OutboxSender:
+    async def wecom_due(self, kind: ChatKind, address: str, cards: int) -> int:
+        """A WeCom chat (its id allocated as the bridge has it made) with ``cards`` due."""
+        channels = stores_for(self.storage).channels
+        chat_id = await channels.chat_id_for(ChatAddress(Channel.WECOM, kind, address), at=NOW)
+        for _ in range(cards):
+            self._n += 1
+            draft = CardDraft(iccid=f"89860012345678{self._n:06d}", expiry=DAY + timedelta(3))
+            await self.storage.add_card(chat_id, draft, self.clock.now())
+        return chat_id
+
+    def sender(
+        self,
+        policy: SenderPolicy,
+        messenger: Messenger | None = None,
+        *,
+        wecom: Messenger | None = None,
+    ) -> OutboxSender:
+        messengers: dict[Channel, Messenger] = {Channel.TELEGRAM: messenger or self.recorder}
+        if wecom is not None:
+            messengers[Channel.WECOM] = wecom
         return OutboxSender(
             self.store,
-            messenger or self.recorder,
+            messengers,
             self.clock,
             policy,
             default_language="zh_CN",
@@ -248,3 +288,74 @@ async def test_a_long_group_digest_at_the_default_limits_ends(world: World) -> N
     stats = await asyncio.wait_for(world.drain(SenderPolicy()), timeout=60)
     assert stats.sent == 60
     assert world.time.now == pytest.approx((60 - 18) * 60 / 18, abs=0.5)
+
+
+async def test_each_chat_goes_through_its_own_channels_messenger(world: World) -> None:
+    await world.due(ALICE, 1)
+    await world.due(GROUP, 1)
+    zhang = await world.wecom_due(ChatKind.PRIVATE, "zhangsan", 1)
+    shop = await world.wecom_due(ChatKind.GROUP, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", 1)
+    wecom = ChannelRecorder(world.time)
+    policy = SenderPolicy(messages_per_second=1000)
+    stats = await world.drain(world.sender(policy, wecom=wecom))
+    assert stats.sent == 4
+    assert sorted(chat_id for chat_id, _ in world.recorder.sent) == [GROUP, ALICE]
+    assert sorted(chat_id for chat_id, _, _ in wecom.sent) == [zhang, shop]
+    assert min(zhang, shop) >= FOREIGN_ID_BASE
+    assert (len(world.texts(ALICE)), len(world.texts(GROUP))) == (1, 1)
+    # the WeCom group is a group by its kind (not its id's sign): its ICCIDs are masked
+    texts = {chat_id: text for chat_id, _, text in wecom.sent}
+    assert "89860012345678000003" in texts[zhang]
+    assert "89860012345678000004" not in texts[shop]
+    # marked sent with the message id WeCom's messenger gave
+    handed = {chat_id: n for n, (chat_id, _, _) in enumerate(wecom.sent, start=1)}
+    rows = await fetch(
+        world.storage,
+        "SELECT chat_id, status, message_id FROM outbox WHERE chat_id >= ?",
+        FOREIGN_ID_BASE,
+    )
+    assert sorted(rows) == sorted((chat_id, "sent", n) for chat_id, n in handed.items())
+
+
+async def test_without_a_wecom_messenger_its_chats_wait_for_a_sender_that_has_one(
+    world: World,
+) -> None:
+    await world.due(ALICE, 1)
+    zhang = await world.wecom_due(ChatKind.PRIVATE, "zhangsan", 1)
+    policy = SenderPolicy(messages_per_second=1000)
+    telegram_only = await world.drain(world.sender(policy))  # ``remind``, say
+    assert (telegram_only.sent, telegram_only.waiting, telegram_only.errors) == (1, 0, [])
+    assert [chat_id for chat_id, _ in world.recorder.sent] == [ALICE]
+    # not read, so not tried: pending as the pass left it, no attempt counted
+    rows = await fetch(
+        world.storage, "SELECT status, attempts FROM outbox WHERE chat_id = ?", zhang
+    )
+    assert rows == [("pending", 0)]
+    wecom = ChannelRecorder(world.time)
+    both = world.sender(policy, wecom=wecom)
+    assert (await world.drain(both)).sent == 1
+    assert (await world.drain(both)).sent == 0
+    assert (await world.drain(world.sender(policy))).sent == 0
+    assert [chat_id for chat_id, _, _ in wecom.sent] == [zhang]  # exactly once
+    assert [chat_id for chat_id, _ in world.recorder.sent] == [ALICE]
+    assert await world.store.count_pending() == 0
+
+
+@pytest.mark.parametrize("kind", [ChatKind.GROUP, ChatKind.PRIVATE])
+async def test_a_wecom_chat_is_paced_by_wecoms_budget(world: World, kind: ChatKind) -> None:
+    chat_id = await world.wecom_due(kind, "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", 200)  # 10 messages
+    wecom = ChannelRecorder(world.time)
+    # Telegram's budgets set far from WeCom's: a group's 2 a minute, a person's 10 a second
+    policy = SenderPolicy(
+        messages_per_second=1000,
+        group_messages_per_minute=2,
+        private_messages_per_second=10,
+        private_burst=10,
+        wecom_messages_per_minute=20,
+        wecom_burst=5,
+    )
+    assert (await world.drain(world.sender(policy, wecom=wecom))).sent == 10
+    times = [at for sent_to, at, _ in wecom.sent if sent_to == chat_id]
+    assert times[:5] == [0.0] * 5  # WeCom's burst
+    gaps = [later - earlier for earlier, later in pairwise(times[4:])]
+    assert gaps == pytest.approx([3.0] * 5)  # then 20 a minute

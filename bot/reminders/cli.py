@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from bot.chats import Channel
 from bot.clock import SystemClock, local_today
 from bot.config import Settings, SettingsError, load_settings
 from bot.dates import parse_expiry
@@ -216,7 +217,7 @@ async def _say_held(out: TextIO, lang: str, store: ReminderStore, zone: str) -> 
 
 async def run_pass(
     store: ReminderStore,
-    messenger: Messenger,
+    messengers: Mapping[Channel, Messenger],
     *,
     default_language: str,
     on_date: date | None,
@@ -225,11 +226,13 @@ async def run_pass(
     sender: OutboxSender | None = None,
     robots: RobotGateway | None = None,
 ) -> int:
-    """Compose (and auto-renew), deliver everything pending, print the summary; the exit code."""
+    """Compose (and auto-renew), deliver everything pending to the channels of ``messengers``
+    (and the robots), print the summary; the exit code. Messages of chats of other channels
+    stay pending for the bot, which has every channel's messenger."""
     clock = SystemClock()
     composer = composer or ReminderComposer(store, clock, default_language=default_language)
     sender = sender or OutboxSender(
-        store, messenger, clock, SenderPolicy(), default_language=default_language, robots=robots
+        store, messengers, clock, SenderPolicy(), default_language=default_language, robots=robots
     )
     composed = await _compose(composer, on_date, dry_run=False)
     drained = await sender.drain()
@@ -291,7 +294,7 @@ async def run_remind(
             ):
                 code = await run_pass(
                     store,
-                    messenger,
+                    {Channel.TELEGRAM: messenger},
                     default_language=lang,
                     on_date=on_date,
                     out=out,

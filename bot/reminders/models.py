@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.chats import Channel
 from bot.models import Period
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,9 @@ class OutboxMessage:
     renewed: str | None  # JSON notes, on an unrendered digest
     attempts: int
     target_id: int | None = None  # the push target it goes to; None: the chat itself
+    # The chat's channel and kind (its chats row): which messenger and which budget it takes.
+    channel: Channel = Channel.TELEGRAM
+    is_group: bool = False
 
     @property
     def rendered(self) -> bool:

@@ -1,11 +1,16 @@
-"""Draining the outbox through a ``Messenger``, within Telegram's limits, surviving its errors.
+"""Draining the outbox through a ``Messenger`` per channel, within its limits, surviving errors.
+
+A chat's messages go through the messenger of its channel (``OutboxMessage.channel``: Telegram,
+WeCom); a sender given no messenger for a channel leaves that channel's chats' messages in the
+outbox, unread, for a sender that has one (robots' messages do not depend on it).
 
 Chats are served by a fixed pool of workers: one chat's messages go out in order, one at a time,
 while other chats proceed, so a slow or rate-limited chat holds back no one. A global pacer keeps
-the bot under Telegram's overall limit, each group under its per-group limit and each private
-chat at about a message a second; a chat that has used its budget (a group's long digest, an
-agent's digest of many messages) is set aside, its worker going on with other chats, until it
-may send again.
+the bot under Telegram's overall limit; each chat has a budget by its channel and kind
+(``SenderPolicy.chat_rate``): a Telegram group its per-group limit, a Telegram private chat
+about a message a second, a WeCom conversation its own. A chat that has used its budget (a
+group's long digest, an agent's digest of many messages) is set aside, its worker going on with
+other chats, until it may send again.
 
 A digest is enqueued unrendered; its worker claims it, renders it from the sent-log as the cards
 are now (a card renewed meanwhile is left out) and stores its messages, then sends them (a
@@ -39,12 +44,13 @@ import logging
 import math
 import time as time_module
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import Protocol
 
+from bot.chats import Channel
 from bot.clock import Clock
 from bot.i18n import resolve_language, t
 from bot.reminders.digest import make_digest, render_digest
@@ -140,6 +146,11 @@ class SenderPolicy:
     # Telegram: about one message a second in one chat, short bursts tolerated.
     private_messages_per_second: float = 1.0
     private_burst: int = 2
+    # WeCom (企业微信), per conversation, group or person alike: about 30 messages a minute and
+    # 1,000 an hour are allowed. 20 a minute with a burst of 5 stays well under both (a digest
+    # is a few messages; 1,000 an hour would be 50 digests of 20 parts in one chat).
+    wecom_messages_per_minute: int = 20
+    wecom_burst: int = 5
     transient_attempts: int = 4  # sends per message per drain on network errors
     backoff_base: float = 1.0  # seconds: 1, 2, 4, ... between those attempts
     backoff_max: float = 30.0
@@ -150,6 +161,14 @@ class SenderPolicy:
     later_base: timedelta = timedelta(minutes=1)  # next drain after giving up: 1, 2, 4… min
     later_max: timedelta = timedelta(hours=1)
     fetch: int = 500
+
+    def chat_rate(self, channel: Channel, is_group: bool) -> tuple[float, int]:
+        """A chat's budget by its channel and kind: messages a second, and at most at once."""
+        if channel is Channel.WECOM:
+            return self.wecom_messages_per_minute / 60.0, self.wecom_burst
+        if is_group:
+            return self.group_messages_per_minute / 60.0, self.group_messages_per_minute
+        return self.private_messages_per_second, self.private_burst
 
 
 @dataclass
@@ -213,10 +232,14 @@ class _Bucket:
 
 
 class OutboxSender:
+    """Drains the outbox. ``messengers``: one per channel this sender can send to; the
+    messages of chats of any other channel are not read, and stay pending for a sender that has
+    their channel's messenger (the bot's process has them all; ``remind`` may not)."""
+
     def __init__(
         self,
         store: ReminderStore,
-        messenger: Messenger,
+        messengers: Mapping[Channel, Messenger],
         clock: Clock,
         policy: SenderPolicy | None = None,
         *,
@@ -226,7 +249,7 @@ class OutboxSender:
         monotonic: Callable[[], float] = time_module.monotonic,
     ) -> None:
         self.store = store
-        self.messenger = messenger
+        self.messengers = dict(messengers)
         self.robots = robots  # None: robots' messages wait for a sender that has them
         self.clock = clock
         self.policy = policy or SenderPolicy()
@@ -376,6 +399,7 @@ class _Drain:
                 limit=self.policy.fetch,
                 groups=groups,
                 robots=robots,
+                channels=self.sender.messengers.keys(),
             )
             if not batch:
                 return
@@ -404,9 +428,11 @@ class _Drain:
     async def serve(self, destination: Destination, queued: deque[OutboxMessage]) -> bool:
         """Send one chat's own messages in order; True if the chat was set aside to wait for
         its budget (its messages stay queued)."""
+        if not queued:
+            return False
         chat_id = destination[0]
         target = self.targets.get(chat_id, chat_id)
-        budget = self._chat_budget(chat_id)
+        budget = self._chat_budget(chat_id, queued[0])
         while queued:
             if self.expired():
                 break
@@ -691,7 +717,8 @@ class _Drain:
         transient = rate_limited = migrations = 0
         while True:
             await self._pace(budget)
-            outcome = await self.sender.messenger.send(target, message.text, message.buttons)
+            messenger = self.sender.messengers[message.channel]
+            outcome = await messenger.send(target, message.text, message.buttons)
             if isinstance(outcome, Sent):
                 content = self._settle(message)
                 await store.mark_sent(
@@ -757,17 +784,14 @@ class _Drain:
         self.unrendered.pop(message.id, None)
         return self.unstored.pop(message.id)
 
-    def _chat_budget(self, chat_id: int) -> _Bucket:
-        """The chat's own budget: a group's (negative id) per minute, a private chat's per
-        second. Only one worker at a time serves a chat, so nothing else spends it meanwhile."""
-        budgets, policy = self.sender.chat_budgets, self.policy
+    def _chat_budget(self, chat_id: int, message: OutboxMessage) -> _Bucket:
+        """The chat's own budget, by its channel and kind (``SenderPolicy.chat_rate``; the
+        message carries both from the chat's row). Only one worker at a time serves a chat, so
+        nothing else spends it meanwhile."""
+        budgets = self.sender.chat_budgets
         budget = budgets.get(chat_id)
         if budget is None:
-            if chat_id < 0:
-                per_minute = policy.group_messages_per_minute
-                budget = _Bucket(per_minute / 60.0, per_minute)
-            else:
-                budget = _Bucket(policy.private_messages_per_second, policy.private_burst)
+            budget = _Bucket(*self.policy.chat_rate(message.channel, message.is_group))
             budgets[chat_id] = budget
         return budget
 

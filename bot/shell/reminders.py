@@ -22,6 +22,7 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
     """Remind every chat not reminded for ``day`` yet, as if it were that day everywhere;
     returns the pass's one-line summary (the digests themselves are chat events)."""
     try:
+        from bot.chats import Channel
         from bot.clock import SystemClock
         from bot.reminders.cli import run_pass
         from bot.reminders.compose import ReminderComposer
@@ -34,7 +35,7 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
     language = runtime.settings.language
     stores = stores_for(runtime.storage)
     store = stores.reminders
-    messenger = TelegramMessenger(runtime.app.bot)
+    messengers = {Channel.TELEGRAM: TelegramMessenger(runtime.app.bot)}
     # run_pass would use the system clock; the shell's clock keeps a fixed date fixed
     composer = ReminderComposer(store, runtime.clock, default_language=language)
     summary = io.StringIO()
@@ -43,7 +44,7 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
     async with open_robots(runtime.settings, stores, SystemClock()) as robots:
         sender = OutboxSender(
             store,
-            messenger,
+            messengers,
             runtime.clock,
             SenderPolicy(),
             default_language=language,
@@ -51,7 +52,7 @@ async def run_reminder_pass(runtime: BotRuntime, day: date) -> str:
         )
         await run_pass(
             store,
-            messenger,
+            messengers,
             default_language=language,
             on_date=day,
             out=summary,

@@ -25,13 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
 
 import asyncpg
 
+from bot.chats import Channel
 from bot.models import Period, RenewalRule
 from bot.reminders.models import (
     DEFAULT_SEND_TIME,
@@ -57,6 +66,7 @@ from storage.push import TARGET_COLUMNS, push_target_of
 from storage.reminders import (
     _CLOCK_RECORD_SQL,
     _EARLIEST_ZONE,
+    _MESSAGE_COLUMNS,
     _OUTBOX_WIDTH,
     _PENDING_ROBOTS_SQL,
     ReminderBatch,
@@ -111,11 +121,6 @@ async def _retrying(
     raise AssertionError("unreachable")
 
 
-_OUTBOX_COLUMNS = (
-    "id, chat_id, digest_date, part, parts, text, buttons, renewed, attempts, target_id"
-)
-
-
 def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
     return OutboxMessage(
         id=row[0],
@@ -128,6 +133,8 @@ def _outbox_message(row: asyncpg.Record) -> OutboxMessage:
         renewed=row[7],
         attempts=row[8],
         target_id=row[9],
+        channel=Channel(row[10]),
+        is_group=row[11],
     )
 
 
@@ -289,8 +296,9 @@ async def _digest_cards(
     db: Connection | Pool, chat_id: int, day: date
 ) -> tuple[DigestChat, list[DueCard]]:
     rows = await db.fetch(_DIGEST_SQL, chat_id, day)
+    # A chat with no row (so no cards either) counts as a group: nothing shown unmasked.
     known = rows[0][0] is not None
-    chat = DigestChat(chat_id, bool(rows[0][0]) if known else chat_id < 0, rows[0][1])
+    chat = DigestChat(chat_id, bool(rows[0][0]) if known else True, rows[0][1])
     return chat, [DueCard(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows if r[2] is not None]
 
 
@@ -944,19 +952,24 @@ class PostgresReminderStore:
         limit: int,
         groups: bool | None = None,
         robots: bool | None = None,
+        channels: Collection[Channel] | None = None,
     ) -> list[OutboxMessage]:
-        kind = {None: "", True: "AND chat_id < 0 ", False: "AND chat_id >= 0 "}[groups]
-        kind += {None: "", True: "AND target_id IS NOT NULL ", False: "AND target_id IS NULL "}[
+        kind = {None: "", True: "AND ch.is_group ", False: "AND NOT ch.is_group "}[groups]
+        kind += {None: "", True: "AND o.target_id IS NOT NULL ", False: "AND o.target_id IS NULL "}[
             robots
         ]
+        names = None if channels is None else [channel.value for channel in channels]
         rows = await self._pool.fetch(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND id > $1 {kind}"
-            "AND (not_before IS NULL OR not_before <= $2) "
-            "AND (claimed_until IS NULL OR claimed_until <= $2) "
-            "ORDER BY id LIMIT $3",
+            f"SELECT {_MESSAGE_COLUMNS} FROM outbox o JOIN chats ch ON ch.chat_id = o.chat_id "
+            f"WHERE o.status = 'pending' AND o.id > $1 {kind}"
+            "AND ($4::text[] IS NULL OR ch.channel = ANY($4::text[])) "
+            "AND (o.not_before IS NULL OR o.not_before <= $2) "
+            "AND (o.claimed_until IS NULL OR o.claimed_until <= $2) "
+            "ORDER BY o.id LIMIT $3",
             after_id,
             now,
             limit,
+            names,
         )
         return [_outbox_message(row) for row in rows]
 
@@ -1077,6 +1090,8 @@ class PostgresReminderStore:
                 renewed=None,
                 attempts=message.attempts,
                 target_id=message.target_id,
+                channel=message.channel,
+                is_group=message.is_group,
             )
             for number, (message_id, part) in enumerate(zip(ids, parts, strict=True), start=1)
         ]
