@@ -8,6 +8,7 @@ and what is still to send live in the database, so a restart simply carries on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 from telegram.ext import Application, ContextTypes, Job
@@ -17,7 +18,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.reminders.compose import ReminderComposer
 from bot.reminders.runner import ReminderRunner
-from bot.reminders.sender import OutboxSender, RobotGateway, SenderPolicy
+from bot.reminders.sender import Messenger, OutboxSender, RobotGateway, SenderPolicy
 from bot.reminders.service import ReminderService
 from handlers.delivery import TelegramMessenger
 from storage.base import Storage
@@ -48,16 +49,21 @@ def install_reminders(
     policy: SenderPolicy | None = None,
     schedule: bool = True,
     robots: RobotGateway | None = None,
-    messengers: Any = None,  # merged with the sender by channel (wt/chat-identity)
+    messengers: Mapping[Channel, Messenger] | None = None,
 ) -> ReminderRunner:
     """Make the reminder service available to the handlers and (unless told not to, as tests
-    that drive passes themselves do) schedule the tick."""
+    that drive passes themselves do) schedule the tick. ``messengers``: the sender's, by
+    channel (default: this application's bot for Telegram; ``bot.serve`` gives every channel's
+    of the process, read at each drain)."""
     store = stores_for(storage).reminders
     application.bot_data[REMINDERS_KEY] = ReminderService(storage, store, clock)
     composer = ReminderComposer(store, clock, default_language=settings.language)
     sender = OutboxSender(
         store,
-        {Channel.TELEGRAM: TelegramMessenger(application.bot)},
+        # "is None", not "or": a live mapping may be empty now and have a channel later
+        messengers
+        if messengers is not None
+        else {Channel.TELEGRAM: TelegramMessenger(application.bot)},
         clock,
         policy,
         default_language=settings.language,

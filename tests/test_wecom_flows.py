@@ -17,6 +17,7 @@ from bot.chatdriver import texts
 from bot.clock import FixedClock
 from bot.serve import Process
 from bot.wecom.emulator import WeComEmulator
+from handlers.reminder_schedule import RUNNER_KEY
 from storage.base import Storage
 
 
@@ -132,3 +133,18 @@ async def test_a_wecom_user_never_reaches_a_telegram_chat_of_the_same_number(
     same_number = await wecom_person(wecom_bot, wecom_emulator, "1001")
     assert same_number.chat_id != 1001
     assert "还没有" in texts(await same_number.send("/cards"))
+
+
+async def test_the_daily_digest_reaches_a_wecom_chat_and_its_buttons_work(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    await alice.send(f"/addcard {iccid(1)} 2026-11-28 移动 收银台1")
+    runner = wecom_bot.wecom.bot_data[RUNNER_KEY]
+    await runner.tick()
+    [digest] = alice.collect()
+    assert digest.text is not None
+    assert "流量卡到期提醒" in digest.text
+    assert "收银台1" in digest.text
+    renewing = texts(await alice.press("续费"))
+    assert "续多久" in renewing

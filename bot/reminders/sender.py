@@ -137,7 +137,8 @@ class SenderPolicy:
     robot_fetch: int = 50_000  # robots' messages read per drain (the rest: the next one)
     # Telegram: about 30/s overall. 29/s leaves room for replies to people using the bot during
     # a drain (python-telegram-bot's AIORateLimiter holds everything to 30/s); a burst as
-    # Telegram's and AIORateLimiter's buckets allow one.
+    # Telegram's and AIORateLimiter's buckets allow one. WeCom documents no limit for the robot
+    # as a whole, only per conversation: its chats are paced by their own budgets alone.
     messages_per_second: float = 29.0
     burst: int = 20
     # Telegram: 20/min in one group. Kept as a bucket (this many at once, then one every
@@ -249,7 +250,9 @@ class OutboxSender:
         monotonic: Callable[[], float] = time_module.monotonic,
     ) -> None:
         self.store = store
-        self.messengers = dict(messengers)
+        # read at each drain, not copied: a channel's messenger may come and go (WeCom's only
+        # while this process holds its connection, bot.serve.LiveMessengers)
+        self.messengers = messengers
         self.robots = robots  # None: robots' messages wait for a sender that has them
         self.clock = clock
         self.policy = policy or SenderPolicy()
@@ -716,7 +719,7 @@ class _Drain:
             self.claimed[message.id] = now + policy.claim
         transient = rate_limited = migrations = 0
         while True:
-            await self._pace(budget)
+            await self._pace(budget, message.channel)
             messenger = self.sender.messengers[message.channel]
             outcome = await messenger.send(target, message.text, message.buttons)
             if isinstance(outcome, Sent):
@@ -795,15 +798,16 @@ class _Drain:
             budgets[chat_id] = budget
         return budget
 
-    async def _pace(self, budget: _Bucket) -> None:
+    async def _pace(self, budget: _Bucket, channel: Channel) -> None:
         # serve() sets a chat aside rather than wait for its budget; retries (after a
         # timeout, say) wait here, keeping the chat's order.
         wait = budget.delay(self.sender.monotonic())
         if wait > 0:
             await self.sender.sleep(wait)
-        delay = self.sender.pace.take(self.sender.monotonic())
-        if delay > 0:
-            await self.sender.sleep(delay)
+        if channel is Channel.TELEGRAM:  # Telegram's limit is the bot's; WeCom's, per chat only
+            delay = self.sender.pace.take(self.sender.monotonic())
+            if delay > 0:
+                await self.sender.sleep(delay)
         budget.take(self.sender.monotonic())
 
     async def _later(

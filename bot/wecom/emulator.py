@@ -197,12 +197,14 @@ class WeComEmulator:
         subscribed = False
         try:
             async for raw in ws:
-                self._last_frame_at = time.monotonic()
                 try:
                     frame = Frame.parse(raw)
                 except FrameError as exc:
+                    self._last_frame_at = time.monotonic()
                     await self._answer(ws, _salvage_req_id(raw), (ERR_INVALID_PARAM, str(exc)))
                     continue
+                if frame.cmd != CMD_PING:  # keep-alives are not the robot being busy
+                    self._last_frame_at = time.monotonic()
                 if frame.cmd is None:
                     continue  # the robot has nothing to answer; ignore stray answers
                 if not subscribed:
