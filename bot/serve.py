@@ -14,14 +14,19 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from telegram import Update
+from telegram.ext import TypeHandler
+
 from bot.app import AnyApplication, build_application
 from bot.channels.wecom.bridge import WeComRequest
-from bot.channels.wecom.channel import WeComChannel, chat_language
+from bot.channels.wecom.channel import ChannelStopped, WeComChannel, chat_language
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.state import BridgeState
 from bot.chats import Channel
 from bot.config import Settings
+from bot.i18n import t
+from bot.reminders.cli import plain
 from bot.reminders.sender import Messenger
 from handlers.delivery import TelegramMessenger
 from storage.base import Storage
@@ -30,6 +35,7 @@ from storage.factory import open_storage, stores_for
 log = logging.getLogger(__name__)
 
 LINK_SECONDS = 30.0
+BEGIN_GROUP = -10  # before MEMBERS_ONLY_GROUP (-2) and every handler (bot.app.add_handlers)
 
 
 class LiveMessengers(Mapping[Channel, Messenger]):
@@ -77,6 +83,7 @@ class Process:
         credentials = settings.wecom_credentials()
         assert credentials is not None, "only for a bot with WeCom configured"
         bot_id, secret = credentials
+        self.settings = settings
         channels = stores_for(storage).channels
         store = Identities(channels)
         language = chat_language(storage, settings.language)
@@ -111,7 +118,16 @@ class Process:
         )
         self.messengers = LiveMessengers(self.telegram, self.wecom, self.channel)
         self.updates = WeComUpdates(self.wecom, store, state, self.channel.link, language)
+        # before every other handler: what the handlers send answers the update being handled
+        self.wecom.add_handler(TypeHandler(Update, self.updates.begin), group=BEGIN_GROUP)
         self.channel.attach(self.updates)
+
+    def on_channel_stopped(self, reason: BaseException) -> None:
+        """WeCom stopped while Telegram runs on: say why in the log (the process goes on)."""
+        if isinstance(reason, ChannelStopped):
+            log.error("%s", plain(t(self.settings.language, reason.key, **reason.params)))
+        else:
+            log.error("the WeCom channel stopped: %s", type(reason).__name__)
 
     @property
     def applications(self) -> list[AnyApplication]:
@@ -129,13 +145,17 @@ class Process:
             await self.telegram.updater.start_polling(allowed_updates=None)
 
     async def stop(self) -> None:
-        await self.channel.close()
+        """Stop taking new messages, answer those already taken in (over the connection,
+        still open), then close the connection and let go of the lease."""
+        self.updates.accepting = False
         updater = self.telegram.updater if self.telegram is not None else None
         if updater is not None and updater.running:
             await updater.stop()
         for application in reversed(self.applications):
             if application.running:
-                await application.stop()
+                await application.stop()  # handles what is still on its update queue
+        await self.channel.close()
+        for application in reversed(self.applications):
             await application.shutdown()
             if application.post_shutdown is not None:
                 await application.post_shutdown(application)
@@ -153,7 +173,13 @@ class Process:
                 await self.channel.wait_linked(LINK_SECONDS)
                 await on_linked()
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if serving.done():
+            if serving.done() and self.telegram is not None:
+                # WeCom stopped for good (refused, taken over): Telegram's chats go on
+                reason = serving.exception()
+                if reason is not None:
+                    self.on_channel_stopped(reason)
+                    await stopping
+            elif serving.done():
                 serving.result()  # ChannelStopped
         finally:
             stopping.cancel()

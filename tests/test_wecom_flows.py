@@ -71,12 +71,14 @@ async def test_more_choices_than_a_card_holds_are_numbered_and_a_number_picks(
         await alice.send(f"/addcard {iccid(n)} 2026-12-{10 + n} 移动 T{n}")
     listed = (await alice.send("/cards"))[-1]
     assert listed.text is not None
-    assert "回复数字选择" in listed.text
-    assert "8. " in listed.text  # eight cards and the pager: numbered lines
-    detail = texts(await alice.send("3"))
+    assert "回复字母选择" in listed.text
+    assert "H. " in listed.text  # eight cards: lettered lines
+    detail = texts(await alice.send("C"))
     assert iccid(3) in detail
     assert "T3" in detail
-    assert "没有这个选项" in texts(await alice.send("/cards")) + texts(await alice.send("42"))
+    await alice.send("/cards")
+    assert "没有这个选项" in texts(await alice.send("Z"))
+    assert "没看懂" in texts(await alice.send("42"))  # a number is text, never a choice
 
 
 async def test_numbered_choices_survive_a_restart(
@@ -89,7 +91,7 @@ async def test_numbered_choices_survive_a_restart(
         await alice.send("/cards")
     async with wecom_process(wecom_emulator, storage, clock, tmp_path) as second:
         alice = await wecom_person(second, wecom_emulator, "alice")
-        assert "T2" in texts(await alice.send("2"))
+        assert "T2" in texts(await alice.send("b"))
 
 
 async def test_a_click_is_acknowledged_at_once_even_behind_a_slow_answer(
@@ -148,3 +150,67 @@ async def test_the_daily_digest_reaches_a_wecom_chat_and_its_buttons_work(
     assert "收银台1" in digest.text
     renewing = texts(await alice.press("续费"))
     assert "续多久" in renewing
+
+
+async def test_two_people_writing_at_once_in_a_group_each_get_their_own_answer(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    for n in range(1, 9):
+        await boss.send(f"/addcard {iccid(n)} 2026-12-{10 + n} 移动 T{n}")
+    await asyncio.gather(boss.send("/cards"), bob.send("/help"))
+    replies = [e for e in wecom_emulator.events[-2:] if e.kind == "respond"]
+    assert len(replies) == 2, "each message got its own reply"
+    # the lettered choices were offered to the boss, who asked for the list
+    assert "T3" in texts(await boss.send("C"))
+
+
+async def test_a_typed_time_on_a_lettered_screen_is_a_time_not_a_choice(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    await alice.send("/settings")
+    await alice.press("提醒设置")
+    await alice.press("发送时间")
+    saved = texts(await alice.send("7"))
+    assert "07:00" in saved
+
+
+async def test_a_digest_arriving_mid_conversation_does_not_swallow_the_answer(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    for n in (1, 2):  # two due cards: the digest has more buttons than a card holds
+        await alice.send(f"/addcard {iccid(n)} 2026-11-2{6 + n} 移动 T{n}")
+    await alice.send("/addcard")
+    for step in (iccid(3), "2027-01-31"):
+        await alice.send(step)
+    await alice.press("中国移动")
+    await alice.send("收银台3")
+    assert "价格" in texts(await alice.press("3 个月"))
+    await wecom_bot.wecom.bot_data[RUNNER_KEY].tick()  # the digest, unprompted, lettered
+    assert "流量卡到期提醒" in texts(alice.collect())
+    asked = texts(await alice.send("30"))  # the price the conversation asked for
+    assert "自动续费" in asked
+
+
+async def test_a_refused_click_leaves_the_card_to_the_others(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    await boss.send(f"/addcard {iccid(1)} 2026-12-31 移动 T1")
+    await boss.send(f"/delete {iccid(1)[-4:]}")
+    assert "管理员" in texts(await bob.press("确认删除"))
+    assert await storage.get_card_by_iccid(boss.chat_id, iccid(1)) is not None
+    assert "已删除" in texts(await boss.press("确认删除"))
+    assert await storage.get_card_by_iccid(boss.chat_id, iccid(1)) is None
+
+
+async def test_mentions_are_taken_off_and_a_bare_mention_gets_help(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    bob = await wecom_person(wecom_bot, wecom_emulator, "bob", chatid="shop-group")
+    assert "还没有" in texts(await bob.send("@张三 /cards"))
+    assert "/addcard" in texts(await bob.send(""))

@@ -93,8 +93,9 @@ async def test_python_m_bot_on_wecom_sends_the_digest_once_and_recovers(tmp_path
             await emulator.wait_for_events(("single", "wang"), timeout=30)
             emulator.take_events()
             # the first tick comes 5 s after the start: the digest, markdown and its card
-            await emulator.wait_for_events(("single", "wang"), count=1, timeout=30)
+            await emulator.wait_for_events(("single", "wang"), count=2, timeout=30)
             assert digests(emulator), [e.markdown for e in emulator.events]
+            await emulator.wait_idle(quiet=0.5, timeout=10)  # its answers are in, marked sent
             emulator.drop_connection()
             await emulator.wait_subscriptions(2, timeout=30)  # it came back by itself
             emulator.take_events()

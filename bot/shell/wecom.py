@@ -3,8 +3,8 @@
 The unmodified bot runs as ``python -m bot`` runs it with only WeCom set (``bot.serve``),
 connected over a real WebSocket to the local WeCom emulator; what you type goes to it as a WeCom
 message, what the bot sends is printed as WeCom shows it: markdown, a card's buttons numbered
-``[1]``…, numbered choices as the bot wrote them. Typing a number presses a card's button when the
-newest message has a card, else it is sent as typed (it answers numbered choices).
+``[1]``…, lettered choices as the bot wrote them. Typing a number presses a card's button when
+the newest message has a card, else it is sent as typed (letters answer lettered choices).
 
 Shell commands: ``:group`` (talk in a shop group, the robot mentioned), ``:private``, ``:user
 NAME`` (someone else types), ``:file PATH`` (send a file, single chat only), ``:quit``.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bot.channels import choices
 from bot.channels.wecom.driver import WeComChatDriver
 from bot.config import Settings
 from bot.emulator.records import ChatEvent
@@ -80,8 +81,10 @@ def render(events: list[ChatEvent]) -> list[str]:
         text_lines = (event.text or "").split("\n")
         lines.extend(text_lines)
         labels = [label for row in event.buttons for label, _data in row]
-        # numbered choices are in the text already; a card's buttons are shown numbered
-        if labels and not text_lines[-1].startswith(f"{len(labels)}. "):
+        # lettered choices are in the text already; a card's buttons are shown numbered
+        if labels and not text_lines[-1].startswith(
+            f"{choices.code(len(labels) - 1, len(labels))}. "
+        ):
             lines.extend(f"  [{n}] {label}" for n, label in enumerate(labels, 1))
         lines.append("")
     return lines

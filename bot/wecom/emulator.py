@@ -138,6 +138,8 @@ class WeComEmulator:
         self._windows: dict[str, ReplyWindow] = {}
         self._reachable: dict[str, str] = {}  # chatid → chat type, once it wrote
         self._cards: dict[str, tuple[Chat, dict[str, Any]]] = {}  # task_id → (chat, card)
+        # a card replaced for some people only (update with userids): (task_id, userid) → card
+        self._card_views: dict[tuple[str, str], dict[str, Any]] = {}
         self._limiter = RateLimiter(CHAT_PER_MINUTE, CHAT_PER_HOUR)
         self._refusals: list[_Fault] = []
         self._slow: list[_Fault] = []
@@ -317,7 +319,12 @@ class WeComEmulator:
         if card.get("task_id") != window.task_id:
             return (ERR_INVALID_PARAM, "task_id must be the clicked card's")
         mark_reply(window, body)
-        self._cards[str(window.task_id)] = (window.chat, card)
+        userids = body.get("userids")
+        if isinstance(userids, list) and userids:  # replaced for these people only
+            for userid in userids:
+                self._card_views[(str(window.task_id), str(userid))] = card
+        else:
+            self._cards[str(window.task_id)] = (window.chat, card)
         self._record("update", window.chat, frame.req_id, body)
         return None
 
@@ -456,7 +463,8 @@ class WeComEmulator:
         sent = self._cards.get(task_id)
         if sent is None or sent[0] != chat:
             raise ValueError(f"no card {task_id!r} in chat {chat}")
-        keys = {b.get("key") for b in sent[1].get("button_list") or [] if isinstance(b, dict)}
+        card = self._card_views.get((task_id, userid), sent[1])  # as this person sees it
+        keys = {b.get("key") for b in card.get("button_list") or [] if isinstance(b, dict)}
         if keys and event_key not in keys | {DISABLED_KEY}:
             raise ValueError(f"card {task_id!r} has no button {event_key!r}")
         detail = {"card_type": sent[1].get("card_type"), "event_key": event_key, "task_id": task_id}

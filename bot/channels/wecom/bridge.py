@@ -7,8 +7,8 @@ messages:
 
 - Text is WeCom markdown (``markdown.to_markdown``), split at line ends to WeCom's byte limit.
 - Buttons: up to six become a ``button_interaction`` card; more (a 20-card list) become
-  numbered lines the person answers with the number, kept in the database
-  (``ChannelStore.save_menu``) so that "3" still works after a restart.
+  lettered lines the person answers with the letter (``bot.channels.choices``), kept in the
+  database (``ChannelStore.save_menu``) so that "C" still works after a restart.
 - The first message answering a person's message goes as the reply to it (its ``req_id``);
   the rest, and digests, are sent unprompted (``aibot_send_msg``).
 - An edit is a new message: the pressed card was already updated when the click came
@@ -24,6 +24,7 @@ reminder sender's outcomes hold for both channels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -36,6 +37,7 @@ import aiohttp
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.channels import choices
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown, to_plain
 from bot.channels.wecom.state import BridgeState
@@ -258,18 +260,19 @@ class WeComRequest(BaseRequest):
         user_id = self.state.replying_user(chat_id)
         shown = to_plain(text) if html else text
         card: dict[str, Any] | None = None
-        self.state.numbered.pop(chat_id, None)
+        self.state.choices.pop(chat_id, None)
         if buttons and len(buttons) <= limits.CARD_MAX_BUTTONS and _fits_card(buttons):
             task_id = f"m{message_id}_{secrets.token_hex(4)}"
             title = card_title(shown)  # the screen's first line says what the buttons are for
             card = bodies.button_card(task_id, title, "", buttons)
             self.state.cards[task_id] = (title, {data: label for label, data in buttons})
             await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
-        elif buttons:  # more than a card holds: numbered lines, answered with the number
+        elif buttons:  # more than a card holds: lettered lines, answered with the letter
+            buttons = buttons[: choices.MAX_CHOICES]
             lang = await self._language(chat_id)
-            markdown += "\n\n" + numbered(lang, buttons, group=address.kind is ChatKind.GROUP)
+            markdown += "\n\n" + lettered(lang, buttons, group=address.kind is ChatKind.GROUP)
             await self.store.save_menu(chat_id, user_id, message_id, buttons, at=_now())
-            self.state.numbered[chat_id] = buttons
+            self.state.choices[chat_id] = buttons
         else:
             await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
         if (
@@ -286,24 +289,40 @@ class WeComRequest(BaseRequest):
     async def _deliver(
         self, chat_id: int, address: ChatAddress, markdown: str, card: dict[str, Any] | None
     ) -> None:
+        """The screen as WeCom messages: the first as the reply to the person's message if it
+        may be, the rest unprompted. A screen is several messages (its parts, its card): when
+        one fails after others went out, python-telegram-bot's caller (the reminder sender)
+        sends the whole screen again; what already went out is then not sent twice."""
         link = self.link()
-        parts = split_markdown(markdown)
+        key = (chat_id, hashlib.sha256(json.dumps([markdown, card]).encode()).hexdigest())
+        parts = [part for part in split_markdown(markdown) if part]
         reply = self.state.take_reply(chat_id)
+        bodies_out: list[tuple[bool, dict[str, Any]]] = []  # (as the reply?, body)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
-            if reply is not None:
-                stream_id = secrets.token_hex(8)
-                await link.respond(
-                    reply,
-                    bodies.stream_body(stream_id, part, finish=True, card=card if last else None),
-                )
-                reply = None
-                if last:
-                    return
+            if reply is not None and index == 0:
+                with_card = card if last else None
+                stream = bodies.stream_body(secrets.token_hex(8), part, finish=True, card=with_card)
+                bodies_out.append((True, stream))
+                if with_card is not None:
+                    card = None
                 continue
-            await link.send(address.address, bodies.markdown_body(part))
+            bodies_out.append((False, bodies.markdown_body(part)))
         if card is not None:
-            await link.send(address.address, bodies.card_body(card))
+            bodies_out.append((False, bodies.card_body(card)))
+        done = self.state.partial.pop(key, 0)
+        for index, (as_reply, body) in enumerate(bodies_out):
+            if index < done:
+                continue  # delivered by the try that failed after it
+            try:
+                if as_reply and reply is not None:
+                    await link.respond(reply, body)
+                else:
+                    await link.send(address.address, body)
+            except Exception:
+                if index > 0:
+                    self.state.partial[key] = index
+                raise
 
     async def _edit_text(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:
         chat_id, address = await self.address(params)
@@ -431,11 +450,11 @@ class WeComRequest(BaseRequest):
         return 2 if address.kind is ChatKind.GROUP else 1
 
 
-def numbered(lang: str, buttons: Sequence[tuple[str, str]], *, group: bool) -> str:
-    """Choices as numbered lines and how to answer them."""
-    lines = [f"{n}. {_escaped_md(label)}" for n, (label, _data) in enumerate(buttons, 1)]
-    hint = t(lang, "wecom.numbered_group" if group else "wecom.numbered")
-    return "\n".join([to_markdown(hint), *lines])
+def lettered(lang: str, buttons: Sequence[tuple[str, str]], *, group: bool) -> str:
+    """Choices as lettered lines (``bot.channels.choices``) and how to answer them."""
+    labels = [_escaped_md(label) for label, _data in buttons]
+    hint = t(lang, "wecom.choices_group" if group else "wecom.choices")
+    return "\n".join([to_markdown(hint), *choices.lines(labels)])
 
 
 CARD_TITLE_CHARS = 26  # WeCom's advice for a card's main title

@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,8 +39,9 @@ def lease_name(bot_id: str) -> str:
 
 
 def process_holder() -> str:
-    """This process, as a lease holder names it (for the operator reading the table)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as a lease holder names it: host and pid for the operator reading the
+    table, and a random part, as two containers may share both (pid 1 on the host network)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class ChannelStopped(Exception):
@@ -82,6 +85,8 @@ class WeComChannel:
         self._closing = asyncio.Event()
         self._holding = False
         self._dialing = asyncio.Event()  # set while a connection (of ours) exists
+        self._running = asyncio.Event()  # run() is under way
+        self._ended = asyncio.Event()  # run() has returned (the lease let go)
 
     def link(self) -> Link | None:
         """The live connection while this process holds the lease and is subscribed."""
@@ -107,12 +112,28 @@ class WeComChannel:
         now = datetime.now(UTC)
         return await self.store.acquire_lease(self.lease, self.holder, now=now, ttl=self.lease_ttl)
 
+    async def _try_acquire(self) -> bool:
+        """``_acquire``, a database that is away counting as "not now" (it is asked again)."""
+        try:
+            return await self._acquire()
+        except Exception as exc:
+            log.warning("WeCom: the lease could not be read (%s); trying again", type(exc).__name__)
+            return False
+
     async def run(self) -> None:
         """Until ``close()``: stand by until the lease is ours, then stay connected. Raises
-        ``ChannelStopped`` for a refused subscription or a takeover."""
+        ``ChannelStopped`` for a refused subscription or a takeover from outside SimWatch."""
         said_standby = False
+        self._running.set()
+        try:
+            await self._serve(said_standby)
+        finally:
+            self._running.clear()
+            self._ended.set()
+
+    async def _serve(self, said_standby: bool) -> None:
         while not self._closing.is_set():
-            if not await self._acquire():
+            if not await self._try_acquire():
                 if not said_standby:
                     log.info("WeCom: another process holds the connection; standing by")
                     said_standby = True
@@ -125,7 +146,10 @@ class WeComChannel:
                 await self._connected()
             finally:
                 self._holding = False
-                await self.store.release_lease(self.lease, self.holder)
+                try:
+                    await self.store.release_lease(self.lease, self.holder)
+                except Exception as exc:  # it lapses by itself; what stopped us matters more
+                    log.warning("WeCom: the lease was not released (%s)", type(exc).__name__)
 
     async def _connected(self) -> None:
         assert self.updates is not None, "attach() the update source first"
@@ -144,6 +168,9 @@ class WeComChannel:
         except SubscribeRefused as exc:  # the caller says so, in the operator's language
             raise ChannelStopped("wecom.refused", errcode=exc.errcode) from None
         except TakenOver:
+            if await self._sibling_holds():  # our lease lapsed and a sibling connected: fine
+                log.warning("WeCom: another SimWatch process took the connection; standing by")
+                return
             raise ChannelStopped("wecom.taken_over") from None
         finally:
             renewing.cancel()
@@ -152,28 +179,44 @@ class WeComChannel:
             self.connection = None
             self._dialing.clear()
 
+    async def _sibling_holds(self) -> bool:
+        try:
+            holder = await self.store.lease_holder(self.lease, now=datetime.now(UTC))
+        except Exception:
+            return False
+        return holder is not None and holder != self.holder
+
     async def _renew(self, connection: WeComConnection) -> None:
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.renew_seconds)
             try:
                 held = await self._acquire()
             except Exception as exc:  # the database is away: keep going while the lease lasts
                 log.warning("WeCom lease not renewed: %s", type(exc).__name__)
-                continue
-            if not held:  # another process took it (we were away longer than the TTL)
-                log.warning("WeCom: the lease went to another process; disconnecting")
+                if time.monotonic() - renewed < self.lease_ttl.total_seconds():
+                    continue
+                held = False  # it has lapsed: another process may hold it by now
+            if not held:
+                log.warning("WeCom: the lease lapsed or went to another process; disconnecting")
                 self._holding = False
                 await connection.close()
                 return
+            renewed = time.monotonic()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Stop: close the connection and wait (up to ``timeout``) until ``run`` has let go of
+        the lease, so that a process starting next takes it over at once."""
         self._closing.set()
         if self.connection is not None:
             await self.connection.close()
+        if self._running.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), timeout)
 
 
 def chat_language(storage: Any, default: str) -> Languages:

@@ -5,15 +5,16 @@ conversation test runs on both channels. What the person does goes to the local 
 emulator (``bot.wecom.emulator``), over the real long connection to the bot, through the
 bridge into the real handlers; what the bot answers comes back the same way. A screen the bot
 sends as markdown plus a card (two WeCom messages when unprompted) is one event with the
-card's buttons; numbered choices are buttons whose press is typing the number.
+card's buttons; lettered choices are buttons whose press is typing the letter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.channels import choices
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.markdown import shown
@@ -30,7 +31,8 @@ class Screen:
 
     event: ChatEvent
     task_id: str | None = None  # the card holding the buttons, if any
-    numbered: bool = False  # the buttons are numbered lines: pressing one is typing its number
+    lettered: bool = False  # the buttons are lettered lines: pressing one is typing its letter
+    pressed_by: set[str] = field(default_factory=set)  # whose card view lost its buttons
 
 
 @dataclass
@@ -121,15 +123,16 @@ class WeComChatDriver:
             merged = ChatEvent("message", self.chat_id, None, text=previous.text, buttons=buttons)
             self.screens.append(Screen(merged, task_id))
             return merged
-        numbered = False
-        choices = self.updates.state.numbered.get(self.chat_id, [])
-        if item.card is None and text is not None and choices:
+        lettered = False
+        offered = self.updates.state.choices.get(self.chat_id, [])
+        if item.card is None and text is not None and offered:
             last = text.rsplit("\n", 1)[-1]
-            if last.startswith(f"{len(choices)}. "):  # the screen ends with the numbered choices
-                buttons = [[Button(label, data)] for label, data in choices]
-                numbered = True
+            final = choices.code(len(offered) - 1, len(offered))
+            if last.startswith(f"{final}. "):  # the screen ends with the lettered choices
+                buttons = [[Button(label, data)] for label, data in offered]
+                lettered = True
         event = ChatEvent("message", self.chat_id, None, text=text, buttons=buttons)
-        self.screens.append(Screen(event, task_id, numbered))
+        self.screens.append(Screen(event, task_id, lettered))
         return event
 
     # --- what the person does --------------------------------------------------------------
@@ -150,6 +153,8 @@ class WeComChatDriver:
     def find_button(self, label: str) -> tuple[Screen, str]:
         """The newest screen with a button whose text contains ``label`` (or whose data is)."""
         for screen in reversed(self.screens):
+            if self.userid in screen.pressed_by:
+                continue
             for row in screen.event.buttons:
                 for text, data in row:
                     if data is not None and (label in text or label == data):
@@ -165,16 +170,18 @@ class WeComChatDriver:
         """Press the newest button with exactly this data (a stale one, on an older screen).
         WeCom's clicks carry the keys of the card clicked: no other data can be forged."""
         for screen in reversed(self.screens):
+            if self.userid in screen.pressed_by:
+                continue
             if any(data == button_data for row in screen.event.buttons for _, button_data in row):
                 return await self._press(screen, data)
         raise NoSuchButtonError(f"no button with data {data!r} in WeCom chat {self.chat}")
 
     async def _press(self, screen: Screen, data: str) -> list[ChatEvent]:
-        if screen.numbered:
+        if screen.lettered:
             datas = [button_data for row in screen.event.buttons for _, button_data in row]
-            return await self.send(str(datas.index(data) + 1))
+            return await self.send(choices.code(datas.index(data), len(datas)))
         assert screen.task_id is not None
         act = self.emulator.click(self.userid, screen.task_id, data, chatid=self.chatid)
-        # the bot replaces a clicked card at once: its buttons are gone for everyone
-        self.screens[self.screens.index(screen)] = Screen(replace(screen.event, buttons=[]))
+        # the bot replaces a clicked card at once, for whoever clicked it
+        screen.pressed_by.add(self.userid)
         return await self.after(act)

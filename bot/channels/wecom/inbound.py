@@ -5,7 +5,7 @@ the channel application's update queue (python-telegram-bot's custom update sour
   ``chatid`` for a group) and the person, both with SimWatch ids (``ChannelStore``): a WeCom
   id can never name a Telegram chat. In a group WeCom delivers only messages that mention the
   robot: the mention is taken off, so "@流量卡管家 /cards" is "/cards".
-- A number answering the numbered choices the bot last offered is the press of that choice.
+- Letters answering the lettered choices the bot last offered are the press of that choice.
 - A click on a card is a ``callback_query``. WeCom lets the pressed card be updated only within
   5 seconds of the click, with the click's req_id: that is done here at once, before the update
   joins the chat's queue (where it may wait behind an /import); the handler's answer follows.
@@ -24,6 +24,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+from bot.channels import choices
 from bot.channels.wecom.bridge import BOT_USER, Languages, Link
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown as _md
@@ -35,8 +36,9 @@ from bot.wecom import bodies, frames
 
 log = logging.getLogger(__name__)
 
-_MENTION = re.compile(r"^\s*@\S+\s*")  # "@流量卡管家 " at the start of a group message
-_NUMBER = re.compile(r"\s*(\d{1,3})\s*[.。、]?\s*")
+_MENTIONS = re.compile(
+    r"^(?:\s*@\S+)+\s*"
+)  # "@流量卡管家 ", maybe after others: "@张三 @流量卡管家"
 _TASK = re.compile(r"^m(\d{1,18})_[0-9a-f]{1,32}$")
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}")
 MAX_TEXT_CHARS = 4096  # as a Telegram message: the handlers' limits assume no more
@@ -45,7 +47,18 @@ AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
 def without_mention(text: str) -> str:
-    return _MENTION.sub("", text, count=1)
+    """A group message without the mentions it starts with (WeCom delivers a robot only
+    messages that mention it; the rest is what was said to it)."""
+    return _MENTIONS.sub("", text, count=1)
+
+
+def _file_size(item: frames.MessageIn) -> int | None:
+    size = (
+        item.raw.get("file", {}).get("file_size")
+        if isinstance(item.raw.get("file"), dict)
+        else None
+    )
+    return size if isinstance(size, int) and size >= 0 else None
 
 
 class WeComUpdates:
@@ -66,16 +79,26 @@ class WeComUpdates:
         self._language = language
         self.handled = 0  # callbacks taken in (answered here or put on the queue)
         self._progress = asyncio.Condition()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}  # by WeCom chat, while in use
+        self.accepting = True  # False while the process stops: no new updates
 
     async def on_inbound(self, item: frames.Inbound) -> None:
+        if not self.accepting:  # stopping: WeCom shows it undelivered-to-us; nothing half-done
+            return
+        # The connection hands over each callback in a task of its own: one chat's are taken in
+        # one at a time, in the order they came, so "C" then "/help" reach the handlers so.
+        lock = self._locks.setdefault(item.chat, asyncio.Lock())
         try:
-            if isinstance(item, frames.EventIn):
-                await self._event(item)
-            else:
-                await self._message(item)
+            async with lock:
+                if isinstance(item, frames.EventIn):
+                    await self._event(item)
+                else:
+                    await self._message(item)
         except Exception:  # one bad callback must not stop the next ones
             log.exception("a WeCom callback could not be handled")
         finally:
+            if not lock.locked():
+                self._locks.pop(item.chat, None)
             async with self._progress:
                 self.handled += 1
                 self._progress.notify_all()
@@ -109,14 +132,26 @@ class WeComUpdates:
     def _user(user_id: int, userid: str) -> dict[str, Any]:
         return {"id": user_id, "is_bot": False, "first_name": userid}
 
-    async def _put(self, update: dict[str, Any]) -> None:
+    async def _put(self, update: dict[str, Any], window: ReplyWindow) -> None:
+        # The window goes with the update (``begin``): two people writing in a group at once
+        # each get their own answer as the reply to their own message.
+        self.state.windows[int(update["update_id"])] = window
         await self.application.update_queue.put(Update.de_json(update, self.application.bot))
+
+    async def begin(self, update: object, context: object) -> None:
+        """First of every update's handlers: its reply window becomes the chat's (a chat's
+        updates are handled one at a time, so what the handlers send answers this one)."""
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        window = self.state.windows.pop(update.update_id, None)
+        if window is not None:
+            self.state.replies[update.effective_chat.id] = window
 
     # --- messages --------------------------------------------------------------------------
 
     async def _message(self, item: frames.MessageIn) -> None:
         chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
-        self.state.replies[chat_id] = ReplyWindow(item.req_id, user_id, time.monotonic())
+        window = ReplyWindow(item.req_id, user_id, time.monotonic())
         message: dict[str, Any] = {
             "message_id": self.state.ids.next(),
             "date": int(time.time()),
@@ -127,42 +162,65 @@ class WeComUpdates:
             file_id = f"f{self.state.ids.next()}"
             name = item.file_name or "file"
             self.state.files[file_id] = IncomingFile(item.file_url, item.file_aeskey, name)
-            message["document"] = {"file_id": file_id, "file_unique_id": file_id, "file_name": name}
-            await self._put({"update_id": self.state.next_update_id(), "message": message})
+            document: dict[str, Any] = {
+                "file_id": file_id,
+                "file_unique_id": file_id,
+                "file_name": name,
+            }
+            size = _file_size(item)
+            if size is not None:  # lets /import refuse a file too big before downloading it
+                document["file_size"] = size
+            message["document"] = document
+            await self._put({"update_id": self.state.next_update_id(), "message": message}, window)
             return
         text = (item.text or "").strip()
         if address.kind is ChatKind.GROUP:
             text = without_mention(text)
+            if not text and item.msgtype in ("text", "mixed"):  # only "@robot": how to talk here
+                text = "/help"
         if not text:  # an image or a voice message without words: say what the bot reads
             lang = await self._language(chat_id)
+            self.state.replies[chat_id] = window
             await self._say(chat_id, address, t(lang, "wecom.text_only"))
             return
         text = text[:MAX_TEXT_CHARS]
-        if await self._answered_menu(chat_id, user_id, address, item.userid, text):
+        if await self._answered_menu(chat_id, user_id, address, item.userid, text, window):
             return
         message["text"] = text
         command = _COMMAND.match(text)
         if command:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": command.end()}]
-        await self._put({"update_id": self.state.next_update_id(), "message": message})
+        await self._put({"update_id": self.state.next_update_id(), "message": message}, window)
 
     async def _answered_menu(
-        self, chat_id: int, user_id: int, address: ChatAddress, userid: str, text: str
+        self,
+        chat_id: int,
+        user_id: int,
+        address: ChatAddress,
+        userid: str,
+        text: str,
+        window: ReplyWindow,
     ) -> bool:
-        """A number answering the numbered choices on offer: the press of that choice."""
-        number = _NUMBER.fullmatch(text)
-        if number is None:
+        """Letters answering the lettered choices on offer: the press of that choice."""
+        if len(text) > 4:  # "AB." at most: anything longer is text for the conversation
             return False
         menu = await self.store.menu(chat_id, user_id)
         if menu is None or not menu.options:
             return False
-        index = int(number.group(1)) - 1
-        if not 0 <= index < len(menu.options):
+        index = choices.index_of(text, len(menu.options))
+        if index is None:
+            if not choices.is_single_letter(text):
+                return False  # "ok", "30", "7": an answer to the conversation, not a choice
             lang = await self._language(chat_id)
-            await self._say(chat_id, address, t(lang, "wecom.no_such_choice", n=len(menu.options)))
+            count = len(menu.options)
+            first, last = choices.code(0, count), choices.code(count - 1, count)
+            self.state.replies[chat_id] = window
+            await self._say(
+                chat_id, address, t(lang, "wecom.no_such_choice", first=first, last=last)
+            )
             return True
         _label, data = menu.options[index]
-        await self._press(chat_id, user_id, address, userid, menu.message_id, data)
+        await self._press(chat_id, user_id, address, userid, menu.message_id, data, window)
         return True
 
     async def _press(
@@ -173,6 +231,7 @@ class WeComUpdates:
         userid: str,
         message_id: int,
         data: str,
+        window: ReplyWindow,
     ) -> None:
         query_id = f"q{self.state.ids.next()}"
         self.state.callback_chats[query_id] = chat_id
@@ -189,7 +248,8 @@ class WeComUpdates:
                 "text": "",
             },
         }
-        await self._put({"update_id": self.state.next_update_id(), "callback_query": callback})
+        update = {"update_id": self.state.next_update_id(), "callback_query": callback}
+        await self._put(update, window)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -205,18 +265,25 @@ class WeComUpdates:
             return
         if item.event_key == bodies.DISABLED_KEY:  # the decided card's inert button
             return
-        chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
         task = _TASK.fullmatch(item.task_id)
         if task is None:  # not a card of ours
             return
+        known = self.state.cards.get(item.task_id)
+        if known is not None and item.event_key not in known[1]:
+            return  # a key that card never had
+        chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
         await self._acknowledge(chat_id, item)
+        # no reply req_id: a click is answered unprompted (its req_id only updates the card)
+        window = ReplyWindow("", user_id, time.monotonic(), used=True)
+        message_id = int(task.group(1))
         await self._press(
-            chat_id, user_id, address, item.userid, int(task.group(1)), item.event_key
+            chat_id, user_id, address, item.userid, message_id, item.event_key, window
         )
 
     async def _acknowledge(self, chat_id: int, item: frames.EventIn) -> None:
-        """Update the pressed card at once (WeCom allows it within 5 s of the click): its
-        buttons give way to the choice made, so nobody presses the same card twice."""
+        """Update the pressed card at once (WeCom allows it within 5 s of the click), for the
+        person who pressed it: its buttons give way to their choice, so they don't press it
+        twice. The others keep theirs (the press may be refused: "only the administrator")."""
         link = self._link()
         if link is None or item.task_id is None or item.event_key is None:
             return
@@ -231,7 +298,7 @@ class WeComUpdates:
             disabled_text=_plain(t(lang, "wecom.pressed", label=label)),
         )
         try:
-            await link.update_card(item.req_id, card)
+            await link.update_card(item.req_id, card, [item.userid])
         except Exception as exc:  # late or refused: the answer below still comes
             log.info("the pressed WeCom card was not updated: %s", type(exc).__name__)
 

@@ -3,7 +3,7 @@
 Everything here is worth seconds to minutes and is WeCom's to forget too: a ``req_id`` may be
 answered for a short while only, a file's download link expires, a card's button labels are
 needed only to say which one was pressed. What must survive a restart (chats, people, the
-numbered choices on offer, conversations) is in the database.
+lettered choices on offer, conversations) is in the database.
 """
 
 from __future__ import annotations
@@ -74,14 +74,17 @@ class BridgeState:
 
     def __init__(self) -> None:
         self.ids = MessageIds()
-        self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id
+        self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id: the update handled
+        self.windows: Bounded[int, ReplyWindow] = Bounded()  # by update id: not handled yet
         self.files: Bounded[str, IncomingFile] = Bounded()  # by file id
         # task id → (the card's title, key → button label): to say what was pressed
         self.cards: Bounded[str, tuple[str, dict[str, str]]] = Bounded()
         self.callback_chats: Bounded[str, int] = Bounded()  # a press's query id → its chat
-        # the numbered choices last shown in each chat (the database has them per person;
+        # the lettered choices last shown in each chat (the database has them per person;
         # this copy lets the test driver and the shell show a choice's data)
-        self.numbered: Bounded[int, list[tuple[str, str]]] = Bounded()
+        self.choices: Bounded[int, list[tuple[str, str]]] = Bounded()
+        # screens that failed part-way: (chat id, the screen's hash) → parts already delivered
+        self.partial: Bounded[tuple[int, str], int] = Bounded()
         self._update_id = 0
 
     def next_update_id(self) -> int:
