@@ -87,7 +87,7 @@ class Process:
         channels = stores_for(storage).channels
         store = Identities(channels)
         language = chat_language(storage, settings.language)
-        state = BridgeState()
+        state = BridgeState(options.pop("wecom_pace", None))
         self.channel = WeComChannel(
             url=settings.wecom_ws_url,
             bot_id=bot_id,

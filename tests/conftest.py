@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import AnyApplication, build_application
 from bot.channels.wecom.driver import WeComChatDriver
+from bot.channels.wecom.pace import NoPace
 from bot.chatdriver import ChatDriver
 from bot.clock import FixedClock
 from bot.config import Settings
@@ -365,6 +366,11 @@ async def wecom_process(
 ) -> AsyncIterator[Process]:
     """The bot as ``python -m bot`` runs it with only WeCom set, connected to ``emulator``
     (without the reminder tick: tests run passes themselves); stopped on the way out."""
+    # WeCom's 30 a minute per chat is the emulator's to enforce and the bridge's to keep
+    # (bot.channels.wecom.pace): both off here, as the Telegram tests run without limits;
+    # tests of the limits turn them on.
+    emulator.rate_limit(10**6, 10**6)
+    options.setdefault("wecom_pace", NoPace())
     process = Process(
         wecom_settings(emulator, tmp_path),
         storage,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
+import pytest
 from cards_util import iccid
 from fixtures.bulk_files import csv_bytes
 from icalendar import Calendar
@@ -20,6 +21,8 @@ from bot.models import Card, CardDraft, Period
 from bot.reminders.runner import ReminderRunner
 from handlers.reminder_schedule import RUNNER_KEY
 from storage.base import Storage
+
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
 
 TODAY = date(2026, 11, 25)  # conftest's NOW, in Shanghai
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -164,6 +167,7 @@ async def test_renewing_an_archived_card_restores_it_and_says_so(
     assert len(await storage.list_renewals(alice.chat_id, card.id)) == 1
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_the_daily_digest_leaves_archived_cards_out(
     app: AnyApplication, alice: ChatDriver, storage: Storage, emulator: BotApiEmulator
 ) -> None:

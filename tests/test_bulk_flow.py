@@ -28,6 +28,8 @@ from storage.base import RenewalDraft
 from storage.factory import stores_for
 from storage.sqlite import SqliteStorage
 
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
+
 TODAY = date(2026, 11, 25)  # conftest's NOW in Shanghai
 CREATED = datetime(2026, 11, 1, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -355,6 +357,7 @@ async def test_find_pages_like_cards_and_opens_a_card(
     assert len(data.encode()) <= 64
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_find_with_a_long_query_pages_through_the_chat_data(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -408,6 +411,7 @@ async def test_stats_without_cards(alice: ChatDriver) -> None:
     assert [e for e in events if e.kind == "photo"] == []
 
 
+@pytest.mark.telegram_only  # a caption for another bot: WeCom files have none
 async def test_a_caption_for_another_bot_is_not_ours(alice: ChatDriver) -> None:
     content = csv_bytes([["ICCID", "到期日"], [iccid(1), "2027-01-01"]])
     events = await alice.send_document("c.csv", content, caption="/import@some_other_bot")
@@ -449,6 +453,7 @@ async def test_a_file_that_renews_a_muted_card_ends_the_mute(
 # --- older files, long reports, fixing a refused file -------------------------------------------
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_an_old_spreadsheet_does_not_undo_a_renewal(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -519,6 +524,7 @@ async def test_apply_anyway_is_for_those_who_may_import(
     assert card.expiry == date(2027, 1, 1)
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_a_forged_apply_anyway_button_finds_nothing(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -534,6 +540,7 @@ async def test_a_forged_apply_anyway_button_finds_nothing(
     assert card.expiry == date(2027, 6, 1)
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_forged_apply_anyway_data_leaves_every_message_alone(
     alice: ChatDriver, storage: SqliteStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -569,6 +576,7 @@ async def test_forged_apply_anyway_data_leaves_every_message_alone(
     assert "已按文件导入 1 行" in texts(await alice.press("仍然导入"))
 
 
+@pytest.mark.telegram_only  # reads a draft under the Telegram user's id
 async def test_apply_anyway_expires_after_a_day(
     alice: ChatDriver, storage: SqliteStorage, clock: FixedClock, app: AnyApplication
 ) -> None:
@@ -751,6 +759,7 @@ async def test_an_iccid_with_lookalike_letters_is_never_a_second_card_silently(
     assert all("是不是" in str(reason) for reason in reasons)
 
 
+@pytest.mark.telegram_only  # Telegram's display name (WeCom gives a userid)
 async def test_a_renewal_by_file_goes_to_the_cards_edit_trail(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from cards_util import bad_luhn, iccid
 from icalendar import Calendar
 
@@ -13,6 +14,8 @@ from bot.chatdriver import ChatDriver, texts
 from bot.emulator.records import ChatEvent
 from bot.models import LATEST_EXPIRY, Card, CardDraft, Carrier, Period
 from storage.sqlite import SqliteStorage
+
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,6 +33,7 @@ async def add(storage: SqliteStorage, chat_id: int, n: int, expiry: date, **extr
 # --- empty periods and expiries too far off ----------------------------------------------------
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_renew_by_zero_days_is_refused(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await add(storage, alice.chat_id, 1238, date(2027, 1, 31))
     said = texts(await alice.send(f"/renew {iccid(1238)[-4:]} 0天"))
@@ -271,6 +275,7 @@ async def test_groups_see_the_last_six_on_every_pick_button_and_confirmation(
     assert "89860012345678901246" not in summary
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_editing_an_iccid_with_letters_for_digits_offers_the_digits(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:

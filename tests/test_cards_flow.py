@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from cards_util import iccid
 
 from bot.chatdriver import ChatDriver, texts
 from bot.models import CardDraft
 from storage.sqlite import SqliteStorage
+
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
 
 TODAY = date(2026, 11, 25)
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,6 +45,7 @@ async def test_cards_sorted_by_expiry_with_status_and_days(
     assert iccid(1) in lines[1]  # private chats see the whole ICCID
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_pages_of_ten_with_arrows(alice: ChatDriver, storage: SqliteStorage) -> None:
     await add_cards(storage, alice.chat_id, list(range(1, 26)))
     first = texts(await alice.send("/cards"))
@@ -57,6 +61,7 @@ async def test_pages_of_ten_with_arrows(alice: ChatDriver, storage: SqliteStorag
     assert "第 2/3 页" in texts(await alice.press("◀"))
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_five_thousand_cards_page_to_the_end(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -103,6 +108,7 @@ async def test_expiring_with_nothing_due_and_bad_days(
     assert "0 到 3650" in texts(await alice.send("/expiring soon"))
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_the_page_counter_says_where_you_are(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from cards_util import iccid
 
 from bot.chatdriver import ChatDriver, texts
 from bot.models import Card, CardDraft, Carrier, Period
 from storage.sqlite import SqliteStorage
+
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -70,6 +73,7 @@ async def test_addcard_offers_the_carriers_catalogue_plans(
     assert card.plan_price_fen == 4500
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_renew_suggests_the_cheapest_plan(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await monthly_card(storage, alice.chat_id, 5, date(2026, 12, 10))
     await alice.send("/cards")
@@ -98,6 +102,7 @@ async def test_cost_when_every_plan_is_already_the_cheapest(
     assert "已经是套餐目录里最划算的了" in texts(await alice.send("/cost"))
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_edit_picks_a_plan_from_the_catalogue(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -114,6 +119,7 @@ async def test_edit_picks_a_plan_from_the_catalogue(
     assert edited.plan_price_fen == 4800
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_price_per_month_rounds_half_up(alice: ChatDriver, storage: SqliteStorage) -> None:
     await storage.ensure_chat(alice.chat_id, is_group=False)
     draft = CardDraft(

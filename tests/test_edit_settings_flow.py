@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from cards_util import iccid
 
 from bot.app import AnyApplication
@@ -12,6 +13,8 @@ from bot.emulator import BotApiEmulator
 from bot.models import Card, CardDraft, Carrier, EditField, Period
 from storage.base import RenewalDraft
 from storage.sqlite import SqliteStorage
+
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -64,6 +67,7 @@ async def test_edit_each_field_from_the_detail_view(
     assert "已静音" in detail
 
 
+@pytest.mark.telegram_only  # Telegram's display name (WeCom gives a userid)
 async def test_an_expiry_length_counts_from_the_current_expiry_and_is_confirmed(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -95,6 +99,7 @@ async def test_an_expiry_length_counts_from_the_current_expiry_and_is_confirmed(
     assert "已付：¥0.00" in texts(await alice.send("/cost"))
 
 
+@pytest.mark.telegram_only  # presses again: WeCom replaces a pressed card
 async def test_an_earlier_or_past_expiry_is_warned_about(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -175,6 +180,7 @@ async def test_bad_edit_value_asks_again_and_keeps_the_card(
     assert await storage.get_card(alice.chat_id, card.id) == card
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_auto_renew_needs_a_plan(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await a_card(storage, alice)
     await alice.send("/cards")  # a message for the button to hang on

@@ -25,6 +25,8 @@ from handlers.reminder_schedule import RUNNER_KEY, install_reminders
 from storage.base import RenewalDraft, Storage
 from storage.factory import stores_for
 
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
+
 DAY = date(2026, 11, 25)  # conftest's NOW is 10:00 in Shanghai on this day
 DAY_NOON = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 BOSS_EN = 1201  # a group's English-speaking administrator
@@ -63,6 +65,7 @@ def card_buttons(message: BotMessage, card: Card) -> list[str]:
     return [str(data) for row in message.buttons for _, data in row if data in mine]
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_the_scheduled_tick_sends_the_digest(
     app: AnyApplication,
     storage: Storage,
@@ -129,6 +132,7 @@ async def test_mute_and_unmute_buttons(
     assert not unmuted.muted
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_in_private_the_digest_buttons_answer_with_the_full_iccid(
     runner: ReminderRunner, storage: Storage, emulator: BotApiEmulator, alice: ChatDriver
 ) -> None:
@@ -183,6 +187,7 @@ async def test_old_digest_buttons_act_on_the_card_as_it_is_now(
     assert not still.muted
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_renewed_button_opens_the_renew_flow(
     runner: ReminderRunner, storage: Storage, emulator: BotApiEmulator, alice: ChatDriver
 ) -> None:
@@ -247,6 +252,7 @@ async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
     assert texts(events) == f"…{first.iccid[-6:]} 已续费，现在 2026-12-28 到期。"
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_reminder_settings_menu(
     runner: ReminderRunner, storage: Storage, alice: ChatDriver
 ) -> None:
@@ -293,6 +299,7 @@ async def test_only_group_admins_change_reminder_settings(
     assert (await store.get_settings(boss.chat_id)).send_time == time(7, 0)
 
 
+@pytest.mark.telegram_only  # Telegram's blocking (WeCom has no such state)
 async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     runner: ReminderRunner,
     storage: Storage,
@@ -321,6 +328,7 @@ async def test_a_chat_that_blocked_the_bot_is_back_when_it_writes(
     assert await store.is_active(alice.chat_id)
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_a_renewal_by_a_person_ends_a_mute_and_lists_show_it(
     runner: ReminderRunner,
     storage: Storage,

@@ -11,6 +11,8 @@ from bot.chatdriver import ChatDriver, texts
 from bot.models import Card, CardDraft, Period, RenewalRule
 from storage.sqlite import SqliteStorage
 
+BOTH_CHANNELS = True  # each test that uses alice also runs as a WeCom user (conftest)
+
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -54,6 +56,7 @@ async def test_expired_card_restarts_from_today(alice: ChatDriver, storage: Sqli
     assert renewed.expiry == date(2026, 12, 25)
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_plan_button_and_plan_price(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await add(
         storage,
@@ -73,6 +76,7 @@ async def test_plan_button_and_plan_price(alice: ChatDriver, storage: SqliteStor
     assert renewal.amount_fen == 1000
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_custom_date_and_skip_amount(alice: ChatDriver, storage: SqliteStorage) -> None:
     card = await add(storage, alice.chat_id, 4, date(2026, 12, 1))
     await alice.send("/cards")  # a message for the button to hang on
@@ -86,6 +90,7 @@ async def test_custom_date_and_skip_amount(alice: ChatDriver, storage: SqliteSto
     assert renewal.amount_fen is None
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_bad_period_and_bad_amount_ask_again(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:
@@ -235,6 +240,7 @@ async def test_one_line_label_of_several_cards_asks_which_then_how_long(
     assert "续多久" in texts(await alice.press_data(data))
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_two_stale_confirmations_renew_once(
     alice: ChatDriver, storage: SqliteStorage
 ) -> None:

@@ -13,6 +13,7 @@ from cards_util import iccid
 from conftest import wecom_person, wecom_process
 from test_cards_flow import add_cards
 
+from bot.channels.wecom.pace import ChatPace
 from bot.chatdriver import texts
 from bot.clock import FixedClock
 from bot.serve import Process
@@ -214,3 +215,26 @@ async def test_mentions_are_taken_off_and_a_bare_mention_gets_help(
     bob = await wecom_person(wecom_bot, wecom_emulator, "bob", chatid="shop-group")
     assert "还没有" in texts(await bob.send("@张三 /cards"))
     assert "/addcard" in texts(await bob.send(""))
+
+
+async def test_replies_beyond_wecoms_limit_wait_instead_of_being_lost(
+    storage: Storage, clock: FixedClock, tmp_path: Path
+) -> None:
+    # WeCom refuses a chat's 31st message within a minute; the bridge keeps to its own budget
+    # (here 3 a minute, and the emulator's 4) and makes the 4th answer wait for its turn.
+    async with (
+        WeComEmulator() as emulator,
+        wecom_process(
+            emulator, storage, clock, tmp_path, wecom_pace=ChatPace(per_minute=3)
+        ) as process,
+    ):
+        emulator.rate_limit(4, 1000)
+        alice = await wecom_person(process, emulator, "alice")
+        for _ in range(3):
+            assert "/addcard" in texts(await alice.send("/help"))
+        started = asyncio.get_running_loop().time()
+        waiting = asyncio.create_task(alice.send("/help"))
+        await asyncio.sleep(1)
+        assert not waiting.done(), "the 4th answer went out at once"
+        assert "/addcard" in texts(await asyncio.wait_for(waiting, 30))
+        assert asyncio.get_running_loop().time() - started >= 10

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from bot.channels import choices
 from bot.channels.wecom.driver import WeComChatDriver
+from bot.channels.wecom.pace import ChatPace
 from bot.config import Settings
 from bot.emulator.records import ChatEvent
 from bot.serve import Process
@@ -38,7 +39,7 @@ CONNECT_SECONDS = 10.0
 
 @asynccontextmanager
 async def running_wecom_bot(
-    settings: Settings, clock: ShellClock, *, temporary: bool
+    settings: Settings, clock: ShellClock, *, temporary: bool, pace: ChatPace | None = None
 ) -> AsyncIterator[tuple[Process, WeComEmulator]]:
     """The bot on WeCom only, connected to a fresh emulator, with the database of ``settings``
     or a throw-away one."""
@@ -62,7 +63,7 @@ async def running_wecom_bot(
             }
         )
         config.wecom_bot_secret = SecretStr(emulator.secret)  # model_copy does not validate
-        process = Process(config, storage, clock=clock, rate_limit=False)
+        process = Process(config, storage, clock=clock, rate_limit=False, wecom_pace=pace)
         await process.start()
         stack.push_async_callback(process.stop)
         serving = asyncio.create_task(process.channel.run())

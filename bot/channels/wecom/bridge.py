@@ -315,6 +315,7 @@ class WeComRequest(BaseRequest):
             if index < done:
                 continue  # delivered by the try that failed after it
             try:
+                await self.state.pace.wait(chat_id)
                 if as_reply and reply is not None:
                     await link.respond(reply, body)
                 else:
@@ -347,6 +348,7 @@ class WeComRequest(BaseRequest):
         if text and chat_id is not None:
             address = await self.store.chat_address(chat_id)
             if address is not None:
+                await self.state.pace.wait(chat_id)
                 await self.link().send(address.address, bodies.markdown_body(_escaped_md(text)))
         return True
 
@@ -377,6 +379,7 @@ class WeComRequest(BaseRequest):
         link = self.link()
         name = filename or ("chart.png" if media_type == "image" else "simwatch.txt")
         media_id = await link.upload(payload, name, media_type)
+        await self.state.pace.wait(chat_id)
         await link.send(address.address, bodies.file_body(media_id, media_type))
         message_id = self.state.ids.next()
         document = {"file_id": media_id, "file_unique_id": media_id, "file_name": name}

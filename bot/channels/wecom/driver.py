@@ -44,6 +44,12 @@ class WeComChatDriver:
     userid: str
     chatid: str | None = None  # a group's chatid; None: the single chat with ``userid``
     screens: list[Screen] = field(default_factory=list)
+    user_id: int | None = None  # the person's SimWatch id, once known (``open``)
+
+    @property
+    def user(self) -> dict[str, Any]:
+        """The person as the handlers see them (``ChatDriver.user``'s shape)."""
+        return {"id": self.user_id, "first_name": self.userid}
 
     @classmethod
     async def open(
@@ -56,8 +62,10 @@ class WeComChatDriver:
     ) -> WeComChatDriver:
         kind = ChatKind.GROUP if chatid else ChatKind.PRIVATE
         address = ChatAddress(Channel.WECOM, kind, chatid or userid)
-        chat_id = await store.chat_id_for(address, at=datetime.now(UTC))
-        return cls(emulator, updates, store, chat_id, userid, chatid)
+        now = datetime.now(UTC)
+        chat_id = await store.chat_id_for(address, at=now)
+        user_id = await store.user_id_for(userid, at=now)
+        return cls(emulator, updates, store, chat_id, userid, chatid, user_id=user_id)
 
     @property
     def chat(self) -> tuple[str, str]:
@@ -103,11 +111,14 @@ class WeComChatDriver:
             return None
         if item.file is not None:
             name, content = item.file
+            caption = None  # WeCom files have none: the bridge sends it just before the file
+            if so_far and so_far[-1].kind == "message" and not so_far[-1].buttons:
+                caption = so_far.pop().text
             if item.body.get("msgtype") == "image":
                 photo = StoredFile(name, name, name, content, kind="photo", filename=name)
-                return ChatEvent("photo", self.chat_id, None, file=photo)
+                return ChatEvent("photo", self.chat_id, None, text=caption, file=photo)
             document = StoredFile(name, name, name, content, filename=name)
-            return ChatEvent("document", self.chat_id, None, file=document)
+            return ChatEvent("document", self.chat_id, None, text=caption, file=document)
         buttons: list[list[Button]] = []
         task_id = None
         if item.card is not None:

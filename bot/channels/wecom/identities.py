@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.channels.wecom.state import Bounded
+from bot.channels.bounded import Bounded
 from bot.chats import Channel, ChatAddress
 from storage.channels import ChannelStore, Menu
 

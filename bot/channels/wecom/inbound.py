@@ -308,6 +308,7 @@ class WeComUpdates:
             return
         reply = self.state.take_reply(chat_id)
         body = bodies.markdown_body(_md(text))
+        await self.state.pace.wait(chat_id)
         if reply is not None:
             await link.respond(reply, bodies.stream_body(f"s{self.state.ids.next()}", _md(text)))
         else:

@@ -9,30 +9,13 @@ lettered choices on offer, conversations) is in the database.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+
+from bot.channels.bounded import Bounded
+from bot.channels.wecom.pace import ChatPace
 
 REPLY_WINDOW = 60.0  # seconds a message's req_id is used for the bot's answer (then unprompted)
-MAX_REMEMBERED = 10_000  # files, cards and windows kept at most (oldest forgotten first)
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01 UTC: message ids count milliseconds from here
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Bounded(OrderedDict[K, V], Generic[K, V]):
-    """A dict that forgets its oldest entries beyond ``limit``: hostile traffic can't grow it."""
-
-    def __init__(self, limit: int = MAX_REMEMBERED) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: K, value: V) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.limit:
-            self.popitem(last=False)
 
 
 class MessageIds:
@@ -72,7 +55,8 @@ class IncomingFile:
 class BridgeState:
     """The short-lived facts the update source records and the request uses."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: ChatPace | None = None) -> None:
+        self.pace = pace if pace is not None else ChatPace()  # WeCom's limits per chat
         self.ids = MessageIds()
         self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id: the update handled
         self.windows: Bounded[int, ReplyWindow] = Bounded()  # by update id: not handled yet
