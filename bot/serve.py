@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Update
@@ -19,7 +21,7 @@ from telegram.ext import TypeHandler
 
 from bot.app import AnyApplication, build_application
 from bot.channels.wecom.bridge import WeComRequest
-from bot.channels.wecom.channel import ChannelStopped, WeComChannel, chat_language
+from bot.channels.wecom.channel import ChannelStopped, WeComChannel, chat_language, lease_name
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.state import BridgeState
@@ -201,3 +203,33 @@ async def serve(settings: Settings) -> None:
         await Process(settings, storage).run(stop)
     finally:
         await storage.close()
+
+
+@asynccontextmanager
+async def wecom_for_remind(
+    settings: Settings, storage: Storage
+) -> AsyncIterator[Messenger | str | None]:
+    """WeCom for ``python -m bot remind``: the messenger of a connection of its own, while no
+    bot process holds WeCom's one connection (cron-style deployments); else the holder's name
+    (the running bot delivers WeCom's rows); None if it could not connect. Let go on exit."""
+    credentials = settings.wecom_credentials()
+    assert credentials is not None, "only for a bot with WeCom configured"
+    channels = stores_for(storage).channels
+    holder = await channels.lease_holder(lease_name(credentials[0]), now=datetime.now(UTC))
+    if holder is not None:
+        yield holder
+        return
+    process = Process(settings, storage, reminder_tick=False)
+    await process.start()
+    serving = asyncio.create_task(process.channel.run())
+    try:
+        try:
+            await process.channel.wait_linked(LINK_SECONDS)
+        except TimeoutError:
+            yield None
+            return
+        yield TelegramMessenger(process.wecom.bot)
+    finally:
+        await process.stop()
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)

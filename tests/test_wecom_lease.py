@@ -17,7 +17,9 @@ from bot.serve import Process
 from bot.wecom.emulator import WeComEmulator
 from storage.base import Storage
 from storage.factory import stores_for
+from storage.sqlite import SqliteStorage
 
+SECRET = "lease-test-secret"
 FAST = {"lease_ttl": timedelta(seconds=1), "renew_seconds": 0.2, "standby_seconds": 0.1}
 
 
@@ -86,3 +88,69 @@ async def test_a_takeover_by_another_connection_stops_the_channel_without_a_figh
     assert stopped.value.key == "wecom.taken_over"
     assert wecom_emulator.connections == 1, "it reconnected and fought the takeover"
     assert process.wecom.running is False
+
+
+async def seeded(path: Path) -> None:
+    """A WeCom shop owner with a card due, digests from midnight on."""
+    from test_wecom_process import seed
+
+    await seed(path)
+
+
+async def test_remind_delivers_wecom_itself_when_no_bot_holds_the_connection(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from bot.reminders.cli import run_remind
+
+    await seeded(tmp_path / "simwatch.sqlite3")
+    async with WeComEmulator(secret=SECRET) as emulator:
+        emulator.reachable("wang")  # Wang wrote to the robot before (WeCom's rule for pushes)
+        out = io.StringIO()
+        code = await run_remind(
+            wecom_settings(emulator, tmp_path),
+            on_date=None,
+            dry_run=False,
+            out=out,
+            trust_clock=True,
+        )
+        assert code == 0, out.getvalue()
+        pushed = [e for e in emulator.events if e.kind == "send" and e.chat == ("single", "wang")]
+        assert any("收银台1" in (e.markdown or "") for e in pushed)
+        assert emulator.connections == 1
+    storage = await SqliteStorage.open(tmp_path / "simwatch.sqlite3")
+    try:
+        holder = await stores_for(storage).channels.lease_holder(
+            lease_name(emulator.bot_id), now=datetime.now(UTC)
+        )
+        assert holder is None, "remind let go of the connection's lease"
+    finally:
+        await storage.close()
+
+
+async def test_remind_leaves_wecom_to_the_running_bot(tmp_path: Path) -> None:
+    import io
+
+    from bot.reminders.cli import run_remind
+
+    await seeded(tmp_path / "simwatch.sqlite3")
+    storage = await SqliteStorage.open(tmp_path / "simwatch.sqlite3")
+    name = lease_name("bot-test")
+    assert await stores_for(storage).channels.acquire_lease(
+        name, "bot-host:42:abcd", now=datetime.now(UTC), ttl=timedelta(minutes=5)
+    )
+    await storage.close()
+    async with WeComEmulator(secret=SECRET) as emulator:
+        out = io.StringIO()
+        code = await run_remind(
+            wecom_settings(emulator, tmp_path),
+            on_date=None,
+            dry_run=False,
+            out=out,
+            trust_clock=True,
+        )
+        assert code == 0, out.getvalue()
+        assert "留给正在运行的机器人" in out.getvalue()
+        assert "bot-host:42:abcd" in out.getvalue()
+        assert emulator.connections == 0, "it connected while the bot holds WeCom's connection"

@@ -20,7 +20,7 @@ import argparse
 import html
 import re
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import date, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -44,7 +44,7 @@ from bot.reminders.sender import (
 from bot.robots.delivery import open_robots
 from bot.robots.models import Refusal
 from bot.robots.render import from_stored, service_name
-from storage.factory import open_stores
+from storage.factory import Stores, open_stores
 from storage.reminders import ReminderStore
 
 MessengerFactory = Callable[[Settings], AbstractAsyncContextManager[Messenger]]
@@ -259,6 +259,36 @@ async def _clock_doubted(store: ReminderStore, settings: Settings, out: TextIO) 
     return True
 
 
+async def _messengers(
+    settings: Settings,
+    stores: Stores,
+    stack: AsyncExitStack,
+    out: TextIO,
+    messenger_factory: MessengerFactory | None,
+) -> dict[Channel, Messenger]:
+    """A messenger for each configured channel; WeCom's only where no running bot holds its
+    connection (the bot then delivers WeCom's rows, and this says so)."""
+    messengers: dict[Channel, Messenger] = {}
+    wecom = settings.wecom_credentials() is not None
+    if settings.telegram_enabled() or not wecom:  # neither: Telegram's "BOT_TOKEN is not set"
+        if messenger_factory is None:
+            from handlers.delivery import open_messenger  # the Telegram side, when needed
+
+            messenger_factory = open_messenger
+        messengers[Channel.TELEGRAM] = await stack.enter_async_context(messenger_factory(settings))
+    if wecom:
+        from bot.serve import wecom_for_remind
+
+        found = await stack.enter_async_context(wecom_for_remind(settings, stores.storage))
+        if isinstance(found, str):
+            _say(out, settings.language, "remind_cli.wecom_held", holder=found)
+        elif found is None:
+            _say(out, settings.language, "remind_cli.wecom_unreachable")
+        else:
+            messengers[Channel.WECOM] = found
+    return messengers
+
+
 async def run_remind(
     settings: Settings,
     *,
@@ -269,7 +299,8 @@ async def run_remind(
     trust_clock: bool = False,
 ) -> int:
     """The ``remind`` command. ``messenger_factory`` opens the Telegram side (by default
-    ``handlers.delivery.open_messenger``, imported only when something is to be sent).
+    ``handlers.delivery.open_messenger``, imported only when something is to be sent); WeCom's
+    connects itself unless a running bot holds WeCom's connection (``_messengers``).
     Without ``on_date`` and ``trust_clock``, a run whose clock is far from what the database
     recorded does nothing (exit status 1)."""
     lang = settings.language
@@ -284,17 +315,14 @@ async def run_remind(
             composer = ReminderComposer(store, SystemClock(), default_language=lang)
             code = await _dry_run(store, composer, on_date, lang, out)
         else:
-            if messenger_factory is None:
-                from handlers.delivery import open_messenger  # the Telegram side, when needed
-
-                messenger_factory = open_messenger
-            async with (
-                messenger_factory(settings) as messenger,
-                open_robots(settings, stores, SystemClock()) as robots,
-            ):
+            async with AsyncExitStack() as stack:
+                messengers = await _messengers(settings, stores, stack, out, messenger_factory)
+                robots = await stack.enter_async_context(
+                    open_robots(settings, stores, SystemClock())
+                )
                 code = await run_pass(
                     store,
-                    {Channel.TELEGRAM: messenger},
+                    messengers,
                     default_language=lang,
                     on_date=on_date,
                     out=out,

@@ -444,6 +444,11 @@ class WeComEmulator:
         item = {"url": url, "aeskey": aeskey, "filename": filename, "file_size": len(content)}
         return await self._message(userid, None, "file", item)
 
+    def reachable(self, userid: str, chatid: str | None = None) -> None:
+        """As if the person (or the group) had written to the robot before: pushes reach it."""
+        chat = _chat(userid, chatid)
+        self._reachable[chat[1]] = chat[0]
+
     async def send_image(
         self, userid: str, content: bytes = b"\x89PNG", *, chatid: str | None = None
     ) -> str:
