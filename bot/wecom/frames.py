@@ -227,9 +227,10 @@ def _common(body: dict[str, Any]) -> tuple[ChatType, str | None, str]:
     userid = _str(_obj(body.get("from")).get("userid"))
     if userid is None:
         raise FrameError("callback has no from.userid")
-    chattype = body.get("chattype", "single")
-    if not isinstance(chattype, str) or chattype not in ("single", "group"):
+    given = body.get("chattype", "single")
+    if given not in ("single", "group"):  # JSON of any type compares safely
         raise FrameError("callback chattype is neither single nor group")
+    chattype: ChatType = "group" if given == "group" else "single"
     chatid = _str(body.get("chatid"))
     if chattype == "group" and chatid is None:
         raise FrameError("group callback has no chatid")
