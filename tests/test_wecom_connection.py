@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 
 import pytest
@@ -18,7 +19,14 @@ from bot.wecom.errors import (
     TakenOver,
     WeComApiError,
 )
-from bot.wecom.frames import CMD_SEND_MSG, EventIn, Inbound, MessageIn
+from bot.wecom.frames import (
+    CMD_SEND_MSG,
+    EventIn,
+    Frame,
+    Inbound,
+    MessageIn,
+    parse_inbound,
+)
 from bot.wecom.limits import ERR_BAD_CREDENTIALS, ERR_RATE_LIMITED
 from tests.wecom_util import FAST, running
 
@@ -244,6 +252,46 @@ async def test_requests_fail_fast_when_the_connection_is_down(emu: WeComEmulator
             await pending
 
 
+async def test_requests_in_flight_fail_with_connection_lost_at_once_when_the_link_drops(
+    emu: WeComEmulator,
+) -> None:
+    async with running(emu, answer_timeout=5) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "hi")
+        [item] = await robot.next_inbound(1)
+        emu.lose_answers(times=3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        in_flight = [
+            asyncio.create_task(robot.conn.send("alice", markdown_body("x"))),
+            asyncio.create_task(robot.conn.respond(item.req_id, stream_body("s", "a"))),
+            # waits behind the first refresh of the same stream (same req_id)
+            asyncio.create_task(robot.conn.respond(item.req_id, stream_body("s", "ab"))),
+        ]
+        await asyncio.sleep(0.05)
+        emu.drop_connection()
+        outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+        elapsed = loop.time() - started
+    assert all(isinstance(outcome, ConnectionLost) for outcome in outcomes), outcomes
+    assert elapsed < 1  # not after the 5 s answer timeout
+
+
+async def test_a_request_in_flight_on_a_silent_link_fails_when_the_pings_notice(
+    emu: WeComEmulator,
+) -> None:
+    async with running(emu, answer_timeout=5) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "hi")
+        emu.lose_answers()  # the request's answer
+        emu.lose_answers(times=2, cmd="ping")  # and the pings': the link is dead
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionLost):
+            await robot.conn.send("alice", markdown_body("x"))
+        assert loop.time() - started < 1  # two ping intervals, not the answer timeout
+        await emu.wait_subscriptions(2, timeout=2)
+
+
 async def test_upload_of_a_megabyte_round_trips(emu: WeComEmulator) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB: three chunks
     async with running(emu, answer_timeout=5) as robot:
@@ -276,6 +324,69 @@ async def test_malformed_frames_from_wecom_do_not_kill_the_reader(emu: WeComEmul
         assert isinstance(item, MessageIn)
         assert item.text == "still works"
         assert emu.connections == 1
+
+
+def _callback(body: dict[str, object]) -> str:
+    frame = {"cmd": "aibot_msg_callback", "headers": {"req_id": "cb-bad"}, "body": body}
+    return json.dumps(frame)
+
+
+async def test_callbacks_with_fields_of_the_wrong_type_do_not_stop_the_channel(
+    emu: WeComEmulator,
+) -> None:
+    sender = {"from": {"userid": "mallory"}, "msgtype": "mixed"}
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        for n, broken in enumerate(
+            (
+                {"mixed": {"msg_item": 5}},
+                {"mixed": {"msg_item": [5, None, {"msgtype": ["text"]}]}},
+                {"mixed": "text"},
+                {"chattype": ["group"]},
+                {"from": "mallory"},
+                {"msgid": {"id": 1}},
+            )
+        ):
+            await emu.send_raw(_callback({"msgid": f"bad-{n}", **sender, **broken}))
+        await emu.send_text("alice", "still works")
+        inbox = await robot.next_inbound(4)
+        assert robot.conn.connected
+        assert not robot.task.done()
+        assert emu.connections == 1
+    # mixed messages with unreadable parts arrive without text; no sender or id: dropped
+    assert [(i.userid, i.text) for i in inbox if isinstance(i, MessageIn)] == [
+        ("mallory", None),
+        ("mallory", None),
+        ("mallory", None),
+        ("alice", "still works"),
+    ]
+
+
+async def test_a_callback_the_parser_fails_on_costs_one_frame_and_one_warning(
+    emu: WeComEmulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A parser bug not found yet: whatever parse_inbound raises must not end the reader.
+    def parse_with_a_bug(frame: Frame) -> Inbound | None:
+        if "poison" in json.dumps(frame.body):
+            raise KeyError("poison")
+        return parse_inbound(frame)
+
+    monkeypatch.setattr("bot.wecom.connection.parse_inbound", parse_with_a_bug)
+    caplog.set_level(logging.WARNING)
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_raw(_callback({"msgid": "m-poison", "from": {"userid": "a"}}))
+        await emu.send_text("alice", "still works")
+        [item] = await robot.next_inbound(1)
+        assert robot.conn.connected
+        assert emu.connections == 1
+    assert isinstance(item, MessageIn)
+    assert item.text == "still works"
+    [warning] = [r for r in caplog.records if "could not be read" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "KeyError" in warning.getMessage()
+    assert "poison" not in caplog.text  # nothing of the body
+    assert emu.secret not in caplog.text
 
 
 async def test_rate_limit_surfaces_as_wecom_api_error(emu: WeComEmulator) -> None:

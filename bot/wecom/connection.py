@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -277,6 +278,16 @@ class WeComConnection:
             inbound = parse_inbound(frame)
         except FrameError as exc:
             self._log.warning("WeCom: ignored a malformed callback: %s", exc)
+            return
+        except Exception as exc:  # a parser bug must cost this one frame, not the channel
+            # The class and the place only: the message could quote the body.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._log.warning(
+                "WeCom: ignored a callback that could not be read: %s at %s:%s",
+                exc.__class__.__name__,
+                where.filename.rsplit("/", 1)[-1],
+                where.lineno,
+            )
             return
         if inbound is None:
             return
