@@ -21,6 +21,7 @@ from bot.wecom.errors import (
 )
 from bot.wecom.frames import (
     CMD_SEND_MSG,
+    CMD_SUBSCRIBE,
     EventIn,
     Frame,
     Inbound,
@@ -62,6 +63,62 @@ async def test_wrong_secret_raises_quickly_without_retrying(
     assert emu.connections == 1
     assert emu.subscriptions == 0
     assert "wrong-secret-value" not in str(refused.value) + caplog.text
+
+
+async def test_credential_refusal_of_the_right_secret_still_stops_at_once(
+    emu: WeComEmulator,
+) -> None:
+    emu.refuse_next(CMD_SUBSCRIBE, ERR_BAD_CREDENTIALS, "invalid bot_id or secret")
+    async with running(emu) as robot:
+        with pytest.raises(SubscribeRefused) as refused:
+            await asyncio.wait_for(robot.task, 1)
+        await asyncio.sleep(0.1)  # a retry loop would have reconnected by now
+    assert refused.value.errcode == ERR_BAD_CREDENTIALS
+    assert emu.connections == 1
+    assert emu.subscriptions == 0
+
+
+async def test_busy_refusal_of_the_resubscription_reconnects_and_inbound_resumes(
+    emu: WeComEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        emu.refuse_next(CMD_SUBSCRIBE, ERR_RATE_LIMITED, "api freq out of limit")
+        emu.drop_connection()
+        await emu.wait_subscriptions(2, timeout=2)
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "after the refusal")
+        [item] = await robot.next_inbound(1)
+        assert not robot.task.done()
+    assert isinstance(item, MessageIn)
+    assert item.text == "after the refusal"
+    assert emu.connections == 3  # the first, the refused one, the one that took
+    assert f"errcode {ERR_RATE_LIMITED}" in caplog.text
+    assert emu.secret not in caplog.text
+
+
+@pytest.mark.parametrize("errcode", [ERR_RATE_LIMITED, 500, 654321])
+async def test_refused_first_subscriptions_are_retried_with_growing_waits(
+    emu: WeComEmulator, errcode: int
+) -> None:
+    emu.refuse_next(CMD_SUBSCRIBE, errcode, "try later", times=3)
+    options = {**FAST, "backoff_min": 0.05, "backoff_max": 1.0}
+    conn = WeComConnection(emu.url, emu.bot_id, emu.secret, on_inbound=_ignore, **options)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(conn.run())
+    try:
+        await conn.wait_connected(3)
+        waited = loop.time() - started
+    finally:
+        await conn.close()
+        await asyncio.wait_for(task, 2)
+    assert emu.connections == 4
+    assert emu.subscriptions == 1
+    # Waits of 0.05, 0.1 and 0.2 s, each jittered down to half at most: 0.175 s at least,
+    # more than three waits at the floor (0.15 s at most) could take.
+    assert waited >= 0.17
 
 
 async def test_pings_keep_the_connection_and_missed_pings_reconnect(emu: WeComEmulator) -> None:
