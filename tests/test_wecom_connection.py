@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 
 import pytest
@@ -18,7 +19,15 @@ from bot.wecom.errors import (
     TakenOver,
     WeComApiError,
 )
-from bot.wecom.frames import CMD_SEND_MSG, EventIn, Inbound, MessageIn
+from bot.wecom.frames import (
+    CMD_SEND_MSG,
+    CMD_SUBSCRIBE,
+    EventIn,
+    Frame,
+    Inbound,
+    MessageIn,
+    parse_inbound,
+)
 from bot.wecom.limits import ERR_BAD_CREDENTIALS, ERR_RATE_LIMITED
 from tests.wecom_util import FAST, running
 
@@ -54,6 +63,62 @@ async def test_wrong_secret_raises_quickly_without_retrying(
     assert emu.connections == 1
     assert emu.subscriptions == 0
     assert "wrong-secret-value" not in str(refused.value) + caplog.text
+
+
+async def test_credential_refusal_of_the_right_secret_still_stops_at_once(
+    emu: WeComEmulator,
+) -> None:
+    emu.refuse_next(CMD_SUBSCRIBE, ERR_BAD_CREDENTIALS, "invalid bot_id or secret")
+    async with running(emu) as robot:
+        with pytest.raises(SubscribeRefused) as refused:
+            await asyncio.wait_for(robot.task, 1)
+        await asyncio.sleep(0.1)  # a retry loop would have reconnected by now
+    assert refused.value.errcode == ERR_BAD_CREDENTIALS
+    assert emu.connections == 1
+    assert emu.subscriptions == 0
+
+
+async def test_busy_refusal_of_the_resubscription_reconnects_and_inbound_resumes(
+    emu: WeComEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        emu.refuse_next(CMD_SUBSCRIBE, ERR_RATE_LIMITED, "api freq out of limit")
+        emu.drop_connection()
+        await emu.wait_subscriptions(2, timeout=2)
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "after the refusal")
+        [item] = await robot.next_inbound(1)
+        assert not robot.task.done()
+    assert isinstance(item, MessageIn)
+    assert item.text == "after the refusal"
+    assert emu.connections == 3  # the first, the refused one, the one that took
+    assert f"errcode {ERR_RATE_LIMITED}" in caplog.text
+    assert emu.secret not in caplog.text
+
+
+@pytest.mark.parametrize("errcode", [ERR_RATE_LIMITED, 500, 654321])
+async def test_refused_first_subscriptions_are_retried_with_growing_waits(
+    emu: WeComEmulator, errcode: int
+) -> None:
+    emu.refuse_next(CMD_SUBSCRIBE, errcode, "try later", times=3)
+    options = {**FAST, "backoff_min": 0.05, "backoff_max": 1.0}
+    conn = WeComConnection(emu.url, emu.bot_id, emu.secret, on_inbound=_ignore, **options)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(conn.run())
+    try:
+        await conn.wait_connected(3)
+        waited = loop.time() - started
+    finally:
+        await conn.close()
+        await asyncio.wait_for(task, 2)
+    assert emu.connections == 4
+    assert emu.subscriptions == 1
+    # Waits of 0.05, 0.1 and 0.2 s, each jittered down to half at most: 0.175 s at least,
+    # more than three waits at the floor (0.15 s at most) could take.
+    assert waited >= 0.17
 
 
 async def test_pings_keep_the_connection_and_missed_pings_reconnect(emu: WeComEmulator) -> None:
@@ -244,6 +309,46 @@ async def test_requests_fail_fast_when_the_connection_is_down(emu: WeComEmulator
             await pending
 
 
+async def test_requests_in_flight_fail_with_connection_lost_at_once_when_the_link_drops(
+    emu: WeComEmulator,
+) -> None:
+    async with running(emu, answer_timeout=5) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "hi")
+        [item] = await robot.next_inbound(1)
+        emu.lose_answers(times=3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        in_flight = [
+            asyncio.create_task(robot.conn.send("alice", markdown_body("x"))),
+            asyncio.create_task(robot.conn.respond(item.req_id, stream_body("s", "a"))),
+            # waits behind the first refresh of the same stream (same req_id)
+            asyncio.create_task(robot.conn.respond(item.req_id, stream_body("s", "ab"))),
+        ]
+        await asyncio.sleep(0.05)
+        emu.drop_connection()
+        outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+        elapsed = loop.time() - started
+    assert all(isinstance(outcome, ConnectionLost) for outcome in outcomes), outcomes
+    assert elapsed < 1  # not after the 5 s answer timeout
+
+
+async def test_a_request_in_flight_on_a_silent_link_fails_when_the_pings_notice(
+    emu: WeComEmulator,
+) -> None:
+    async with running(emu, answer_timeout=5) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_text("alice", "hi")
+        emu.lose_answers()  # the request's answer
+        emu.lose_answers(times=2, cmd="ping")  # and the pings': the link is dead
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionLost):
+            await robot.conn.send("alice", markdown_body("x"))
+        assert loop.time() - started < 1  # two ping intervals, not the answer timeout
+        await emu.wait_subscriptions(2, timeout=2)
+
+
 async def test_upload_of_a_megabyte_round_trips(emu: WeComEmulator) -> None:
     data = bytes(range(256)) * 4096  # 1 MiB: three chunks
     async with running(emu, answer_timeout=5) as robot:
@@ -276,6 +381,69 @@ async def test_malformed_frames_from_wecom_do_not_kill_the_reader(emu: WeComEmul
         assert isinstance(item, MessageIn)
         assert item.text == "still works"
         assert emu.connections == 1
+
+
+def _callback(body: dict[str, object]) -> str:
+    frame = {"cmd": "aibot_msg_callback", "headers": {"req_id": "cb-bad"}, "body": body}
+    return json.dumps(frame)
+
+
+async def test_callbacks_with_fields_of_the_wrong_type_do_not_stop_the_channel(
+    emu: WeComEmulator,
+) -> None:
+    sender = {"from": {"userid": "mallory"}, "msgtype": "mixed"}
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        for n, broken in enumerate(
+            (
+                {"mixed": {"msg_item": 5}},
+                {"mixed": {"msg_item": [5, None, {"msgtype": ["text"]}]}},
+                {"mixed": "text"},
+                {"chattype": ["group"]},
+                {"from": "mallory"},
+                {"msgid": {"id": 1}},
+            )
+        ):
+            await emu.send_raw(_callback({"msgid": f"bad-{n}", **sender, **broken}))
+        await emu.send_text("alice", "still works")
+        inbox = await robot.next_inbound(4)
+        assert robot.conn.connected
+        assert not robot.task.done()
+        assert emu.connections == 1
+    # mixed messages with unreadable parts arrive without text; no sender or id: dropped
+    assert [(i.userid, i.text) for i in inbox if isinstance(i, MessageIn)] == [
+        ("mallory", None),
+        ("mallory", None),
+        ("mallory", None),
+        ("alice", "still works"),
+    ]
+
+
+async def test_a_callback_the_parser_fails_on_costs_one_frame_and_one_warning(
+    emu: WeComEmulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A parser bug not found yet: whatever parse_inbound raises must not end the reader.
+    def parse_with_a_bug(frame: Frame) -> Inbound | None:
+        if "poison" in json.dumps(frame.body):
+            raise KeyError("poison")
+        return parse_inbound(frame)
+
+    monkeypatch.setattr("bot.wecom.connection.parse_inbound", parse_with_a_bug)
+    caplog.set_level(logging.WARNING)
+    async with running(emu) as robot:
+        await robot.conn.wait_connected(2)
+        await emu.send_raw(_callback({"msgid": "m-poison", "from": {"userid": "a"}}))
+        await emu.send_text("alice", "still works")
+        [item] = await robot.next_inbound(1)
+        assert robot.conn.connected
+        assert emu.connections == 1
+    assert isinstance(item, MessageIn)
+    assert item.text == "still works"
+    [warning] = [r for r in caplog.records if "could not be read" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "KeyError" in warning.getMessage()
+    assert "poison" not in caplog.text  # nothing of the body
+    assert emu.secret not in caplog.text
 
 
 async def test_rate_limit_surfaces_as_wecom_api_error(emu: WeComEmulator) -> None:

@@ -4,10 +4,12 @@ and builders that refuse what WeCom would refuse."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.wecom.bodies import (
@@ -152,6 +154,198 @@ def test_card_clicks_parse_in_both_shapes() -> None:
 def test_broken_callbacks_raise_frame_error(body: dict[str, object]) -> None:
     with pytest.raises(FrameError):
         parse_inbound(_callback(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"from": {"userid": "a"}, "msgid": "m", "msgtype": "mixed", "mixed": {"msg_item": 5}},
+        {"from": {"userid": "a"}, "msgid": "m", "msgtype": "mixed", "mixed": {"msg_item": "ab"}},
+        {
+            "from": {"userid": "a"},
+            "msgid": "m",
+            "msgtype": "mixed",
+            "mixed": {"msg_item": {"k": 1}},
+        },
+        {"from": {"userid": "a"}, "msgid": "m", "msgtype": "mixed", "mixed": [1]},
+        {"from": {"userid": "a"}, "msgid": "m", "msgtype": 5, "text": {"content": "hi"}},
+        {"from": {"userid": "a"}, "msgid": "m", "msgtype": "text", "text": {"content": 7}},
+    ],
+)
+def test_callback_fields_of_the_wrong_type_read_as_absent(body: dict[str, object]) -> None:
+    parsed = parse_inbound(_callback(body))
+    assert isinstance(parsed, MessageIn)
+    assert parsed.text is None
+    assert parsed.file_url is None
+    assert parsed.userid == "a"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"msgid": "m", "from": "alice", "msgtype": "text"},
+        {"msgid": "m", "from": {"userid": ["alice"]}, "msgtype": "text"},
+        {"msgid": "m", "from": {"userid": "a"}, "chattype": ["group"], "chatid": "g"},
+        {"msgid": "m", "from": {"userid": "a"}, "chattype": {"group": 1}, "chatid": "g"},
+        {"msgid": "m", "from": {"userid": "a"}, "chattype": "group", "chatid": 5},
+        {"msgid": 5, "from": {"userid": "a"}, "msgtype": "text"},
+    ],
+)
+def test_callback_identity_fields_of_the_wrong_type_raise_frame_error(
+    body: dict[str, object],
+) -> None:
+    with pytest.raises(FrameError):
+        parse_inbound(_callback(body))
+
+
+@pytest.mark.parametrize("event", [5, "enter_chat", ["enter_chat"], {"eventtype": 5}])
+def test_events_of_the_wrong_type_raise_frame_error(event: object) -> None:
+    body = {"msgid": "e", "from": {"userid": "a"}, "msgtype": "event", "event": event}
+    with pytest.raises(FrameError):
+        parse_inbound(_callback(body, "aibot_event_callback"))
+
+
+# Well-formed callbacks of every kind the parser reads; the property below breaks them.
+_SENDER = {"msgid": "m1", "chattype": "group", "chatid": "g1", "from": {"userid": "alice"}}
+_CALLBACKS: dict[str, dict[str, object]] = {
+    "text": {**_SENDER, "msgtype": "text", "text": {"content": "hi"}},
+    "voice": {**_SENDER, "msgtype": "voice", "voice": {"content": "hi"}},
+    "file": {**_SENDER, "msgtype": "file", "file": {"url": "u", "aeskey": "k", "filename": "f"}},
+    "image": {**_SENDER, "msgtype": "image", "image": {"url": "u", "aeskey": "k"}},
+    "mixed": {
+        **_SENDER,
+        "msgtype": "mixed",
+        "mixed": {
+            "msg_item": [
+                {"msgtype": "text", "text": {"content": "a"}},
+                {"msgtype": "image", "image": {"url": "u", "aeskey": "k"}},
+            ]
+        },
+    },
+    "click": {
+        **_SENDER,
+        "msgtype": "event",
+        "event": {"eventtype": "template_card_event", "event_key": "k", "task_id": "t"},
+    },
+    "nested click": {
+        **_SENDER,
+        "msgtype": "event",
+        "event": {
+            "eventtype": "template_card_event",
+            "template_card_event": {"event_key": "k", "task_id": "t"},
+        },
+    },
+}
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=4), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+# One strategy per JSON type, so that a replaced field always changes its type.
+_JSON_OF_TYPE: dict[str, st.SearchStrategy[Any]] = {
+    "null": st.none(),
+    "bool": st.booleans(),
+    "int": st.integers(),
+    "float": st.floats(),
+    "str": st.text(max_size=4),
+    "list": st.lists(_ANY_JSON, max_size=2),
+    "dict": st.dictionaries(st.text(max_size=4), _ANY_JSON, max_size=2),
+}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}.get(
+        type(value), "dict"
+    )
+
+
+_Path = tuple[str | int, ...]
+
+
+def _paths(value: object, prefix: _Path = ()) -> list[_Path]:
+    """Every key and index inside a JSON value, depth first."""
+    items: list[tuple[str | int, object]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    paths: list[_Path] = []
+    for key, inner in items:
+        paths += [(*prefix, key), *_paths(inner, (*prefix, key))]
+    return paths
+
+
+def _break(draw: st.DrawFn, body: dict[str, Any], path: _Path) -> None:
+    """Remove the field at ``path``, or give it a value of another JSON type."""
+    *parents, key = path
+    holder: Any = body
+    for parent in parents:
+        holder = holder[parent]
+    if isinstance(holder, dict) and draw(st.integers(0, 5)) == 0:
+        del holder[key]
+    else:
+        others = sorted(set(_JSON_OF_TYPE) - {_json_type(holder[key])})
+        holder[key] = draw(_JSON_OF_TYPE[draw(st.sampled_from(others))])
+
+
+# Every field of every callback, so that each one is broken in every run (left to chance,
+# hypothesis reached a given nested field too seldom to be relied on).
+_FIELDS = [(kind, path) for kind, body in _CALLBACKS.items() for path in _paths(body)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"), _FIELDS, ids=[f"{k}:{'.'.join(map(str, p))}" for k, p in _FIELDS]
+)
+@settings(max_examples=25)
+@given(data=st.data())
+def test_a_callback_with_any_field_broken_parses_or_raises_frame_error(
+    kind: str, path: _Path, data: st.DataObject
+) -> None:
+    body = copy.deepcopy(_CALLBACKS[kind])
+    _break(data.draw, body, path)
+    for _ in range(data.draw(st.integers(0, 2))):  # and maybe others with it
+        if paths := _paths(body):
+            _break(data.draw, body, data.draw(st.sampled_from(paths)))
+    cmd = "aibot_event_callback" if "click" in kind else "aibot_msg_callback"
+    _assert_parses_or_raises_frame_error(cmd, body)
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(["aibot_msg_callback", "aibot_event_callback"]),
+    st.dictionaries(st.text(max_size=8), _ANY_JSON, max_size=6),
+)
+def test_a_callback_of_any_json_object_parses_or_raises_frame_error(
+    cmd: str, body: dict[str, object]
+) -> None:
+    _assert_parses_or_raises_frame_error(cmd, body)
+
+
+def _assert_parses_or_raises_frame_error(cmd: str, body: dict[str, object]) -> None:
+    raw = json.dumps({"cmd": cmd, "headers": {"req_id": "cb-1"}, "body": body})
+    try:
+        parsed = parse_inbound(Frame.parse(raw))
+    except FrameError:
+        return
+    # A value the bot can use as typed: ids are non-empty strings, the rest str or None.
+    assert isinstance(parsed, MessageIn | EventIn)
+    assert isinstance(parsed.userid, str)
+    assert parsed.userid
+    assert parsed.chattype in ("single", "group")
+    assert all(isinstance(part, str) and part for part in parsed.chat)
+    if isinstance(parsed, MessageIn):
+        assert isinstance(parsed.msgid, str)
+        assert parsed.msgid
+        optional = [parsed.text, parsed.file_url, parsed.file_aeskey, parsed.file_name]
+    else:
+        assert isinstance(parsed.event_type, str)
+        assert parsed.event_type
+        optional = [parsed.msgid, parsed.event_key, parsed.task_id]
+    assert all(value is None or isinstance(value, str) for value in optional)
 
 
 def test_answers_are_not_inbound() -> None:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,7 +55,12 @@ from bot.wecom.frames import (
     new_req_id,
     parse_inbound,
 )
-from bot.wecom.limits import MEDIA_TYPES, UPLOAD_CHUNK_BYTES, UPLOAD_MAX_CHUNKS
+from bot.wecom.limits import (
+    MEDIA_TYPES,
+    SUBSCRIBE_PERMANENT_ERRORS,
+    UPLOAD_CHUNK_BYTES,
+    UPLOAD_MAX_CHUNKS,
+)
 
 OnInbound = Callable[[Inbound], Awaitable[None]]
 # Consecutive unanswered pings after which the link counts as dead (as the SDK does).
@@ -203,6 +209,10 @@ class WeComConnection:
                     await asyncio.gather(*tasks, return_exceptions=True)
         except SubscribeRefused:
             raise
+        except WeComApiError as exc:  # a busy or failing WeCom refused this subscription
+            self._log.warning(
+                "WeCom: subscription refused for now (errcode %s: %s)", exc.errcode, exc.errmsg
+            )
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ConnectionLost) as exc:
             self._log.warning("WeCom: connection failed: %s", exc.__class__.__name__)
         except AnswerTimeout:
@@ -213,14 +223,18 @@ class WeComConnection:
         return subscribed
 
     async def _subscribe(self, ws: ClientConnection) -> None:
+        """Subscribe on ``ws``; a refusal closes it and raises SubscribeRefused if the
+        credentials are wrong (retrying cannot help), else the WeComApiError (retry)."""
         body = {"bot_id": self._bot_id, "secret": self._secret}
         try:
             await self._call(
                 ws, CMD_SUBSCRIBE, body, new_req_id(CMD_SUBSCRIBE), self._answer_timeout
             )
         except WeComApiError as exc:
-            self._log.error("WeCom: subscription refused: %s %s", exc.errcode, exc.errmsg)
             await ws.close()
+            if exc.errcode not in SUBSCRIBE_PERMANENT_ERRORS:
+                raise
+            self._log.error("WeCom: subscription refused: %s %s", exc.errcode, exc.errmsg)
             raise SubscribeRefused(exc.errcode, exc.errmsg) from None
 
     async def _ping(self, ws: ClientConnection) -> None:
@@ -277,6 +291,16 @@ class WeComConnection:
             inbound = parse_inbound(frame)
         except FrameError as exc:
             self._log.warning("WeCom: ignored a malformed callback: %s", exc)
+            return
+        except Exception as exc:  # a parser bug must cost this one frame, not the channel
+            # The class and the place only: the message could quote the body.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self._log.warning(
+                "WeCom: ignored a callback that could not be read: %s at %s:%s",
+                exc.__class__.__name__,
+                where.filename.rsplit("/", 1)[-1],
+                where.lineno,
+            )
             return
         if inbound is None:
             return

@@ -232,6 +232,11 @@ class WeComEmulator:
             await self._answer(ws, frame.req_id, (ERR_BAD_CREDENTIALS, "invalid bot_id or secret"))
             await ws.close()
             return False
+        refusal = self._take_fault(self._refusals, CMD_SUBSCRIBE)  # refuse_next(subscribe)
+        if refusal is not None:
+            await self._answer(ws, frame.req_id, (refusal.errcode, refusal.errmsg))
+            await ws.close()
+            return False
         if self._active is not None:
             await self._kick(self._active)
         self._active = ws

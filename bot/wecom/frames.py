@@ -3,6 +3,8 @@
 
 ``Frame.parse`` is the one door for bytes from the network: anything malformed raises
 ``FrameError`` (never another exception), and sizes are bounded before JSON is parsed.
+``parse_inbound`` holds to the same: any field of a callback may be any JSON type, so
+every read goes through ``_str`` / ``_obj`` / ``_list``, which treat a wrong type as absent.
 """
 
 from __future__ import annotations
@@ -217,13 +219,18 @@ def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _common(body: dict[str, Any]) -> tuple[ChatType, str | None, str]:
     userid = _str(_obj(body.get("from")).get("userid"))
     if userid is None:
         raise FrameError("callback has no from.userid")
-    chattype = body.get("chattype", "single")
-    if chattype not in ("single", "group"):
+    given = body.get("chattype", "single")
+    if given not in ("single", "group"):  # JSON of any type compares safely
         raise FrameError("callback chattype is neither single nor group")
+    chattype: ChatType = "group" if given == "group" else "single"
     chatid = _str(body.get("chatid"))
     if chattype == "group" and chatid is None:
         raise FrameError("group callback has no chatid")
@@ -282,13 +289,14 @@ def _content(
     if msgtype == "mixed":
         texts: list[str] = []
         image: dict[str, Any] = {}
-        for part in item.get("msg_item") or []:
-            part = _obj(part)
-            if part.get("msgtype") == "text":
+        for raw_part in _list(item.get("msg_item")):
+            part = _obj(raw_part)
+            kind = _str(part.get("msgtype"))
+            if kind == "text":
                 content = _str(_obj(part.get("text")).get("content"))
                 if content:
                     texts.append(content)
-            elif part.get("msgtype") == "image" and not image:
+            elif kind == "image" and not image:
                 image = _obj(part.get("image"))
         text = "\n".join(texts) or None
         return text, _str(image.get("url")), _str(image.get("aeskey")), None

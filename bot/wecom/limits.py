@@ -46,3 +46,9 @@ ERR_INVALID_PARAM = 40058  # assumed: WeCom's "invalid parameter"
 ERR_INVALID_MEDIA_ID = 40007  # assumed: WeCom's "invalid media_id"
 ERR_INVALID_MSGTYPE = 40008  # observed: aibot_send_msg refuses msgtype text with it
 ERR_CHAT_NOT_REACHABLE = 40003  # assumed: "invalid userid" for a chat that never wrote
+
+# Subscription refusals that retrying cannot mend. Only the credential refusal is known
+# to be one: the SDK (src/ws.ts) treats no subscribe errcode specially, and no other code
+# is documented or observed as permanent, so every other refusal (45009, a server error,
+# an unknown code) is retried with the normal back-off instead of stopping the robot.
+SUBSCRIBE_PERMANENT_ERRORS = frozenset({ERR_BAD_CREDENTIALS})
