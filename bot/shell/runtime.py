@@ -65,17 +65,22 @@ class BotRuntime:
         return any(update["update_id"] == update_id for update in self.emulator.pending_updates)
 
 
+def session_database(stack: AsyncExitStack, settings: Settings, *, temporary: bool) -> Path:
+    """The shell's database: ``DATABASE_PATH``, or (``--temp``) a throw-away file that
+    ``stack`` deletes on the way out."""
+    if not temporary:
+        return settings.database_path
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="simwatch-shell-"))
+    return Path(folder) / DATABASE_NAME
+
+
 @asynccontextmanager
 async def running_bot(
     settings: Settings, clock: ShellClock, *, temporary: bool
 ) -> AsyncIterator[BotRuntime]:
     """The bot polling a fresh emulator, with the database of ``settings`` or a throw-away one."""
     async with AsyncExitStack() as stack:
-        if temporary:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="simwatch-shell-"))
-            database = Path(folder) / DATABASE_NAME
-        else:
-            database = settings.database_path
+        database = session_database(stack, settings, temporary=temporary)
         emulator = BotApiEmulator()
         await emulator.start()
         stack.push_async_callback(emulator.stop)

@@ -13,7 +13,6 @@ NAME`` (someone else types), ``:file PATH`` (send a file, single chat only), ``:
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -28,10 +27,10 @@ from bot.emulator.records import ChatEvent
 from bot.serve import Process
 from bot.shell.clock import ShellClock
 from bot.shell.console import Console
+from bot.shell.runtime import session_database
 from bot.wecom.emulator import WeComEmulator
 from storage.factory import open_storage
 
-DATABASE_NAME = "simwatch.sqlite3"
 SHOP_GROUP = "shop-group"
 DEFAULT_USER = "shell-user"
 CONNECT_SECONDS = 10.0
@@ -44,11 +43,7 @@ async def running_wecom_bot(
     """The bot on WeCom only, connected to a fresh emulator, with the database of ``settings``
     or a throw-away one."""
     async with AsyncExitStack() as stack:
-        if temporary:
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="simwatch-shell-"))
-            database = Path(folder) / DATABASE_NAME
-        else:
-            database = settings.database_path
+        database = session_database(stack, settings, temporary=temporary)
         emulator = await stack.enter_async_context(WeComEmulator())
         url = None if temporary else settings.database()
         storage = await open_storage(database_url=url, database_path=database)
