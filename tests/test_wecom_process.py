@@ -1,6 +1,6 @@
 """The real entry point on WeCom: ``python -m bot`` with only the WeCom settings, against the
-local WeCom emulator — a card added, the digest pushed by the bot's own tick, a restart that
-does not repeat it, a dropped connection recovered, a wrong secret refused in one line."""
+local WeCom emulator — a card added in WeCom, the digest pushed by the bot's own tick, a restart
+that does not repeat it, a dropped connection recovered, a wrong secret refused in one line."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cards_util import iccid
 
 from bot.chats import Channel, ChatAddress, ChatKind
+from bot.models import CardDraft
 from bot.reminders.models import ReminderSettings
 from bot.wecom.emulator import WeComEmulator
 from storage.factory import stores_for
@@ -54,22 +56,24 @@ async def stop(process: asyncio.subprocess.Process) -> tuple[int | None, str]:
     return process.returncode, output.decode()
 
 
-async def seed(database: Path) -> None:
-    """A WeCom shop owner whose card expires in three days, with digests due from midnight (so
-    the bot's first tick sends one whatever the time of day the test runs)."""
+async def seed(database: Path, *, card: bool = True) -> None:
+    """A WeCom shop owner with digests due from midnight (so a tick sends one whatever the time
+    of day the test runs), and (``card``) a card expiring in three days."""
     storage = await SqliteStorage.open(database)
     try:
         stores = stores_for(storage)
         address = ChatAddress(Channel.WECOM, ChatKind.PRIVATE, "wang")
         chat_id = await stores.channels.chat_id_for(address, at=datetime.now(UTC))
         await stores.reminders.save_settings(chat_id, ReminderSettings(send_time=time(0, 0)))
-        today = datetime.now(UTC).date()
-        from bot.models import CardDraft
-
-        draft = CardDraft(iccid=iccid(1), expiry=today + timedelta(days=3), label="收银台1")
-        await storage.add_card(chat_id, draft, datetime.now(UTC))
+        if card:
+            draft = CardDraft(iccid=iccid(1), expiry=in_three_days(), label="收银台1")
+            await storage.add_card(chat_id, draft, datetime.now(UTC))
     finally:
         await storage.close()
+
+
+def in_three_days() -> date:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=3)
 
 
 def digests(emulator: WeComEmulator) -> list[str]:
@@ -83,17 +87,19 @@ def digests(emulator: WeComEmulator) -> list[str]:
 
 async def test_python_m_bot_on_wecom_sends_the_digest_once_and_recovers(tmp_path: Path) -> None:
     database = tmp_path / "simwatch.sqlite3"
-    await seed(database)
+    await seed(database, card=False)
     async with WeComEmulator(secret=SECRET) as emulator:
         env = environment(emulator, database)
         process = await start(env, tmp_path)
         try:
             await emulator.wait_subscriptions(1, timeout=30)
-            await emulator.send_text("wang", "/cards")  # now the robot may write to Wang
-            await emulator.wait_for_events(("single", "wang"), timeout=30)
-            emulator.take_events()
-            # the first tick comes 5 s after the start: the digest, markdown and its card
-            await emulator.wait_for_events(("single", "wang"), count=2, timeout=30)
+            added = f"/addcard {iccid(1)} {in_three_days().isoformat()} 移动 收银台1"
+            await emulator.send_text("wang", added)  # and now the robot may write to Wang
+            (saved,) = await emulator.wait_for_events(("single", "wang"), timeout=30)
+            assert "已保存" in (saved.markdown or "")
+            # the first tick comes 5 s after the start (on a slow machine the card may miss it:
+            # the next comes a minute later): the digest, markdown and its card
+            await emulator.wait_for_events(("single", "wang"), count=2, timeout=80)
             assert digests(emulator), [e.markdown for e in emulator.events]
             await emulator.wait_idle(quiet=0.5, timeout=10)  # its answers are in, marked sent
             emulator.drop_connection()
