@@ -77,6 +77,7 @@ MENU_COMMANDS = (
     "cost",
     "settings",
     "push",
+    "archive",
     "help",
     "id",
     "cancel",

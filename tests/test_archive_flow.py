@@ -324,3 +324,11 @@ async def test_a_calendar_with_no_card_within_its_horizon_says_so(
     said = texts(await alice.send("/calendar 30"))
     assert "接下来 30 天里没有到期的卡" in said
     assert "还没有卡" not in said  # there is one, just later
+
+
+async def test_the_command_menu_offers_archive(
+    app: AnyApplication, emulator: BotApiEmulator
+) -> None:
+    for code in ("", "zh", "en"):
+        names = [c["command"] for c in emulator.commands_for(language_code=code)]
+        assert "archive" in names

@@ -238,3 +238,12 @@ async def test_replies_beyond_wecoms_limit_wait_instead_of_being_lost(
         assert not waiting.done(), "the 4th answer went out at once"
         assert "/addcard" in texts(await asyncio.wait_for(waiting, 30))
         assert asyncio.get_running_loop().time() - started >= 10
+
+
+async def test_opening_the_chat_with_the_robot_gets_a_welcome(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    await wecom_emulator.enter_chat("newcomer")
+    [welcome] = await wecom_emulator.wait_for_events(("single", "newcomer"))
+    assert welcome.kind == "welcome"
+    assert "/addcard" in str(welcome.body)
