@@ -219,7 +219,8 @@ async def wecom_for_remind(
     if holder is not None:
         yield holder
         return
-    process = Process(settings, storage, reminder_tick=False)
+    # WeCom alone: a Telegram application here would long-poll, taking the running bot's updates
+    process = Process(settings.model_copy(update={"bot_token": None}), storage, reminder_tick=False)
     await process.start()
     serving = asyncio.create_task(process.channel.run())
     try:

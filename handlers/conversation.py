@@ -38,6 +38,20 @@ async def cancel(update: Update, context: Context) -> int:
     return END
 
 
+def in_conversation(application: Any, chat_id: int, user_id: int) -> bool:
+    """Whether ``user_id`` has a conversation in progress in the chat (a channel asks, before
+    taking a typed answer for a press of choices shown to nobody in particular)."""
+    for handlers in application.handlers.values():
+        for handler in handlers:
+            # PTB keeps the conversations in progress here, keyed (chat id, user id).
+            if (
+                isinstance(handler, ConversationHandler)
+                and handler._conversations.get((chat_id, user_id)) is not None
+            ):
+                return True
+    return False
+
+
 def conversation_owner(update: Update, context: Context) -> int | None:
     """Whose conversation in progress a pressed button belongs to, when it is not the
     presser's: in a group everyone sees the buttons of a member's /addcard or /renew, but a

@@ -247,3 +247,52 @@ async def test_opening_the_chat_with_the_robot_gets_a_welcome(
     [welcome] = await wecom_emulator.wait_for_events(("single", "newcomer"))
     assert welcome.kind == "welcome"
     assert "/addcard" in str(welcome.body)
+
+
+async def test_a_digest_after_someone_spoke_offers_its_choices_to_everyone(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    for n in (1, 2):  # two due cards: 8 buttons, lettered
+        await boss.send(f"/addcard {iccid(n)} 2026-11-2{6 + n} 移动 T{n}")
+    await bob.send("/help")
+    await wecom_bot.wecom.bot_data[RUNNER_KEY].tick()  # not an answer to Bob: nobody's
+    assert "流量卡到期提醒" in texts(boss.collect())
+    assert "再提醒" in texts(await boss.send("B"))  # B: 💤 tomorrow, for the boss too
+
+
+async def test_a_time_out_does_not_wipe_someone_elses_choices(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    for n in range(1, 9):
+        await boss.send(f"/addcard {iccid(n)} 2026-12-{10 + n} 移动 T{n}")
+    await boss.send("/addcard")  # the boss starts a conversation and walks away
+    await bob.send("/cards")  # Bob gets the lettered list
+    job_queue = wecom_bot.wecom.job_queue
+    assert job_queue is not None
+    (timeout,) = job_queue.get_jobs_by_name("_trigger_timeout")
+    await timeout.run(wecom_bot.wecom)  # the boss's conversation times out
+    assert "太久没有回复" in texts(boss.collect())
+    assert "T3" in texts(await bob.send("C"))
+
+
+async def test_a_one_letter_label_mid_conversation_is_a_label_not_a_digest_choice(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    for n in (1, 2):
+        await alice.send(f"/addcard {iccid(n)} 2026-11-2{6 + n} 移动 T{n}")
+    await alice.send("/addcard")
+    await alice.send(iccid(3))
+    await alice.send("2027-01-31")
+    assert "标签" in texts(await alice.press("中国移动"))
+    await wecom_bot.wecom.bot_data[RUNNER_KEY].tick()  # a digest with lettered choices
+    assert "流量卡到期提醒" in texts(alice.collect())
+    asked = texts(await alice.send("A"))  # the label asked for
+    assert "套餐" in asked
+    renewing = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
+    assert renewing is not None
+    assert not renewing.muted

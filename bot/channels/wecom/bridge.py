@@ -50,6 +50,7 @@ from bot.wecom.media import download_file
 log = logging.getLogger(__name__)
 
 FILE_URL = "channel://file"  # bot.app's base_file_url for channels: getFile's paths are file ids
+PARTIAL_SECONDS = 600  # a screen resent within this long after failing part-way: its rest only
 RATE_LIMIT_RETRY_SECONDS = 60  # WeCom counts a conversation's messages per minute
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # as Telegram's getFile: what /import reads at most
 BOT_USER: dict[str, Any] = {
@@ -257,7 +258,7 @@ class WeComRequest(BaseRequest):
         markdown = to_markdown(text) if html else to_markdown(_escaped(text))
         buttons = keyboard_of(markup)
         message_id = self.state.ids.next()
-        user_id = self.state.replying_user(chat_id)
+        user_id = self.state.replying_user()
         shown = to_plain(text) if html else text
         card: dict[str, Any] | None = None
         self.state.choices.pop(chat_id, None)
@@ -266,7 +267,7 @@ class WeComRequest(BaseRequest):
             title = card_title(shown)  # the screen's first line says what the buttons are for
             card = bodies.button_card(task_id, title, "", buttons)
             self.state.cards[task_id] = (title, {data: label for label, data in buttons})
-            await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
+            await self._no_choices(chat_id, user_id, message_id)
         elif buttons:  # more than a card holds: lettered lines, answered with the letter
             buttons = buttons[: choices.MAX_CHOICES]
             lang = await self._language(chat_id)
@@ -274,7 +275,7 @@ class WeComRequest(BaseRequest):
             await self.store.save_menu(chat_id, user_id, message_id, buttons, at=_now())
             self.state.choices[chat_id] = buttons
         else:
-            await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
+            await self._no_choices(chat_id, user_id, message_id)
         if (
             isinstance(markup, Mapping)
             and markup.get("force_reply")
@@ -286,6 +287,12 @@ class WeComRequest(BaseRequest):
         extra = {"reply_markup": markup} if buttons and isinstance(markup, Mapping) else {}
         return self._message_json(message_id, chat_id, address, shown, **extra)
 
+    async def _no_choices(self, chat_id: int, user_id: int, message_id: int) -> None:
+        """A screen without lettered choices: the person it answers has none on offer now. One
+        for nobody in particular (a time-out, a notice) leaves everyone's as they were."""
+        if user_id:
+            await self.store.save_menu(chat_id, user_id, message_id, [], at=_now())
+
     async def _deliver(
         self, chat_id: int, address: ChatAddress, markdown: str, card: dict[str, Any] | None
     ) -> None:
@@ -294,9 +301,11 @@ class WeComRequest(BaseRequest):
         one fails after others went out, python-telegram-bot's caller (the reminder sender)
         sends the whole screen again; what already went out is then not sent twice."""
         link = self.link()
-        key = (chat_id, hashlib.sha256(json.dumps([markdown, card]).encode()).hexdigest())
+        # the card's buttons, not the card: its task_id is new at every try
+        buttons = [(b.get("text"), b.get("key")) for b in (card or {}).get("button_list", [])]
+        key = (chat_id, hashlib.sha256(json.dumps([markdown, buttons]).encode()).hexdigest())
         parts = [part for part in split_markdown(markdown) if part]
-        reply = self.state.take_reply(chat_id)
+        reply = self.state.take_reply()
         bodies_out: list[tuple[bool, dict[str, Any]]] = []  # (as the reply?, body)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
@@ -310,7 +319,9 @@ class WeComRequest(BaseRequest):
             bodies_out.append((False, bodies.markdown_body(part)))
         if card is not None:
             bodies_out.append((False, bodies.card_body(card)))
-        done = self.state.partial.pop(key, 0)
+        done, at = self.state.partial.pop(key, (0, 0.0))
+        if time.monotonic() - at > PARTIAL_SECONDS:
+            done = 0  # not the sender's retry: that comes within its drain
         for index, (as_reply, body) in enumerate(bodies_out):
             if index < done:
                 continue  # delivered by the try that failed after it
@@ -322,7 +333,7 @@ class WeComRequest(BaseRequest):
                     await link.send(address.address, body)
             except Exception:
                 if index > 0:
-                    self.state.partial[key] = index
+                    self.state.partial[key] = (index, time.monotonic())
                 raise
 
     async def _edit_text(self, params: dict[str, Any], _: RequestData) -> dict[str, Any]:

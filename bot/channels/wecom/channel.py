@@ -140,6 +140,9 @@ class WeComChannel:
                 await self._sleep(self.standby_seconds)
                 continue
             said_standby = False
+            if self._closing.is_set():  # asked to stop while the lease was being taken
+                await self.store.release_lease(self.lease, self.holder)
+                return
             self._holding = True
             log.info("WeCom: this process holds the connection (lease %s)", self.lease)
             try:
@@ -180,10 +183,12 @@ class WeComChannel:
             self._dialing.clear()
 
     async def _sibling_holds(self) -> bool:
+        """Whether another SimWatch process holds the lease; not knowing (the database is
+        away) counts as yes: standing by and asking again is safe, stopping for good is not."""
         try:
             holder = await self.store.lease_holder(self.lease, now=datetime.now(UTC))
         except Exception:
-            return False
+            return True
         return holder is not None and holder != self.holder
 
     async def _renew(self, connection: WeComConnection) -> None:

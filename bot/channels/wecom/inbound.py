@@ -29,10 +29,12 @@ from bot.channels.wecom.bridge import BOT_USER, Languages, Link
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown as _md
 from bot.channels.wecom.markdown import to_plain as _plain
-from bot.channels.wecom.state import BridgeState, IncomingFile, ReplyWindow
+from bot.channels.wecom.state import CURRENT, BridgeState, IncomingFile, ReplyWindow
 from bot.chats import Channel, ChatAddress, ChatKind
 from bot.i18n import t
 from bot.wecom import bodies, frames
+from handlers.conversation import in_conversation
+from storage.channels import UNPROMPTED
 
 log = logging.getLogger(__name__)
 
@@ -79,26 +81,33 @@ class WeComUpdates:
         self._language = language
         self.handled = 0  # callbacks taken in (answered here or put on the queue)
         self._progress = asyncio.Condition()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}  # by WeCom chat, while in use
+        # by WeCom chat, while callbacks of it are under way: its lock, and how many wait on it
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self.accepting = True  # False while the process stops: no new updates
 
     async def on_inbound(self, item: frames.Inbound) -> None:
         if not self.accepting:  # stopping: WeCom shows it undelivered-to-us; nothing half-done
             return
         # The connection hands over each callback in a task of its own: one chat's are taken in
-        # one at a time, in the order they came, so "C" then "/help" reach the handlers so.
-        lock = self._locks.setdefault(item.chat, asyncio.Lock())
+        # one at a time, in the order they came, so "C" then "/help" reach the handlers so. A
+        # click's card is updated first, outside that order: WeCom allows it for 5 s only.
+        lock, users = self._locks.get(item.chat, (asyncio.Lock(), 0))
+        self._locks[item.chat] = (lock, users + 1)
         try:
+            acknowledged = await self._acknowledge_click(item)
             async with lock:
                 if isinstance(item, frames.EventIn):
-                    await self._event(item)
+                    await self._event(item, acknowledged)
                 else:
                     await self._message(item)
         except Exception:  # one bad callback must not stop the next ones
             log.exception("a WeCom callback could not be handled")
         finally:
-            if not lock.locked():
-                self._locks.pop(item.chat, None)
+            lock, users = self._locks[item.chat]
+            if users <= 1:
+                del self._locks[item.chat]
+            else:
+                self._locks[item.chat] = (lock, users - 1)
             async with self._progress:
                 self.handled += 1
                 self._progress.notify_all()
@@ -144,8 +153,8 @@ class WeComUpdates:
         if not isinstance(update, Update) or update.effective_chat is None:
             return
         window = self.state.windows.pop(update.update_id, None)
-        if window is not None:
-            self.state.replies[update.effective_chat.id] = window
+        if window is not None:  # for this update's task only (a ContextVar)
+            CURRENT.set(window)
 
     # --- messages --------------------------------------------------------------------------
 
@@ -180,8 +189,7 @@ class WeComUpdates:
                 text = "/help"
         if not text:  # an image or a voice message without words: say what the bot reads
             lang = await self._language(chat_id)
-            self.state.replies[chat_id] = window
-            await self._say(chat_id, address, t(lang, "wecom.text_only"))
+            await self._say(address, t(lang, "wecom.text_only"), window, chat_id)
             return
         text = text[:MAX_TEXT_CHARS]
         if await self._answered_menu(chat_id, user_id, address, item.userid, text, window):
@@ -207,6 +215,12 @@ class WeComUpdates:
         menu = await self.store.menu(chat_id, user_id)
         if menu is None or not menu.options:
             return False
+        if in_conversation(self.application, chat_id, user_id):
+            # choices shown to nobody in particular (a digest's) do not take the typed answer
+            # of someone in the middle of a conversation: "A" may be the label asked for
+            unprompted = await self.store.menu(chat_id, UNPROMPTED)
+            if unprompted is not None and unprompted.message_id == menu.message_id:
+                return False
         index = choices.index_of(text, len(menu.options))
         if index is None:
             if not choices.is_single_letter(text):
@@ -214,10 +228,8 @@ class WeComUpdates:
             lang = await self._language(chat_id)
             count = len(menu.options)
             first, last = choices.code(0, count), choices.code(count - 1, count)
-            self.state.replies[chat_id] = window
-            await self._say(
-                chat_id, address, t(lang, "wecom.no_such_choice", first=first, last=last)
-            )
+            refusal = t(lang, "wecom.no_such_choice", first=first, last=last)
+            await self._say(address, refusal, window, chat_id)
             return True
         _label, data = menu.options[index]
         await self._press(chat_id, user_id, address, userid, menu.message_id, data, window)
@@ -253,7 +265,26 @@ class WeComUpdates:
 
     # --- events ----------------------------------------------------------------------------
 
-    async def _event(self, item: frames.EventIn) -> None:
+    def _our_click(self, item: frames.EventIn) -> re.Match[str] | None:
+        """The task id's match when ``item`` is a click on a button of a card of ours."""
+        if item.event_type != "template_card_event" or not item.event_key or not item.task_id:
+            return None
+        if item.event_key == bodies.DISABLED_KEY:  # the decided card's inert button
+            return None
+        known = self.state.cards.get(item.task_id)
+        if known is not None and item.event_key not in known[1]:
+            return None  # a key that card never had
+        return _TASK.fullmatch(item.task_id)
+
+    async def _acknowledge_click(self, item: frames.Inbound) -> int | None:
+        """For a click on our card: the chat's id, after updating the card (at once)."""
+        if not isinstance(item, frames.EventIn) or self._our_click(item) is None:
+            return None
+        chat_id, _user_id, _address = await self._where(item.chattype, item.chatid, item.userid)
+        await self._acknowledge(chat_id, item)
+        return chat_id
+
+    async def _event(self, item: frames.EventIn, acknowledged: int | None) -> None:
         if item.event_type == "enter_chat":
             link = self._link()
             if link is not None:
@@ -261,18 +292,10 @@ class WeComUpdates:
                 welcome = bodies.welcome_text_body(_plain(t(lang, "wecom.welcome")))
                 await link.respond_welcome(item.req_id, welcome)
             return
-        if item.event_type != "template_card_event" or not item.event_key or not item.task_id:
-            return
-        if item.event_key == bodies.DISABLED_KEY:  # the decided card's inert button
-            return
-        task = _TASK.fullmatch(item.task_id)
-        if task is None:  # not a card of ours
-            return
-        known = self.state.cards.get(item.task_id)
-        if known is not None and item.event_key not in known[1]:
-            return  # a key that card never had
+        task = self._our_click(item)
+        if task is None or acknowledged is None or item.event_key is None:
+            return  # not a click on a card of ours
         chat_id, user_id, address = await self._where(item.chattype, item.chatid, item.userid)
-        await self._acknowledge(chat_id, item)
         # no reply req_id: a click is answered unprompted (its req_id only updates the card)
         window = ReplyWindow("", user_id, time.monotonic(), used=True)
         message_id = int(task.group(1))
@@ -302,14 +325,18 @@ class WeComUpdates:
         except Exception as exc:  # late or refused: the answer below still comes
             log.info("the pressed WeCom card was not updated: %s", type(exc).__name__)
 
-    async def _say(self, chat_id: int, address: ChatAddress, text: str) -> None:
+    async def _say(
+        self, address: ChatAddress, text: str, window: ReplyWindow, chat_id: int
+    ) -> None:
+        """Answer a message here, without the handlers: as its reply while ``window`` allows
+        (never touching whichever update the chat's handlers are busy with)."""
         link: Link | None = self._link()
         if link is None:
             return
-        reply = self.state.take_reply(chat_id)
-        body = bodies.markdown_body(_md(text))
         await self.state.pace.wait(chat_id)
-        if reply is not None:
-            await link.respond(reply, bodies.stream_body(f"s{self.state.ids.next()}", _md(text)))
+        if not window.used and window.open(time.monotonic()):
+            window.used = True
+            stream = bodies.stream_body(f"s{self.state.ids.next()}", _md(text))
+            await link.respond(window.req_id, stream)
         else:
-            await link.send(address.address, body)
+            await link.send(address.address, bodies.markdown_body(_md(text)))

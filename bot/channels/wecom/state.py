@@ -9,6 +9,7 @@ lettered choices on offer, conversations) is in the database.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bot.channels.bounded import Bounded
@@ -43,6 +44,11 @@ class ReplyWindow:
         return now - self.opened < REPLY_WINDOW
 
 
+# The window of the update being handled, set for its handlers' task by WeComUpdates.begin:
+# what they send answers that update. A digest, a time-out or another chat's task has none.
+CURRENT: ContextVar[ReplyWindow | None] = ContextVar("wecom_reply_window", default=None)
+
+
 @dataclass(frozen=True)
 class IncomingFile:
     """A file a person sent: where WeCom keeps it (encrypted) and its key."""
@@ -58,7 +64,6 @@ class BridgeState:
     def __init__(self, pace: ChatPace | None = None) -> None:
         self.pace = pace if pace is not None else ChatPace()  # WeCom's limits per chat
         self.ids = MessageIds()
-        self.replies: Bounded[int, ReplyWindow] = Bounded()  # by chat id: the update handled
         self.windows: Bounded[int, ReplyWindow] = Bounded()  # by update id: not handled yet
         self.files: Bounded[str, IncomingFile] = Bounded()  # by file id
         # task id → (the card's title, key → button label): to say what was pressed
@@ -67,23 +72,27 @@ class BridgeState:
         # the lettered choices last shown in each chat (the database has them per person;
         # this copy lets the test driver and the shell show a choice's data)
         self.choices: Bounded[int, list[tuple[str, str]]] = Bounded()
-        # screens that failed part-way: (chat id, the screen's hash) → parts already delivered
-        self.partial: Bounded[tuple[int, str], int] = Bounded()
+        # screens that failed part-way: (chat id, the screen's hash) → (parts delivered, when)
+        self.partial: Bounded[tuple[int, str], tuple[int, float]] = Bounded()
         self._update_id = 0
 
     def next_update_id(self) -> int:
         self._update_id += 1
         return self._update_id
 
-    def take_reply(self, chat_id: int) -> str | None:
-        """The req_id to answer the chat's latest message with, used up by taking it."""
-        window = self.replies.get(chat_id)
+    @staticmethod
+    def take_reply() -> str | None:
+        """The req_id to answer the update being handled with (WeCom takes one reply to a
+        message: used up by taking it); None outside an update's handling (a digest, a
+        conversation's time-out) or once used."""
+        window = CURRENT.get()
         if window is None or window.used or not window.open(time.monotonic()):
             return None
         window.used = True
         return window.req_id
 
-    def replying_user(self, chat_id: int) -> int:
-        """Whom the bot is answering in the chat right now (0: nobody, an unprompted message)."""
-        window = self.replies.get(chat_id)
-        return window.user_id if window is not None and window.open(time.monotonic()) else 0
+    @staticmethod
+    def replying_user() -> int:
+        """Whom the update being handled came from (0: no update, e.g. a digest)."""
+        window = CURRENT.get()
+        return window.user_id if window is not None else 0
