@@ -29,6 +29,7 @@ from bot.services.cards import CardService
 from bot.services.push import PushService
 from handlers import (
     addcard,
+    admin,
     archive,
     bulk,
     cards,
@@ -78,6 +79,7 @@ MENU_COMMANDS = (
     "settings",
     "push",
     "archive",
+    "admin",
     "help",
     "id",
     "cancel",
@@ -146,6 +148,7 @@ def add_handlers(application: AnyApplication) -> None:
             *reminder_settings.HANDLERS,
             *settings.HANDLERS,
             *push.HANDLERS,
+            *admin.HANDLERS,
             *edit.EXTRA_HANDLERS,
             *bulk.FALLBACK_HANDLERS,
             *start.FALLBACK_HANDLERS,

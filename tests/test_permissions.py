@@ -210,3 +210,10 @@ async def test_a_button_of_someone_elses_conversation_says_whose_it_is(
     card = await storage.get_card_by_iccid(bob.chat_id, iccid(3))
     assert card is not None
     assert card.expiry == date(2026, 12, 20)
+
+
+async def test_admin_in_a_telegram_group_points_to_telegrams_own_administrators(
+    group: dict[str, ChatDriver], alice: ChatDriver
+) -> None:
+    assert "群设置" in texts(await group["bob"].send("/admin"))
+    assert "用在群里" in texts(await alice.send("/admin"))

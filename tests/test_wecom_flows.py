@@ -296,3 +296,20 @@ async def test_a_one_letter_label_mid_conversation_is_a_label_not_a_digest_choic
     renewing = await storage.get_card_by_iccid(alice.chat_id, iccid(1))
     assert renewing is not None
     assert not renewing.muted
+
+
+async def test_the_administrator_hands_a_group_on_and_only_they_can(
+    wecom_bot: Process, wecom_emulator: WeComEmulator, storage: Storage
+) -> None:
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    bob = boss.as_user("bob")
+    carol = boss.as_user("carol")
+    await boss.send(f"/addcard {iccid(1)} 2026-12-31 移动 T1")  # the boss spoke first
+    asked = texts(await bob.send("/admin"))
+    assert "bob想成为这个群的管理员" in asked
+    assert "管理员" in texts(await carol.press("同意交接"))  # not hers to decide
+    assert "管理员" in texts(await bob.send(f"/delete {iccid(1)[-4:]}"))  # still not Bob's
+    assert "已交接" in texts(await boss.press("同意交接"))
+    assert "删除" in texts(await bob.send(f"/delete {iccid(1)[-4:]}"))
+    refused = texts(await boss.send(f"/delete {iccid(1)[-4:]}"))
+    assert "只有群管理员" in refused

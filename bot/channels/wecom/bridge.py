@@ -355,7 +355,7 @@ class WeComRequest(BaseRequest):
         # The press itself was acknowledged when it came (``inbound``); a notice ("not yours",
         # "expired") has no toast on WeCom, so it is a short message to the chat.
         text = params.get("text")
-        chat_id = self.state.callback_chats.pop(str(params.get("callback_query_id")), None)
+        chat_id = self.state.callback_chats.get(str(params.get("callback_query_id")))
         if text and chat_id is not None:
             address = await self.store.chat_address(chat_id)
             if address is not None:

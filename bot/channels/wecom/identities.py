@@ -1,7 +1,7 @@
 """The channel store, with what never changes kept in memory.
 
-A WeCom chat's id and address, a person's id, and a group's administrator once claimed do not
-change, so each is read from the database once per process; every message would otherwise cost
+A WeCom chat's id and address and a person's id do not change, and a group's administrator is
+claimed once, so each is read from the database once per process; every message would otherwise cost
 three to five round trips more than on Telegram (``bench/bench_wecom.py``). Menus are written
 through, except an empty menu over one known to be empty (the common case: most messages
 offer no numbered choices).
@@ -23,7 +23,7 @@ class Identities:
         self._chat_ids: Bounded[ChatAddress, int] = Bounded()
         self._addresses: Bounded[int, ChatAddress] = Bounded()
         self._user_ids: Bounded[str, int] = Bounded()
-        self._admins: Bounded[int, int] = Bounded()  # group chat id → its administrator
+        self._claimed: Bounded[int, bool] = Bounded()  # groups whose administrator is set
         self._menus: Bounded[tuple[int, int], bool] = Bounded()  # (chat, user) → has options
 
     async def chat_id_for(self, address: ChatAddress, *, at: datetime) -> int:
@@ -52,16 +52,15 @@ class Identities:
     async def user_address(self, user_id: int) -> tuple[Channel, str, str | None] | None:
         return await self.store.user_address(user_id)
 
-    async def claim_group_admin(self, chat_id: int, user_id: int) -> int:
-        admin = self._admins.get(chat_id)
-        if admin is None:
-            admin = await self.store.claim_group_admin(chat_id, user_id)
-            self._admins[chat_id] = admin
-        return admin
+    async def claim_group_admin(self, chat_id: int, user_id: int) -> None:
+        """Once per group and process: a group has its administrator from then on."""
+        if chat_id not in self._claimed:
+            await self.store.claim_group_admin(chat_id, user_id)
+            self._claimed[chat_id] = True
 
     async def group_admin(self, chat_id: int) -> int | None:
-        admin = self._admins.get(chat_id)
-        return admin if admin is not None else await self.store.group_admin(chat_id)
+        # read through: /admin hands a group over (in any process); asked only on admin checks
+        return await self.store.group_admin(chat_id)
 
     async def save_menu(
         self,
