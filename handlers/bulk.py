@@ -219,6 +219,7 @@ async def import_document(update: Update, context: Context) -> bool:
             owners=owners,
             by_user_id=where.user_id,
             by_name=where.user_name,
+            timezone=where.chat.timezone,
         )
     except InputError as exc:
         # a question for the fixed file: in groups it opens the reply box (privacy mode)

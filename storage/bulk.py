@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from bot.bulk.models import CardChange, CardWithRenewal, FindQuery, TrailEntry
-from bot.models import Card, CardDraft, Carrier
+from bot.bulk.models import CardChange, CardRenewal, CardWithRenewal, FindQuery, TrailEntry
+from bot.models import Card, CardDraft, Carrier, Renewal
 from storage.errors import DatabaseUnusableError as DatabaseUnusableError  # re-exported
 from storage.errors import database_errors as database_errors
-from storage.sqlite import _CARD_COLUMNS, SqliteStorage, _card
+from storage.sqlite import _CARD_COLUMNS, _RENEWAL_COLUMNS, SqliteStorage, _card, _renewal
 
 _LIKE_ESCAPE = "\\"
 _WRITTEN = "expiry, carrier, label, plan_months, plan_days, plan_price_fen, auto_renew, note"
@@ -59,10 +59,26 @@ class ImportSession(Protocol):
         auto-renew goes off (see ``Storage.set_archived``)."""
         ...
 
+    async def renewals_since(self, card_ids: Sequence[int], since: datetime) -> list[Renewal]:
+        """These cards' renewals recorded at ``since`` or later."""
+        ...
+
+    async def renew(self, renewals: Sequence[CardRenewal]) -> int:
+        """Record each renewal as ``Storage.renew_card`` does (the expiry, the history entry; a
+        renewal by a person ends a snooze and a mute and restores an archived card), each only
+        while its card still expires on ``old_expiry``: how many were recorded."""
+        ...
+
 
 class BulkStore(Protocol):
     async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
         """The chat's cards with these ICCIDs, by ICCID (outside any import transaction)."""
+        ...
+
+    async def renewals_since(
+        self, chat_id: int, card_ids: Sequence[int], since: datetime
+    ) -> list[Renewal]:
+        """The chat's cards' renewals recorded at ``since`` or later (outside any import)."""
         ...
 
     def import_session(self, chat_id: int) -> AbstractAsyncContextManager[ImportSession]:
@@ -119,6 +135,16 @@ _BY_ICCID = (
 _NAMES = [name.strip() for name in _WRITTEN.split(",")]
 _ASSIGNMENTS = ", ".join(f"{name} = ?" for name in _NAMES)
 _UNCHANGED = " AND ".join(f"{name} IS ?" for name in _NAMES)  # IS: NULL matches NULL
+
+
+_RENEWALS_SINCE = (
+    f"SELECT {_RENEWAL_COLUMNS} FROM renewals r JOIN cards c ON c.id = r.card_id "
+    "WHERE c.chat_id = ? AND r.card_id IN (SELECT value FROM json_each(?)) AND r.renewed_at >= ?"
+)
+
+
+def _since_params(chat_id: int, card_ids: Sequence[int], since: datetime) -> tuple[Any, ...]:
+    return chat_id, json.dumps(list(card_ids)), since.astimezone(UTC).isoformat()
 
 
 def _by_iccid(rows: Sequence[aiosqlite.Row]) -> dict[str, Card]:
@@ -207,6 +233,56 @@ class _SqliteImportSession:
         )
         return cursor.rowcount
 
+    async def renewals_since(self, card_ids: Sequence[int], since: datetime) -> list[Renewal]:
+        rows = await self._db.execute_fetchall(
+            _RENEWALS_SINCE, _since_params(self._chat_id, card_ids, since)
+        )
+        return [_renewal(row) for row in rows]
+
+    async def renew(self, renewals: Sequence[CardRenewal]) -> int:
+        if not renewals:
+            return 0
+        # as renew_card: only while the expiry is the one the renewal counts from; a renewal by
+        # a person ends a snooze and a mute and puts an archived card back in service
+        cursor = await self._db.executemany(
+            "UPDATE cards SET expiry = ?, snoozed_until = NULL, muted = 0, archived_at = NULL "
+            "WHERE chat_id = ? AND id = ? AND expiry = ?",
+            [
+                (
+                    r.renewal.new_expiry.isoformat(),
+                    self._chat_id,
+                    r.card_id,
+                    r.renewal.old_expiry.isoformat(),
+                )
+                for r in renewals
+            ],
+        )
+        renewed = cursor.rowcount
+        if renewed != len(renewals):
+            # the caller starts over (the transaction is rolled back): a card changed meanwhile
+            return renewed
+        await self._db.executemany(
+            "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, "
+            "new_expiry, period_months, period_days, rule, amount_fen, automatic) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            [
+                (
+                    r.card_id,
+                    r.renewal.renewed_at.isoformat(),
+                    r.renewal.by_user_id,
+                    r.renewal.by_name,
+                    r.renewal.old_expiry.isoformat(),
+                    r.renewal.new_expiry.isoformat(),
+                    r.renewal.period.months if r.renewal.period else None,
+                    r.renewal.period.days if r.renewal.period else None,
+                    r.renewal.rule.value,
+                    r.renewal.amount_fen,
+                )
+                for r in renewals
+            ],
+        )
+        return renewed
+
 
 class SqliteBulkStore:
     """``BulkStore`` on the bot's ``SqliteStorage``."""
@@ -225,6 +301,12 @@ class SqliteBulkStore:
     async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
         rows = await self.storage.fetchall(_BY_ICCID, (chat_id, json.dumps(list(iccids))))
         return await asyncio.to_thread(_by_iccid, rows)  # thousands of models: off the loop
+
+    async def renewals_since(
+        self, chat_id: int, card_ids: Sequence[int], since: datetime
+    ) -> list[Renewal]:
+        rows = await self.storage.fetchall(_RENEWALS_SINCE, _since_params(chat_id, card_ids, since))
+        return [_renewal(row) for row in rows]
 
     async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
         columns = ", ".join(f"c.{name.strip()}" for name in _CARD_COLUMNS.split(","))

@@ -156,6 +156,7 @@ async def run_import(
                         progress=p,
                         before_commit=before_commit,
                         apply_older=args.apply_older,
+                        timezone=chat.timezone,
                     )
             finally:
                 await stores.close()

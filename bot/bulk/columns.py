@@ -25,6 +25,9 @@ class Field(StrEnum):
     AUTO_RENEW = "auto_renew"
     NOTE = "note"
     ARCHIVED = "archived"  # 停用: out of service (not 状态, the status exports write)
+    # A renewal file (see ``bot.bulk.renewals``): a period or new expiry paid for, and when
+    RENEW = "renew"
+    PAID_ON = "paid_on"
 
 
 _ALIASES: dict[Field, tuple[str, ...]] = {
@@ -56,6 +59,11 @@ _ALIASES: dict[Field, tuple[str, ...]] = {
     Field.AUTO_RENEW: ("自动续费", "自动续期", "自动续约", "autorenew", "auto"),
     Field.NOTE: ("备注", "说明", "note", "notes", "remark", "remarks", "comment", "memo"),
     Field.ARCHIVED: ("停用", "已停用", "是否停用", "archived", "archive", "outofservice"),
+    Field.RENEW: ("续费", "续期", "本次续费", "renew", "renewal", "renewby"),
+    Field.PAID_ON: (
+        "日期", "付款日期", "缴费日期", "支付日期", "续费日期", "paidon", "paid", "paymentdate",
+        "datepaid",
+    ),
 }  # fmt: skip
 
 # What an export writes, per language; each is also an alias above (checked in the tests).

@@ -34,6 +34,7 @@ from typing import Any
 from bot.bulk.columns import map_columns
 from bot.bulk.models import CardChange, TrailEntry
 from bot.bulk.reading import Sheet, SheetRow
+from bot.bulk.renewal_rows import is_renewal_file
 from bot.bulk.rows import KEEP, CellProblem, Keep, ParseCache, RowProblems, RowValues, parse_row
 from bot.errors import InputError
 from bot.iccid import carrier_from_iccid
@@ -194,6 +195,11 @@ class ImportReport:
     restored: list[CardNote] = field(default_factory=list)  # 停用=否 on an archived card
     still_archived: list[CardNote] = field(default_factory=list)  # archived, the file says nothing
     lock_seconds: float = 0.0  # how long the write transaction held the database
+    # a renewal file (a 续费 column, ``bot.bulk.renewals``): rows renew, nothing is added
+    renewal_file: bool = False
+    renewed: int = 0  # renewals recorded
+    already_renewed: list[CardNote] = field(default_factory=list)  # sent twice? left
+    skipped: int = 0  # rows with an empty 续费 cell
 
     @property
     def imported(self) -> int:
@@ -291,7 +297,7 @@ def _same_values(a: RowValues, b: RowValues) -> bool:
     return all(getattr(a, name) == getattr(b, name) for name in names)
 
 
-def _other_rows(numbers: Sequence[int], own: int) -> InputError:
+def other_rows_problem(numbers: Sequence[int], own: int) -> InputError:
     """The reason of one of several rows with the same ICCID and different values: a few of the
     others by number, then how many there are. Constant size whatever the file holds, so that
     20,000 copies of one ICCID cost 20,000 short reasons, not 20,000 lists of 20,000."""
@@ -322,7 +328,7 @@ def _dedupe(
             continue
         numbers = [values.number for values in group]
         for values in group:
-            problem = CellProblem(_other_rows(numbers, values.number))
+            problem = CellProblem(other_rows_problem(numbers, values.number))
             report.rejected.append(RejectedRow(rows[values.number], (problem,)))
     return kept
 
@@ -458,8 +464,12 @@ async def import_sheet(
     before_commit: BeforeCommit | None = None,
     apply_older: bool = False,
     author: ImportAuthor = IMPORTED_BY,
+    timezone: str = "UTC",
 ) -> ImportReport:
     """Validate and apply a whole sheet to the chat's cards, atomically.
+
+    A sheet with a 续费 (renew) column is a renewal file: its rows record renewals instead
+    (``bot.bulk.renewals``; ``timezone``, the chat's, says when its today began).
 
     ``progress`` is called with the number of rows validated so far. ``before_commit`` is
     awaited inside the transaction once every change is written, just before it commits: what
@@ -467,6 +477,20 @@ async def import_sheet(
     ``apply_older``: apply rows that move an expiry earlier too (else they are left, reported).
     ``author``: whom the cards' edit trail names for the changes.
     """
+    if is_renewal_file(map_columns(sheet.headers)):
+        from bot.bulk.renewals import renew_sheet  # it builds on this module's report
+
+        return await renew_sheet(
+            store,
+            chat_id,
+            sheet,
+            today=today,
+            now=now,
+            timezone=timezone,
+            author=author,
+            progress=progress,
+            before_commit=before_commit,
+        )
     report = ImportReport(rows=len(sheet.rows))
     # CPU work (Unicode, regexes): off the event loop, so the bot keeps answering meanwhile
     candidates = await asyncio.to_thread(validate_rows, sheet, today, report, progress)

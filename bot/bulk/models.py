@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import Card, CardDraft, CardEditDraft
+from bot.models import Card, CardDraft, CardEditDraft, RenewalDraft
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +40,12 @@ class TrailEntry:
 
     card_id: int
     edit: CardEditDraft
+
+
+@dataclass(frozen=True, slots=True)
+class CardRenewal:
+    """A renewal file's renewal of one card: written only while the card still expires on
+    ``renewal.old_expiry`` (as ``/renew``'s)."""
+
+    card_id: int
+    renewal: RenewalDraft

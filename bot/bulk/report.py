@@ -121,7 +121,10 @@ def _sections(lang: str, report: ImportReport, is_group: bool) -> list[_Section]
     if report.archived:
         sections.append(notes("import.report.archived", report.archived))
     if report.restored:
-        sections.append(notes("import.report.restored", report.restored))
+        key = "import.report.renew_restored" if report.renewal_file else "import.report.restored"
+        sections.append(notes(key, report.restored))
+    if report.already_renewed:  # a renewal file sent twice: left as they are
+        sections.append(notes("import.report.already_header", report.already_renewed))
     if report.still_archived:  # the file has no 停用 cell for them: they stay out of service
         sections.append(notes("import.report.still_archived", report.still_archived))
     if report.carriers:
@@ -158,6 +161,28 @@ def _sections(lang: str, report: ImportReport, is_group: bool) -> list[_Section]
     return sections
 
 
+def _summary(lang: str, report: ImportReport) -> Html:
+    if report.renewal_file:
+        return t(
+            lang,
+            "import.report.renew_summary",
+            rows=report.rows,
+            renewed=report.renewed,
+            already=len(report.already_renewed),
+            skipped=report.skipped,
+            rejected=len(report.rejected),
+        )
+    return t(
+        lang,
+        "import.report.summary",
+        rows=report.rows,
+        added=report.added,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        rejected=len(report.rejected),
+    )
+
+
 def report_text(
     lang: str, report: ImportReport, *, in_chat: bool = True, is_group: bool | None = None
 ) -> Html:
@@ -169,17 +194,7 @@ def report_text(
     says that in its own words. ``is_group``: ICCIDs masked to the last 6 (by default in chat,
     not on the command line)."""
     masked = in_chat if is_group is None else is_group
-    head = [
-        t(
-            lang,
-            "import.report.summary",
-            rows=report.rows,
-            added=report.added,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            rejected=len(report.rejected),
-        )
-    ]
+    head = [_summary(lang, report)]
     if report.older:
         head.append(t(lang, "import.report.older_count", count=len(report.older)))
     if report.duplicates:
@@ -187,7 +202,7 @@ def report_text(
         head.append(t(lang, "import.report.duplicates", count=len(report.duplicates), rows=rows))
     if report.older_applied:
         head.append(t(lang, "import.report.older_applied", count=report.older_applied))
-    if not report.rejected and not report.older and report.imported == 0 and report.rows == 0:
+    if not report.rejected and not report.older and report.rows == 0:
         head.append(t(lang, "import.report.nothing"))
     sections = _sections(lang, report, masked)
     if report.older:

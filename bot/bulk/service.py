@@ -74,10 +74,12 @@ class BulkService:
         owners: Sequence[Hashable] = (),
         by_user_id: int | None = None,
         by_name: str | None = None,
+        timezone: str = "UTC",
     ) -> ImportResult:
         """``owners``: who may have one upload in flight at a time (the chat, the user);
-        ``by_user_id``/``by_name``: who sent the file, for the cards' edit trail (without
-        either, the trail says "import")."""
+        ``by_user_id``/``by_name``: who sent the file, for the cards' edit trail and renewal
+        history (without either, they say "import"); ``timezone``: the chat's (a renewal
+        file's "renewed today" is the chat's today)."""
         sheet = await self.read(content, limits, owners)
         report = await import_sheet(
             self.store,
@@ -87,6 +89,7 @@ class BulkService:
             now=self.clock.now(),
             progress=progress,
             author=_author(by_user_id, by_name),
+            timezone=timezone,
         )
         return ImportResult(sheet, report)
 

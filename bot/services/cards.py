@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from bot.clock import Clock, local_today
-from bot.dates import renewal_expiry
+from bot.dates import parse_expiry, parse_period, renewal_expiry
 from bot.errors import InputError
 from bot.iccid import matches_suffix, normalize_iccid
 from bot.models import (
@@ -129,6 +129,51 @@ def check_expiry(expiry: date) -> date:
     return expiry
 
 
+def plan_renewal(card: Card, today: date, choice: Period | date) -> RenewalPlan:
+    """What renewing ``card`` by ``choice`` (a period, or the new expiry date) does as of
+    ``today`` (the day it was paid). Raises ``InputError`` for an empty period or a new
+    expiry past ``LATEST_EXPIRY``. The one renewal rule: /renew and renewal files use it."""
+    if isinstance(choice, date):
+        return RenewalPlan(card, card.expiry, check_expiry(choice), RenewalRule.SET_DATE, None)
+    new_expiry, rule = bounded_expiry(card.expiry, choice, today)
+    return RenewalPlan(card, card.expiry, new_expiry, rule, choice)
+
+
+def renewal_draft(
+    plan: RenewalPlan,
+    *,
+    renewed_at: datetime,
+    amount_fen: int | None,
+    by_user_id: int | None,
+    by_name: str | None,
+) -> RenewalDraft:
+    """The history entry a renewal by a person records (it ends a mute: not automatic)."""
+    return RenewalDraft(
+        renewed_at=renewed_at,
+        by_user_id=by_user_id,
+        by_name=by_name,
+        old_expiry=plan.old_expiry,
+        new_expiry=plan.new_expiry,
+        period=plan.period,
+        rule=plan.rule,
+        amount_fen=amount_fen,
+    )
+
+
+def parse_renewal_choice(text: str, today: date) -> Period | date:
+    """A period (``3个月``, ``12``) or a new expiry date (``2027-06-30``); ``InputError`` of the
+    period unless the text is a date that is only out of range (then that one's)."""
+    try:
+        return parse_period(text)
+    except InputError as period_error:
+        try:
+            return parse_expiry(text, today)
+        except InputError as date_error:
+            if date_error.key == "error.date.unrecognized":
+                raise period_error from None
+            raise
+
+
 class CardService:
     def __init__(self, storage: Storage, clock: Clock) -> None:
         self.storage = storage
@@ -204,10 +249,7 @@ class CardService:
 
     def plan_renewal(self, card: Card, today: date, choice: Period | date) -> RenewalPlan:
         """Raises ``InputError`` for an empty period or a new expiry past ``LATEST_EXPIRY``."""
-        if isinstance(choice, date):
-            return RenewalPlan(card, card.expiry, check_expiry(choice), RenewalRule.SET_DATE, None)
-        new_expiry, rule = bounded_expiry(card.expiry, choice, today)
-        return RenewalPlan(card, card.expiry, new_expiry, rule, choice)
+        return plan_renewal(card, today, choice)
 
     def plan_expiry_edit(self, card: Card, today: date, choice: Period | date) -> ExpiryEdit:
         """The new expiry ``/edit`` would set; raises ``InputError`` like ``plan_renewal``."""
@@ -225,15 +267,12 @@ class CardService:
         by_name: str | None,
     ) -> Renewal | None:
         """Record the renewal; None when the card changed (or vanished) since the plan was made."""
-        draft = RenewalDraft(
+        draft = renewal_draft(
+            plan,
             renewed_at=self.clock.now(),
+            amount_fen=amount_fen,
             by_user_id=by_user_id,
             by_name=by_name,
-            old_expiry=plan.old_expiry,
-            new_expiry=plan.new_expiry,
-            period=plan.period,
-            rule=plan.rule,
-            amount_fen=amount_fen,
         )
         return await self.storage.renew_card(plan.card.chat_id, plan.card.id, draft)
 
@@ -296,5 +335,8 @@ __all__ = [
     "changed_fields",
     "check_expiry",
     "parse_plan_value",
+    "parse_renewal_choice",
+    "plan_renewal",
     "plan_value",
+    "renewal_draft",
 ]

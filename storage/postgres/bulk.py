@@ -15,11 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from bot.bulk.models import CardChange, CardWithRenewal, FindQuery, TrailEntry
-from bot.models import Card, CardDraft, Carrier
+from bot.bulk.models import CardChange, CardRenewal, CardWithRenewal, FindQuery, TrailEntry
+from bot.models import Card, CardDraft, Carrier, Renewal
 from storage.bulk import ImportSession, like_pattern
 from storage.postgres.pool import Connection
-from storage.postgres.storage import CARD_COLUMNS, card_from_row
+from storage.postgres.storage import _RENEWAL_COLUMNS, CARD_COLUMNS, _renewal, card_from_row
 
 _BY_ICCID = f"SELECT {CARD_COLUMNS} FROM cards WHERE chat_id = $1 AND iccid = ANY($2::text[])"
 # the fields a file can set, with their types for unnest()
@@ -33,6 +33,43 @@ _WRITTEN = (
     ("auto_renew", "boolean"),
     ("note", "text"),
 )
+
+
+_RENEWALS_SINCE = (
+    f"SELECT {_RENEWAL_COLUMNS} FROM renewals r JOIN cards c ON c.id = r.card_id "
+    "WHERE c.chat_id = $1 AND r.card_id = ANY($2::bigint[]) AND r.renewed_at >= $3"
+)
+# One statement: each card's expiry moves only while it is still the renewal's old one (as
+# renew_card: a renewal by a person ends a snooze and a mute and restores an archived card),
+# and a history entry is written for exactly the cards that moved.
+_RENEW = (
+    "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::timestamptz[], $4::bigint[], "
+    "$5::text[], $6::date[], $7::date[], $8::integer[], $9::integer[], $10::text[], "
+    "$11::bigint[]) AS v (card_id, renewed_at, by_user_id, by_name, old_expiry, new_expiry, "
+    "period_months, period_days, rule, amount_fen)), "
+    "moved AS (UPDATE cards c SET expiry = v.new_expiry, snoozed_until = NULL, muted = false, "
+    "archived_at = NULL FROM v WHERE c.chat_id = $1 AND c.id = v.card_id "
+    "AND c.expiry = v.old_expiry RETURNING c.id) "
+    "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, new_expiry, "
+    "period_months, period_days, rule, amount_fen, automatic) "
+    "SELECT v.*, false FROM v JOIN moved ON moved.id = v.card_id"
+)
+
+
+def _renewal_values(item: CardRenewal) -> tuple[Any, ...]:
+    r = item.renewal
+    return (
+        item.card_id,
+        r.renewed_at,
+        r.by_user_id,
+        r.by_name,
+        r.old_expiry,
+        r.new_expiry,
+        r.period.months if r.period else None,
+        r.period.days if r.period else None,
+        r.rule.value,
+        r.amount_fen,
+    )
 
 
 def _written(draft: CardDraft) -> tuple[Any, ...]:
@@ -156,6 +193,16 @@ class _PostgresImportSession:
         )
         return _count(status)
 
+    async def renewals_since(self, card_ids: Sequence[int], since: datetime) -> list[Renewal]:
+        rows = await self._conn.fetch(_RENEWALS_SINCE, self._chat_id, list(card_ids), since)
+        return [_renewal(row) for row in rows]
+
+    async def renew(self, renewals: Sequence[CardRenewal]) -> int:
+        if not renewals:
+            return 0
+        columns = _columns([_renewal_values(item) for item in renewals], 10)
+        return _count(await self._conn.execute(_RENEW, self._chat_id, *columns))
+
 
 class PostgresBulkStore:
     """``BulkStore`` on the pool the bot's ``PostgresStorage`` uses."""
@@ -173,6 +220,12 @@ class PostgresBulkStore:
 
     async def cards_by_iccid(self, chat_id: int, iccids: Sequence[str]) -> dict[str, Card]:
         return _by_iccid(await self.pool.fetch(_BY_ICCID, chat_id, list(iccids)))
+
+    async def renewals_since(
+        self, chat_id: int, card_ids: Sequence[int], since: datetime
+    ) -> list[Renewal]:
+        rows = await self.pool.fetch(_RENEWALS_SINCE, chat_id, list(card_ids), since)
+        return [_renewal(row) for row in rows]
 
     async def cards_with_last_renewal(self, chat_id: int) -> list[CardWithRenewal]:
         columns = ", ".join(f"c.{name.strip()}" for name in CARD_COLUMNS.split(","))
