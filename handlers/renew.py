@@ -14,14 +14,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.dates import parse_expiry, parse_period
 from bot.errors import InputError, excerpt
 from bot.i18n import Html
 from bot.iccid import shown_iccid
 from bot.models import Card, Period, RenewalRule
 from bot.money import format_fen, parse_amount
 from bot.plans.advice import cheapest_for
-from bot.services.cards import RenewalPlan
+from bot.services.cards import RenewalPlan, parse_renewal_choice
 from handlers.common import (
     CALLBACK_INT,
     Context,
@@ -57,20 +56,6 @@ TEXT = filters.TEXT & ~filters.COMMAND
 
 def _scratch(context: Context, where: Here) -> dict[str, Any]:
     return scratch(context, NAME, where.chat_id)
-
-
-def parse_choice(text: str, today: date) -> Period | date:
-    """A period ('3个月', '12') or a new expiry date ('2027-06-30')."""
-    try:
-        return parse_period(text)
-    except InputError as period_error:
-        try:
-            return parse_expiry(text, today)
-        except InputError as date_error:
-            # "2101-01-01" is a date, only too far off: say that, not "not a period"
-            if date_error.key == "error.date.unrecognized":
-                raise period_error from None
-            raise
 
 
 async def _card_or_gone(update: Update, context: Context, where: Here, card_id: int) -> Card | None:
@@ -212,7 +197,7 @@ async def period_typed(update: Update, context: Context) -> int:
     if card is None:
         return END
     try:
-        data["choice"] = parse_choice(update.message.text, where.today)
+        data["choice"] = parse_renewal_choice(update.message.text, where.today)
     except InputError:
         await ask(update, where, where.t("renew.bad_period"), "ask.placeholder.period", edit=False)
         return PERIOD
@@ -362,7 +347,7 @@ def split_choice(words: list[str], today: date) -> tuple[Period | date, int | No
     amount_error: InputError | None = None
     for n in range(min(MAX_CHOICE_WORDS, len(words)), 0, -1):
         try:
-            choice = parse_choice(" ".join(words[:n]), today)
+            choice = parse_renewal_choice(" ".join(words[:n]), today)
         except InputError as exc:
             choice_error = exc  # the last one kept is the first word's own
             continue
