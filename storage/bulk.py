@@ -244,12 +244,18 @@ class _SqliteImportSession:
             return 0
         # as renew_card: only while the expiry is the one the renewal counts from; a renewal by
         # a person ends a snooze and a mute and puts an archived card back in service
+        # an archived card back in service with its expiry still past (a backdated payment)
+        # must not auto-renew for every month it was out: as set_archived's restore
         cursor = await self._db.executemany(
-            "UPDATE cards SET expiry = ?, snoozed_until = NULL, muted = 0, archived_at = NULL "
+            "UPDATE cards SET expiry = ?, snoozed_until = NULL, muted = 0, "
+            "auto_renew = CASE WHEN archived_at IS NOT NULL AND ? < ? THEN 0 ELSE auto_renew END, "
+            "archived_at = NULL "
             "WHERE chat_id = ? AND id = ? AND expiry = ?",
             [
                 (
                     r.renewal.new_expiry.isoformat(),
+                    r.renewal.new_expiry.isoformat(),
+                    r.renewal.renewed_at.astimezone(UTC).date().isoformat(),
                     self._chat_id,
                     r.card_id,
                     r.renewal.old_expiry.isoformat(),

@@ -187,7 +187,7 @@ async def test_the_same_file_twice_renews_once(
     assert f"第 2 行 {iccid(1)}" in said
 
 
-async def test_without_the_expiry_column_another_day_is_another_renewal(
+async def test_without_the_expiry_column_a_day_later_is_another_renewal(
     store: BulkStore, storage: Storage
 ) -> None:
     renewed = await add(storage, 1, date(2026, 12, 10))
@@ -195,11 +195,19 @@ async def test_without_the_expiry_column_another_day_is_another_renewal(
     assert (await run(store, content)).renewed == 1
     other = csv_bytes([["ICCID", "续费"], [iccid(1), "2个月"]])
     assert (await run(store, other)).renewed == 1  # another period the same day: renewed
-    # 26 Nov in Shanghai (16:00 UTC on the 25th): the same period again is a new renewal
-    later = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
+    # just after midnight in Shanghai (16:30 UTC on the 25th): the same file sent again is the
+    # same payment, not a second one (within a day of the renewal it recorded)
     sheet = read_sheet(content, CLI_LIMITS)
+    just_after_midnight = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
+    again = await import_sheet(
+        store, CHAT, sheet, today=date(2026, 11, 26), now=just_after_midnight, timezone=SHANGHAI
+    )
+    assert again.renewed == 0
+    assert len(again.already_renewed) == 1
+    # two days later the same period again is a new renewal
+    later = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
     report = await import_sheet(
-        store, CHAT, sheet, today=date(2026, 11, 26), now=later, timezone=SHANGHAI
+        store, CHAT, sheet, today=date(2026, 11, 27), now=later, timezone=SHANGHAI
     )
     assert report.renewed == 1
     assert (await card(storage, 1)).expiry == date(2027, 4, 10)
@@ -280,3 +288,75 @@ async def test_the_command_line_renews_from_a_file(
     assert renewed is not None
     assert renewed.expiry == date(2027, 7, 31)
     assert [(r.amount_fen, r.by_name) for r in history] == [(3000, "import")]
+
+
+# --- what a hostile review found ---------------------------------------------------------------
+
+
+async def test_an_expiry_column_that_is_wrong_rejects_the_row_instead_of_calling_it_renewed(
+    store: BulkStore, storage: Storage
+) -> None:
+    await add(storage, 1, date(2026, 12, 10))
+    content = csv_bytes([["ICCID", "到期日", "续费"], [iccid(1), "2026-12-11", "12个月"]])
+    report = await run(store, content)
+    assert report.renewed == 0
+    assert report.already_renewed == []
+    [rejected] = report.rejected
+    assert "2026-12-11" in rejected_reason("zh_CN", rejected)
+    assert (await card(storage, 1)).expiry == date(2026, 12, 10)
+
+
+async def test_a_renewal_like_header_of_an_ordinary_file_stays_an_ordinary_import(
+    store: BulkStore, storage: Storage
+) -> None:
+    await add(storage, 1, date(2026, 12, 10))
+    content = csv_bytes(
+        [["ICCID", "到期日", "标签", "续期"], [iccid(1), "2026-12-10", "前台", "12个月"]]
+    )
+    report = await run(store, content)
+    assert not report.renewal_file
+    assert report.updated == 1
+    changed = await card(storage, 1)
+    assert changed.label == "前台"
+    assert changed.expiry == date(2026, 12, 10)  # nobody paid for a renewal
+    assert await storage.list_renewals(CHAT, changed.id) == []
+
+
+async def test_a_dated_file_sent_again_after_midnight_renews_once(
+    store: BulkStore, storage: Storage
+) -> None:
+    renewed = await add(storage, 1, date(2026, 12, 10))
+    content = csv_bytes(
+        [["ICCID", "续费", "金额", "日期"], [iccid(1), "12个月", "120", "2026-11-25"]]
+    )
+    before_midnight = datetime(2026, 11, 25, 15, 50, tzinfo=UTC)  # 23:50 in Shanghai
+    assert (await run(store, content, before_midnight)).renewed == 1
+    after_midnight = datetime(2026, 11, 25, 16, 10, tzinfo=UTC)  # 00:10 the next day
+    sheet = read_sheet(content, CLI_LIMITS)
+    again = await import_sheet(
+        store, CHAT, sheet, today=date(2026, 11, 26), now=after_midnight, timezone=SHANGHAI
+    )
+    assert again.renewed == 0
+    assert len(await storage.list_renewals(CHAT, renewed.id)) == 1
+
+
+async def test_an_archived_card_renewed_to_a_past_expiry_does_not_auto_renew_its_months_out(
+    store: BulkStore, storage: Storage
+) -> None:
+    out = await add(
+        storage,
+        1,
+        date(2026, 6, 1),
+        auto_renew=True,
+        plan_period=Period(months=1),
+        plan_price_fen=3000,
+    )
+    await storage.set_archived(CHAT, out.id, NOW - timedelta(days=100))
+    content = csv_bytes(
+        [["ICCID", "续费", "金额", "日期"], [iccid(1), "1个月", "30", "2026-07-01"]]
+    )
+    assert (await run(store, content)).renewed == 1
+    back = await card(storage, 1)
+    assert not back.archived
+    assert back.expiry < TODAY
+    assert not back.auto_renew  # else the next pass would renew it for every month out

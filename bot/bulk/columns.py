@@ -59,7 +59,9 @@ _ALIASES: dict[Field, tuple[str, ...]] = {
     Field.AUTO_RENEW: ("自动续费", "自动续期", "自动续约", "autorenew", "auto"),
     Field.NOTE: ("备注", "说明", "note", "notes", "remark", "remarks", "comment", "memo"),
     Field.ARCHIVED: ("停用", "已停用", "是否停用", "archived", "archive", "outofservice"),
-    Field.RENEW: ("续费", "续期", "本次续费", "renew", "renewal", "renewby"),
+    # only words that mean "renewed now": 续期/renewal also head plan or auto-renew columns of
+    # ordinary spreadsheets, which must not turn into renewals nobody paid for
+    Field.RENEW: ("续费", "本次续费", "renew"),
     Field.PAID_ON: (
         "日期", "付款日期", "缴费日期", "支付日期", "续费日期", "paidon", "paid", "paymentdate",
         "datepaid",

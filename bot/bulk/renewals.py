@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from zoneinfo import ZoneInfo
 
@@ -126,6 +126,7 @@ def plan_renewals(
     *,
     today: date,
     now: datetime,
+    timezone: str,
     author: ImportAuthor,
 ) -> _RenewalPlan:
     plan = _RenewalPlan()
@@ -138,11 +139,22 @@ def plan_renewals(
             _reject(plan, rows[row.number], InputError("import.reason.renew_no_card"))
             continue
         note = CardNote(row.number, card.iccid, card.label)
-        if row.file_expiry is not None:
-            if row.file_expiry != card.expiry:  # renewed (or changed) since the file was made
+        since = row_since(row, now, timezone, today)
+        recent = [r for r in renewed_today.get(card.id, ()) if r.renewed_at >= since]
+        if row.file_expiry is not None and row.file_expiry != card.expiry:
+            # renewed since the file was made (a renewal from the file's expiry), or the file
+            # is wrong about the card: say which, never "already" for a renewal never made
+            if any(r.old_expiry == row.file_expiry for r in renewed_today.get(card.id, ())):
                 plan.already.append(note)
-                continue
-        elif any(_same_renewal(r, row.choice) for r in renewed_today.get(card.id, ())):
+            else:
+                error = InputError(
+                    "import.reason.renew_expiry_mismatch",
+                    file=row.file_expiry.isoformat(),
+                    expiry=card.expiry.isoformat(),
+                )
+                _reject(plan, rows[row.number], error)
+            continue
+        if any(_same_renewal(r, row.choice) for r in recent):
             plan.already.append(note)
             continue
         try:
@@ -178,6 +190,20 @@ def day_start(today: date, timezone: str) -> datetime:
     return datetime.combine(today, day_time(), ZoneInfo(timezone)).astimezone(UTC)
 
 
+RESEND_WINDOW = timedelta(hours=24)
+
+
+def row_since(row: RenewalRow, now: datetime, timezone: str, today: date) -> datetime:
+    """Since when a renewal of the card counts as this row's, sent before: since its payment
+    day began (日期), or the chat's today, and in any case the last 24 hours (a file sent again
+    just after midnight is the same payment)."""
+    start = day_start(row.paid_on or today, timezone)
+    return min(start, now - RESEND_WINDOW)
+
+
+WRITE_ATTEMPTS = 3  # cards moving under the file three times running: say so, change nothing
+
+
 class _Changed(Exception):
     """A card the file renews moved between reading and writing."""
 
@@ -204,31 +230,43 @@ async def renew_sheet(
     candidates = await asyncio.to_thread(validate_renewals, sheet, today, report, progress)
     rows = {row.number: row for row in sheet.rows}
     iccids = [row.iccid for row in candidates]
-    since = day_start(today, timezone)
+    since = min((row_since(row, now, timezone, today) for row in candidates), default=now)
 
     existing = await store.cards_by_iccid(chat_id, iccids)
     card_ids = [card.id for card in existing.values()]
     recent = await store.renewals_since(chat_id, card_ids, since)
-    plan = plan_renewals(candidates, existing, recent, rows, today=today, now=now, author=author)
-    try:
-        async with store.import_session(chat_id) as session:
-            locked_at = time.perf_counter()
-            if await session.renew(plan.renewals) != len(plan.renewals):
-                raise _Changed  # rolled back; checked again, this time inside the transaction
-            if before_commit is not None:
-                await before_commit()
-    except _Changed:
-        async with store.import_session(chat_id) as session:
-            locked_at = time.perf_counter()
-            existing = await session.existing(iccids)
-            card_ids = [card.id for card in existing.values()]
-            recent = await session.renewals_since(card_ids, since)
-            plan = plan_renewals(
-                candidates, existing, recent, rows, today=today, now=now, author=author
-            )
-            await session.renew(plan.renewals)
-            if before_commit is not None:
-                await before_commit()
+
+    def planned(existing: Mapping[str, Card], recent: Sequence[Renewal]) -> _RenewalPlan:
+        return plan_renewals(
+            candidates,
+            existing,
+            recent,
+            rows,
+            today=today,
+            now=now,
+            timezone=timezone,
+            author=author,
+        )
+
+    plan = planned(existing, recent)
+    locked_at = time.perf_counter()
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            async with store.import_session(chat_id) as session:
+                locked_at = time.perf_counter()
+                if attempt:  # checked again, this time inside the transaction
+                    existing = await session.existing(iccids)
+                    card_ids = [card.id for card in existing.values()]
+                    recent = await session.renewals_since(card_ids, since)
+                    plan = planned(existing, recent)
+                if await session.renew(plan.renewals) != len(plan.renewals):
+                    raise _Changed  # rolled back: a card moved meanwhile (/renew, another file)
+                if before_commit is not None:
+                    await before_commit()
+            break
+        except _Changed:
+            if attempt == WRITE_ATTEMPTS - 1:  # cards kept moving: nothing renewed, say so
+                raise InputError("import.reason.renew_busy") from None
     report.lock_seconds = time.perf_counter() - locked_at
     report.renewed = len(plan.renewals)
     report.rejected.extend(plan.rejected)

@@ -48,6 +48,8 @@ _RENEW = (
     "$11::bigint[]) AS v (card_id, renewed_at, by_user_id, by_name, old_expiry, new_expiry, "
     "period_months, period_days, rule, amount_fen)), "
     "moved AS (UPDATE cards c SET expiry = v.new_expiry, snoozed_until = NULL, muted = false, "
+    "auto_renew = CASE WHEN c.archived_at IS NOT NULL "
+    "AND v.new_expiry < (v.renewed_at AT TIME ZONE 'UTC')::date THEN false ELSE c.auto_renew END, "
     "archived_at = NULL FROM v WHERE c.chat_id = $1 AND c.id = v.card_id "
     "AND c.expiry = v.old_expiry RETURNING c.id) "
     "INSERT INTO renewals (card_id, renewed_at, by_user_id, by_name, old_expiry, new_expiry, "
