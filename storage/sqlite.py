@@ -439,11 +439,18 @@ class SqliteStorage:
             cursor = await db.execute(
                 "UPDATE cards SET expiry = ?, snoozed_until = NULL, "
                 "muted = CASE WHEN ? THEN muted ELSE 0 END, "
+                # restored with its expiry still past (a backdated renewal): no auto-renewing
+                # of every month it was out, as set_archived's restore
+                "auto_renew = CASE WHEN archived_at IS NOT NULL AND NOT ? AND ? < ? "
+                "THEN 0 ELSE auto_renew END, "
                 "archived_at = CASE WHEN ? THEN archived_at END "
                 "WHERE chat_id = ? AND id = ? AND expiry = ?",
                 (
                     renewal.new_expiry.isoformat(),
                     int(renewal.automatic),
+                    int(renewal.automatic),
+                    renewal.new_expiry.isoformat(),
+                    renewal.renewed_at.astimezone(UTC).date().isoformat(),
                     int(renewal.automatic),
                     chat_id,
                     card_id,

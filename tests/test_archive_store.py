@@ -145,3 +145,35 @@ async def test_a_merge_keeps_the_winning_cards_service_state(storage: Storage) -
     assert merged is not None
     assert merged.expiry == DAY + timedelta(days=300)
     assert not merged.archived  # the renewed, live copy won: it keeps reminding
+
+
+async def test_a_backdated_renewal_restoring_an_archived_card_turns_auto_renew_off(
+    storage: Storage,
+) -> None:
+    await storage.ensure_chat(CHAT, is_group=False)
+    card = await storage.add_card(
+        CHAT,
+        CardDraft(
+            iccid=iccid(77),
+            expiry=date(2026, 6, 1),
+            auto_renew=True,
+            plan_period=Period(months=1),
+            plan_price_fen=3000,
+        ),
+        ARCHIVED_AT,
+    )
+    await storage.set_archived(CHAT, card.id, ARCHIVED_AT)
+    draft = RenewalDraft(
+        renewed_at=ARCHIVED_AT,
+        by_user_id=1,
+        by_name="Boss",
+        old_expiry=card.expiry,
+        new_expiry=date(2026, 8, 1),  # paid in July, entered now: still past
+        period=Period(months=1),
+        rule=RenewalRule.EXTEND,
+    )
+    assert await storage.renew_card(CHAT, card.id, draft) is not None
+    back = await storage.get_card(CHAT, card.id)
+    assert back is not None
+    assert not back.archived
+    assert not back.auto_renew

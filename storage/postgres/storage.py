@@ -381,6 +381,10 @@ class PostgresStorage:
             updated = await conn.fetchval(
                 "UPDATE cards SET expiry = $1, snoozed_until = NULL, "
                 "muted = CASE WHEN $2 THEN muted ELSE false END, "
+                # restored with its expiry still past (a backdated renewal): no auto-renewing
+                # of every month it was out, as set_archived's restore
+                "auto_renew = CASE WHEN archived_at IS NOT NULL AND NOT $2 AND $1 < $6::date "
+                "THEN false ELSE auto_renew END, "
                 "archived_at = CASE WHEN $2 THEN archived_at END "
                 "WHERE chat_id = $3 AND id = $4 AND expiry = $5 RETURNING id",
                 renewal.new_expiry,
@@ -388,6 +392,7 @@ class PostgresStorage:
                 chat_id,
                 card_id,
                 renewal.old_expiry,
+                renewal.renewed_at.astimezone(UTC).date(),
             )
             if updated is None:
                 return None
