@@ -240,7 +240,12 @@ def report_text(
         tail = [t(lang, "import.report.rejected_file")] if in_chat else []
         sections.append(
             _Section(
-                t(lang, "import.report.rejected_header"),
+                t(
+                    lang,
+                    "import.report.renew_rejected_header"
+                    if report.renewal_file
+                    else "import.report.rejected_header",
+                ),
                 rejected_lines,
                 len(report.rejected),
                 MAX_REASONS_SHOWN,
