@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from bot.bulk.columns import map_columns
 from bot.bulk.models import CardChange, TrailEntry
@@ -310,19 +310,32 @@ def other_rows_problem(numbers: Sequence[int], own: int) -> InputError:
     return InputError("import.reason.duplicate", rows=", ".join(map(str, named)))
 
 
-def _dedupe(
-    parsed: Sequence[RowValues], rows: Mapping[int, SheetRow], report: ImportReport
-) -> list[RowValues]:
-    """One row per ICCID. Copies of a row are imported once; rows that give the same ICCID
+class _Row(Protocol):
+    @property
+    def iccid(self) -> str: ...
+    @property
+    def number(self) -> int: ...
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+def one_per_iccid(
+    parsed: Sequence[RowT],
+    same: Callable[[RowT, RowT], bool],
+    rows: Mapping[int, SheetRow],
+    report: ImportReport,
+) -> list[RowT]:
+    """One row per ICCID. Copies of a row (``same``) count once; rows that give the same ICCID
     different values are all rejected: which one is right is the user's call. Linear in the
     number of rows."""
-    by_iccid: dict[str, list[RowValues]] = {}
+    by_iccid: dict[str, list[RowT]] = {}
     for values in parsed:
         by_iccid.setdefault(values.iccid, []).append(values)
-    kept: list[RowValues] = []
+    kept: list[RowT] = []
     for group in by_iccid.values():
         first = group[0]
-        if all(_same_values(first, other) for other in group[1:]):
+        if all(same(first, other) for other in group[1:]):
             kept.append(first)
             report.duplicates.extend((other.number, first.number) for other in group[1:])
             continue
@@ -350,7 +363,7 @@ def validate_rows(
             progress(count)
     if progress is not None:
         progress(len(sheet.rows))
-    return _dedupe(parsed, {row.number: row for row in sheet.rows}, report)
+    return one_per_iccid(parsed, _same_values, {row.number: row for row in sheet.rows}, report)
 
 
 @dataclass

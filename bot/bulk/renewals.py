@@ -35,7 +35,7 @@ from bot.bulk.importer import (
     ImportReport,
     Progress,
     RejectedRow,
-    other_rows_problem,
+    one_per_iccid,
 )
 from bot.bulk.models import CardRenewal
 from bot.bulk.reading import Sheet, SheetRow
@@ -51,26 +51,8 @@ def _key(row: RenewalRow) -> tuple[object, ...]:
     return row.choice, row.amount_fen, row.paid_on, row.file_expiry
 
 
-def _dedupe(
-    parsed: Sequence[RenewalRow], rows: Mapping[int, SheetRow], report: ImportReport
-) -> list[RenewalRow]:
-    """One row per card: exact copies renew once, rows that differ are all rejected (which
-    renewal was paid is the user's call)."""
-    by_iccid: dict[str, list[RenewalRow]] = {}
-    for row in parsed:
-        by_iccid.setdefault(row.iccid, []).append(row)
-    kept: list[RenewalRow] = []
-    for group in by_iccid.values():
-        first = group[0]
-        if all(_key(first) == _key(other) for other in group[1:]):
-            kept.append(first)
-            report.duplicates.extend((other.number, first.number) for other in group[1:])
-            continue
-        numbers = [row.number for row in group]
-        for row in group:
-            problem = CellProblem(other_rows_problem(numbers, row.number))
-            report.rejected.append(RejectedRow(rows[row.number], (problem,)))
-    return kept
+def _same(first: RenewalRow, other: RenewalRow) -> bool:
+    return _key(first) == _key(other)
 
 
 def validate_renewals(
@@ -92,7 +74,7 @@ def validate_renewals(
             progress(count)
     if progress is not None:
         progress(len(sheet.rows))
-    return _dedupe(parsed, {row.number: row for row in sheet.rows}, report)
+    return one_per_iccid(parsed, _same, {row.number: row for row in sheet.rows}, report)
 
 
 def _same_renewal(renewal: Renewal, choice: Period | date) -> bool:
