@@ -360,3 +360,13 @@ async def test_an_archived_card_renewed_to_a_past_expiry_does_not_auto_renew_its
     assert not back.archived
     assert back.expiry < TODAY
     assert not back.auto_renew  # else the next pass would renew it for every month out
+
+
+async def test_a_payment_day_without_its_year_is_the_last_such_day(
+    store: BulkStore, storage: Storage
+) -> None:
+    await add(storage, 1, date(2026, 12, 10))
+    content = csv_bytes([["ICCID", "续费", "日期"], [iccid(1), "12个月", "11-20"]])
+    report = await run(store, content)  # on 2026-11-25: 20 November just past, not next year's
+    assert report.renewed == 1
+    assert report.rejected == []

@@ -9,9 +9,12 @@ already). A row with an empty 续费 cell renews nothing: it is skipped, not rej
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+
+from dateutil.relativedelta import relativedelta
 
 from bot.bulk.cells import Cell, cell_text, date_text, is_blank
 from bot.bulk.columns import ColumnMap, Field
@@ -54,9 +57,16 @@ def _choice(today: date) -> Callable[[Cell], Period | date]:
     return parse
 
 
+_YEAR = re.compile(r"\d{4}")  # a date written with its year
+
+
 def _paid_on(today: date) -> Callable[[Cell], date]:
     def parse(cell: Cell) -> date:
-        paid = parse_expiry(date_text(cell), today)
+        text = date_text(cell)
+        paid = parse_expiry(text, today)
+        if paid > today and not _YEAR.search(text):
+            # "11-20" read as an expiry is the next 20 November; a payment is the last one
+            paid -= relativedelta(years=1)
         if paid > today:  # a payment is made, not planned: a later day is a typo
             raise InputError("import.reason.paid_in_future", date=paid.isoformat())
         return paid
