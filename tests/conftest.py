@@ -287,8 +287,14 @@ def alice_en(app: AnyApplication, emulator: BotApiEmulator) -> ChatDriver:
 
 
 @pytest.fixture
-def group(app: AnyApplication, emulator: BotApiEmulator) -> dict[str, ChatDriver]:
-    """The shop's group chat: ``boss`` administers it, ``bob`` is staff."""
+def group(request: pytest.FixtureRequest, storage: Storage) -> dict[str, Any]:
+    """The shop's group chat: ``boss`` administers it, ``bob`` is staff (on WeCom too, in a
+    ``BOTH_CHANNELS`` module: there the boss is who spoke to the robot first)."""
+    if getattr(request, "param", "telegram") == "wecom":
+        drivers: dict[str, WeComChatDriver] = request.getfixturevalue("wecom_group")
+        return drivers
+    app: AnyApplication = request.getfixturevalue("app")
+    emulator: BotApiEmulator = request.getfixturevalue("emulator")
     boss = emulator.user(BOSS, "Boss", language_code="zh-hans")
     bob = emulator.user(BOB, "Bob", language_code="zh-hans")
     chat = emulator.group_chat(SHOP_GROUP, "门店群", supergroup=True, admins=[BOSS])
@@ -331,11 +337,13 @@ WECOM_ALICE = "alice"  # WeCom userids are text
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "alice" not in metafunc.fixturenames or not getattr(metafunc.module, "BOTH_CHANNELS", False):
+    if not getattr(metafunc.module, "BOTH_CHANNELS", False):
         return
     if metafunc.definition.get_closest_marker("telegram_only") is not None:
         return
-    metafunc.parametrize("alice", ["telegram", "wecom"], indirect=True)
+    people = [name for name in ("alice", "group") if name in metafunc.fixturenames]
+    if len(people) == 1:  # a test with both is one channel's (which chat would be which?)
+        metafunc.parametrize(people[0], ["telegram", "wecom"], indirect=True)
 
 
 @pytest.fixture
@@ -403,6 +411,14 @@ async def wecom_bot(
 @pytest.fixture
 async def wecom_alice(wecom_bot: Process, wecom_emulator: WeComEmulator) -> WeComChatDriver:
     return await wecom_person(wecom_bot, wecom_emulator, WECOM_ALICE)
+
+
+@pytest.fixture
+async def wecom_group(wecom_bot: Process, wecom_emulator: WeComEmulator) -> dict[str, Any]:
+    """The shop's WeCom group: the boss spoke to the robot first, so administers it."""
+    boss = await wecom_person(wecom_bot, wecom_emulator, "boss", chatid="shop-group")
+    await wecom_bot.updates.store.claim_group_admin(boss.chat_id, boss.user_id or 0)
+    return {"boss": boss, "bob": boss.as_user("bob")}
 
 
 async def wecom_person(

@@ -123,6 +123,7 @@ async def test_archive_command_confirms_and_offers_restore_on_an_archived_card(
     assert not saved.archived
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_in_a_group_only_admins_archive(
     group: dict[str, ChatDriver], storage: Storage
 ) -> None:

@@ -181,6 +181,7 @@ async def test_stray_documents_hint_in_private_and_stay_quiet_in_groups(
     assert await group["boss"].send_document("cards.csv", content) == []
 
 
+@pytest.mark.telegram_only  # WeCom passes a robot no files from groups
 async def test_group_import_is_for_admins(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:
@@ -258,6 +259,7 @@ async def test_empty_export_is_a_template(alice: ChatDriver) -> None:
     assert "模板" in (exported.text or "")
 
 
+@pytest.mark.telegram_only  # a Telegram alert (WeCom says it in the chat)
 async def test_group_export_is_for_admins(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:
@@ -506,6 +508,7 @@ async def test_apply_anyway_pressed_late_leaves_cards_renewed_since(
     assert (one.expiry, two.expiry) == (date(2027, 1, 1), date(2027, 7, 1))
 
 
+@pytest.mark.telegram_only  # WeCom passes a robot no files from groups
 async def test_apply_anyway_is_for_those_who_may_import(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:
@@ -799,6 +802,7 @@ async def test_a_renewal_by_file_goes_to_the_cards_edit_trail(
     )
 
 
+@pytest.mark.telegram_only  # WeCom passes a robot no files from groups
 async def test_a_group_import_report_names_each_card_masked(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:

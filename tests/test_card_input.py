@@ -244,6 +244,7 @@ async def test_one_line_reads_a_trailing_plan(alice: ChatDriver, storage: Sqlite
 # --- masking in groups ----------------------------------------------------------------------------
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_groups_see_the_last_six_on_every_pick_button_and_confirmation(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:

@@ -144,6 +144,7 @@ async def test_an_expiry_edit_on_a_stale_screen_does_not_undo_a_renewal(
     assert await storage.list_card_edits(alice.chat_id, card.id) == []
 
 
+@pytest.mark.telegram_only  # presses again: WeCom replaces a pressed card
 async def test_the_trail_keeps_other_fields_and_masks_iccids_in_groups(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:

@@ -18,6 +18,8 @@ from bot.reminders.runner import ReminderRunner
 from handlers.reminder_schedule import RUNNER_KEY
 from storage.sqlite import SqliteStorage
 
+BOTH_CHANNELS = True  # each test with alice or the group also runs on WeCom (conftest)
+
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -46,6 +48,7 @@ async def test_group_members_add_view_and_renew_with_masked_iccids(
     assert card.expiry == date(2027, 1, 20)
 
 
+@pytest.mark.telegram_only  # a Telegram alert (WeCom says it in the chat)
 async def test_only_admins_delete_in_groups(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:
@@ -118,6 +121,7 @@ async def test_forged_renew_button_and_arguments(
     assert await storage.list_renewals(alice.chat_id, card.id) == []
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 @pytest.mark.parametrize("data", ["ac:save", "rok", "rper:3", "pg:x:1", "garbage", "cd:abc"])
 async def test_stale_or_junk_buttons_answer_without_changing_anything(
     alice: ChatDriver, storage: SqliteStorage, data: str
@@ -129,6 +133,7 @@ async def test_stale_or_junk_buttons_answer_without_changing_anything(
     assert await storage.count_cards(alice.chat_id) == 1
 
 
+@pytest.mark.telegram_only  # Telegram's outsiders (WeCom shows a group's cards only to it)
 async def test_buttons_answer_only_the_groups_members(
     app: AnyApplication,
     emulator: BotApiEmulator,
@@ -185,6 +190,7 @@ async def test_buttons_answer_only_the_groups_members(
     assert muted.muted
 
 
+@pytest.mark.telegram_only  # a Telegram alert (WeCom says it in the chat)
 async def test_a_button_of_someone_elses_conversation_says_whose_it_is(
     group: dict[str, ChatDriver], storage: SqliteStorage
 ) -> None:

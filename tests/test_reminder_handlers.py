@@ -85,6 +85,7 @@ async def test_the_scheduled_tick_sends_the_digest(
     assert "3 天后到期" in event.text
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_snooze_button(
     runner: ReminderRunner,
     storage: Storage,
@@ -107,6 +108,7 @@ async def test_snooze_button(
     assert len(card_buttons(edited, second)) == 4
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_mute_and_unmute_buttons(
     runner: ReminderRunner,
     storage: Storage,
@@ -203,6 +205,7 @@ def buttons_of(message: BotMessage) -> list[tuple[str, str | None]]:
     return [(text, data) for row in message.buttons for text, data in row]
 
 
+@pytest.mark.telegram_only  # reads the Telegram emulator's records (edits, ids)
 async def test_renewing_from_a_group_digest_keeps_the_digest_for_everyone(
     runner: ReminderRunner,
     storage: Storage,
@@ -283,6 +286,7 @@ async def test_reminder_settings_menu(
     assert "每天 21:00（Asia/Shanghai）发送" in done
 
 
+@pytest.mark.telegram_only  # data WeCom can't send: a card has only its keys
 async def test_only_group_admins_change_reminder_settings(
     runner: ReminderRunner, storage: Storage, group: dict[str, ChatDriver]
 ) -> None:
@@ -376,6 +380,7 @@ async def test_an_automatic_renewal_keeps_the_mute(
     assert "🔕" in texts(await alice.send("/cards"))
 
 
+@pytest.mark.telegram_only  # Telegram's display name (WeCom gives a userid)
 async def test_a_mute_through_edit_is_announced_in_the_group_as_from_a_digest(
     runner: ReminderRunner, storage: Storage, group: dict[str, ChatDriver]
 ) -> None:
