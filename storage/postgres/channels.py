@@ -80,7 +80,7 @@ class PostgresChannelStore:
             return chat_id
         await self._pool.execute(
             "INSERT INTO chats (chat_id, is_group, address, created_at) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (chat_id) DO NOTHING",
+            "ON CONFLICT DO NOTHING",
             chat_id,
             address.kind.is_group,
             address.address,

@@ -62,7 +62,7 @@ class PostgresPushStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO chats (chat_id, is_group, created_at, address) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id) DO NOTHING",
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 chat_id,
                 is_group,
                 at,

@@ -142,6 +142,13 @@ def _filter_sql(card_filter: CardFilter | None, first: int) -> tuple[str, list[A
     return where + f" AND expiry <= ${first}", [card_filter.expiring_before]
 
 
+_ENSURE_CHAT = (
+    "INSERT INTO chats (chat_id, is_group, created_at, default_language, address) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET "
+    "default_language = coalesce(chats.default_language, excluded.default_language) RETURNING *"
+)
+
+
 class PostgresStorage:
     """The ``Storage`` protocol on a pool; ``close`` closes the pool (which the sibling stores,
     made on ``pool``, share)."""
@@ -180,19 +187,25 @@ class PostgresStorage:
         chat = await self.get_chat(chat_id)
         if chat is not None and (chat.default_language is not None or language is None):
             return chat
-        row = await self.pool.fetchrow(
-            "INSERT INTO chats (chat_id, is_group, created_at, default_language, address) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chat_id) DO UPDATE SET "
-            "default_language = coalesce(chats.default_language, excluded.default_language) "
-            "RETURNING *",
-            chat_id,
-            is_group,
-            datetime.now(UTC),
-            language,
-            str(chat_id),
-        )
-        assert row is not None
-        return _chat(row)
+        for attempt in (1, 2):
+            try:
+                row = await self.pool.fetchrow(
+                    _ENSURE_CHAT,
+                    chat_id,
+                    is_group,
+                    datetime.now(UTC),
+                    language,
+                    str(chat_id),
+                )
+            except asyncpg.UniqueViolationError:
+                # two first updates of a new chat at once: the other's row can meet the unique
+                # address before the chat id; it exists now, and the second try updates it
+                if attempt == 2:
+                    raise
+                continue
+            assert row is not None
+            return _chat(row)
+        raise AssertionError("unreachable")
 
     async def get_chat(self, chat_id: int) -> ChatSettings | None:
         row = await self.pool.fetchrow("SELECT * FROM chats WHERE chat_id = $1", chat_id)
