@@ -37,7 +37,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from telegram import Document, ForceReply, InputFile, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -206,8 +206,13 @@ async def import_document(update: Update, context: Context) -> bool:
         text = where.t("import.file.too_big", max=limits.max_mb)
         await ask(update, where, text, "ask.placeholder.import_file", edit=False)
         return True
-    telegram_file = await document.get_file()
-    content = bytes(await telegram_file.download_as_bytearray())
+    try:
+        telegram_file = await document.get_file()
+        content = bytes(await telegram_file.download_as_bytearray())
+    except TelegramError:  # expired, too big for the channel, or the network: ask again
+        text = where.t("import.file.not_downloaded")
+        await ask(update, where, text, "ask.placeholder.import_file", edit=False)
+        return True
     try:
         owners = [("chat", where.chat_id)]
         if where.user_id is not None:

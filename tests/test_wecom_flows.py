@@ -313,3 +313,14 @@ async def test_the_administrator_hands_a_group_on_and_only_they_can(
     assert "删除" in texts(await bob.send(f"/delete {iccid(1)[-4:]}"))
     refused = texts(await boss.send(f"/delete {iccid(1)[-4:]}"))
     assert "只有群管理员" in refused
+
+
+async def test_a_file_that_cannot_be_downloaded_is_asked_for_again(
+    wecom_bot: Process, wecom_emulator: WeComEmulator
+) -> None:
+    alice = await wecom_person(wecom_bot, wecom_emulator, "alice")
+    await alice.send("/import")
+    content = f"ICCID,到期日\n{iccid(1)},2026-12-31\n".encode()
+    act = wecom_emulator.send_file("alice", "cards.csv", content, wrong_key=True)
+    assert "再发送一次" in texts(await alice.after(act))
+    assert "新增" in texts(await alice.send_document("cards.csv", content))  # and it works

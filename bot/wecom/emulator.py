@@ -440,12 +440,21 @@ class WeComEmulator:
         return await self._message(userid, chatid, "text", {"content": text})
 
     async def send_file(
-        self, userid: str, filename: str, content: bytes, *, chatid: str | None = None
+        self,
+        userid: str,
+        filename: str,
+        content: bytes,
+        *,
+        chatid: str | None = None,
+        wrong_key: bool = False,
     ) -> str:
-        """A person sends a file (single chats only); it is served encrypted."""
+        """A person sends a file (single chats only); it is served encrypted. ``wrong_key``:
+        the callback carries another file's key (the download can't be decrypted)."""
         if chatid is not None:
             raise ValueError("WeCom delivers files to robots from single chats only")
         url, aeskey = self._files.publish(filename, content)
+        if wrong_key:
+            aeskey = self._files.publish("other", b"other")[1]
         item = {"url": url, "aeskey": aeskey, "filename": filename, "file_size": len(content)}
         return await self._message(userid, None, "file", item)
 
