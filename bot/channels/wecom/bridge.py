@@ -39,13 +39,14 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.channels import choices
 from bot.channels.wecom.identities import Identities
-from bot.channels.wecom.markdown import to_markdown, to_plain
+from bot.channels.wecom.markdown import convert, text_markdown, to_markdown
 from bot.channels.wecom.state import BridgeState
 from bot.chats import Channel, ChatAddress, ChatKind
 from bot.i18n import t
 from bot.wecom import bodies, limits
 from bot.wecom.errors import AnswerTimeout, ConnectionLost, MediaError, WeComApiError
 from bot.wecom.media import download_file
+from storage.channels import MAX_MENU_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ class Link(Protocol):
     """What the bridge needs of the WeCom connection (``bot.wecom.connection``)."""
 
     async def respond(self, req_id: str, body: dict[str, Any]) -> Any: ...
+    async def respond_welcome(self, req_id: str, body: dict[str, Any]) -> Any: ...
+    async def update_card(
+        self, req_id: str, card: dict[str, Any], userids: list[str] | None = None
+    ) -> Any: ...
     async def send(self, chatid: str, body: dict[str, Any]) -> Any: ...
     async def upload(self, data: bytes, filename: str, media_type: str = "file") -> str: ...
 
@@ -91,6 +96,18 @@ def bot_api_error(exc: Exception) -> Exception:
     if isinstance(exc, ConnectionLost):
         return NetworkError("the WeCom connection is down")
     return exc
+
+
+def chat_json(chat_id: int, address: ChatAddress) -> dict[str, Any]:
+    """A WeCom chat as a Bot API Chat (its SimWatch id; WeCom gives no group title)."""
+    if address.kind is ChatKind.GROUP:
+        return {"id": chat_id, "type": "group", "title": address.address}
+    return {"id": chat_id, "type": "private", "first_name": address.address}
+
+
+def user_json(user_id: int, userid: str) -> dict[str, Any]:
+    """A WeCom person as a Bot API User (WeCom gives a robot the userid only)."""
+    return {"id": user_id, "is_bot": False, "first_name": userid}
 
 
 def split_markdown(text: str, limit: int = limits.MARKDOWN_MAX_BYTES) -> list[str]:
@@ -220,10 +237,9 @@ class WeComRequest(BaseRequest):
             raise BadRequest("Chat not found")
         return chat_id, address
 
-    def _chat_json(self, chat_id: int, address: ChatAddress) -> dict[str, Any]:
-        if address.kind is ChatKind.GROUP:
-            return {"id": chat_id, "type": "group", "title": address.address}
-        return {"id": chat_id, "type": "private", "first_name": address.address}
+    @staticmethod
+    def _chat_json(chat_id: int, address: ChatAddress) -> dict[str, Any]:
+        return chat_json(chat_id, address)
 
     def _message_json(
         self, message_id: int, chat_id: int, address: ChatAddress, text: str, **extra: Any
@@ -255,11 +271,10 @@ class WeComRequest(BaseRequest):
         html: bool = True,
     ) -> dict[str, Any]:
         """One screen of the bot (text and buttons) as WeCom messages; its Bot API Message."""
-        markdown = to_markdown(text) if html else to_markdown(_escaped(text))
+        markdown, shown = convert(text) if html else (text_markdown(text), text)
         buttons = keyboard_of(markup)
         message_id = self.state.ids.next()
         user_id = self.state.replying_user()
-        shown = to_plain(text) if html else text
         card: dict[str, Any] | None = None
         self.state.choices.pop(chat_id, None)
         if buttons and len(buttons) <= limits.CARD_MAX_BUTTONS and _fits_card(buttons):
@@ -269,7 +284,7 @@ class WeComRequest(BaseRequest):
             self.state.cards[task_id] = (title, {data: label for label, data in buttons})
             await self._no_choices(chat_id, user_id, message_id)
         elif buttons:  # more than a card holds: lettered lines, answered with the letter
-            buttons = buttons[: choices.MAX_CHOICES]
+            buttons = buttons[:MAX_MENU_OPTIONS]  # what channel_menus keeps
             lang = await self._language(chat_id)
             markdown += "\n\n" + lettered(lang, buttons, group=address.kind is ChatKind.GROUP)
             await self.store.save_menu(chat_id, user_id, message_id, buttons, at=_now())
@@ -360,7 +375,7 @@ class WeComRequest(BaseRequest):
             address = await self.store.chat_address(chat_id)
             if address is not None:
                 await self.state.pace.wait(chat_id)
-                await self.link().send(address.address, bodies.markdown_body(_escaped_md(text)))
+                await self.link().send(address.address, bodies.markdown_body(text_markdown(text)))
         return True
 
     async def _delete(self, params: dict[str, Any], _: RequestData) -> bool:
@@ -466,7 +481,7 @@ class WeComRequest(BaseRequest):
 
 def lettered(lang: str, buttons: Sequence[tuple[str, str]], *, group: bool) -> str:
     """Choices as lettered lines (``bot.channels.choices``) and how to answer them."""
-    labels = [_escaped_md(label) for label, _data in buttons]
+    labels = [text_markdown(label) for label, _data in buttons]
     hint = t(lang, "wecom.choices_group" if group else "wecom.choices")
     return "\n".join([to_markdown(hint), *choices.lines(labels)])
 
@@ -482,14 +497,6 @@ def card_title(shown: str) -> str:
 
 def _fits_card(buttons: Sequence[tuple[str, str]]) -> bool:
     return all(len(data.encode()) <= limits.CARD_KEY_MAX_BYTES for _label, data in buttons)
-
-
-def _escaped(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _escaped_md(text: str) -> str:
-    return to_markdown(_escaped(text))
 
 
 def _now() -> datetime:

@@ -25,6 +25,7 @@ from bot.channels.wecom.inbound import WeComUpdates
 from bot.channels.wecom.state import BridgeState
 from bot.wecom.connection import WeComConnection
 from bot.wecom.errors import SubscribeRefused, TakenOver
+from storage.base import Storage
 from storage.channels import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ class WeComChannel:
                 await asyncio.wait_for(self._ended.wait(), timeout)
 
 
-def chat_language(storage: Any, default: str) -> Languages:
+def chat_language(storage: Storage, default: str) -> Languages:
     """A chat's language for the channel's own words (0 or unknown: ``default``)."""
 
     async def language(chat_id: int) -> str:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.channels import choices
-from bot.channels.wecom.bridge import BOT_USER, Languages, Link
+from bot.channels.wecom.bridge import BOT_USER, Languages, Link, chat_json, user_json
 from bot.channels.wecom.identities import Identities
 from bot.channels.wecom.markdown import to_markdown as _md
 from bot.channels.wecom.markdown import to_plain as _plain
@@ -71,13 +72,13 @@ class WeComUpdates:
         application: AnyApplication,
         store: Identities,
         state: BridgeState,
-        link: Any,
+        link: Callable[[], Link | None],
         language: Languages,
     ) -> None:
         self.application = application
         self.store = store
         self.state = state
-        self._link = link  # () -> Link | None
+        self._link = link
         self._language = language
         self.handled = 0  # callbacks taken in (answered here or put on the queue)
         self._progress = asyncio.Condition()
@@ -132,15 +133,6 @@ class WeComUpdates:
             await self.store.claim_group_admin(chat_id, user_id)
         return chat_id, user_id, address
 
-    def _chat(self, chat_id: int, address: ChatAddress) -> dict[str, Any]:
-        if address.kind is ChatKind.GROUP:
-            return {"id": chat_id, "type": "group", "title": address.address}
-        return {"id": chat_id, "type": "private", "first_name": address.address}
-
-    @staticmethod
-    def _user(user_id: int, userid: str) -> dict[str, Any]:
-        return {"id": user_id, "is_bot": False, "first_name": userid}
-
     async def _put(self, update: dict[str, Any], window: ReplyWindow) -> None:
         # The window goes with the update (``begin``): two people writing in a group at once
         # each get their own answer as the reply to their own message.
@@ -164,8 +156,8 @@ class WeComUpdates:
         message: dict[str, Any] = {
             "message_id": self.state.ids.next(),
             "date": int(time.time()),
-            "chat": self._chat(chat_id, address),
-            "from": self._user(user_id, item.userid),
+            "chat": chat_json(chat_id, address),
+            "from": user_json(user_id, item.userid),
         }
         if item.msgtype == "file" and item.file_url and item.file_aeskey:
             file_id = f"f{self.state.ids.next()}"
@@ -249,13 +241,13 @@ class WeComUpdates:
         self.state.callback_chats[query_id] = chat_id
         callback = {
             "id": query_id,
-            "from": self._user(user_id, userid),
+            "from": user_json(user_id, userid),
             "chat_instance": str(chat_id),
             "data": data,
             "message": {
                 "message_id": message_id,
                 "date": int(time.time()),
-                "chat": self._chat(chat_id, address),
+                "chat": chat_json(chat_id, address),
                 "from": BOT_USER,
                 "text": "",
             },

@@ -9,6 +9,7 @@ read by the person who typed it, and ``(``, ``!`` or ``://`` in it must stay as 
 
 from __future__ import annotations
 
+from html import escape
 from html.parser import HTMLParser
 
 _NEUTRAL = str.maketrans({"*": "＊", "`": "'", "[": "［", "]": "］", "<": "‹", ">": "›"})
@@ -62,17 +63,23 @@ class _Converter(HTMLParser):
         self.plain.append(data)
 
 
-def to_markdown(html: str) -> str:
-    """``html`` (the subset the bot sends) as WeCom markdown."""
+def convert(html: str) -> tuple[str, str]:
+    """``html`` (the subset the bot sends) as WeCom markdown, and as the plain text a reader
+    sees of it (for card titles, which take no markup): one parse for both."""
     converter = _Converter()
     converter.feed(html)
     converter.close()
-    return "".join(converter.out).replace("****", "")
+    return "".join(converter.out).replace("****", ""), "".join(converter.plain)
+
+
+def to_markdown(html: str) -> str:
+    return convert(html)[0]
 
 
 def to_plain(html: str) -> str:
-    """What a reader sees of ``html``: for card titles and button texts, which take no markup."""
-    converter = _Converter()
-    converter.feed(html)
-    converter.close()
-    return "".join(converter.plain)
+    return convert(html)[1]
+
+
+def text_markdown(text: str) -> str:
+    """Plain text (a notice, a button's label) as WeCom markdown that shows it as it is."""
+    return to_markdown(escape(text, quote=False))
