@@ -28,6 +28,7 @@ from bot.serve import Process
 from bot.shell.clock import ShellClock
 from bot.shell.console import Console
 from bot.shell.runtime import session_database
+from bot.shell.texts import say
 from bot.wecom.emulator import WeComEmulator
 from storage.factory import open_storage
 
@@ -87,8 +88,10 @@ def render(events: list[ChatEvent]) -> list[str]:
 
 
 class WeComShell:
-    def __init__(self, process: Process, emulator: WeComEmulator, console: Console) -> None:
-        self.process, self.emulator, self.console = process, emulator, console
+    def __init__(
+        self, process: Process, emulator: WeComEmulator, console: Console, lang: str
+    ) -> None:
+        self.process, self.emulator, self.console, self.lang = process, emulator, console, lang
         self.store = process.updates.store
         self.userid = DEFAULT_USER
         self.group = False
@@ -115,18 +118,21 @@ class WeComShell:
     async def handle(self, text: str) -> list[str]:
         if text in (":group", ":private"):
             self.group, self.driver = text == ":group", None
-            where = f"the shop group {SHOP_GROUP}" if self.group else "the single chat"
-            return [f"(now in {where})"]
+            if self.group:
+                return [say(self.lang, "notice.wecom_group", name=self.userid, title=SHOP_GROUP)]
+            return [say(self.lang, "notice.wecom_private", name=self.userid)]
         if text.startswith(":user "):
             self.userid, self.driver = text.removeprefix(":user ").strip() or DEFAULT_USER, None
-            return [f"(now typing as {self.userid})"]
+            return [say(self.lang, "notice.wecom_user", name=self.userid)]
         driver = await self._driver()
         if text.startswith(":file "):
             name = text.removeprefix(":file ").strip()
             try:
                 content = await asyncio.to_thread(_read, name)
+            except FileNotFoundError:
+                return [say(self.lang, "error.no_file", path=name)]
             except OSError as exc:
-                return [f"(cannot read {name}: {exc.strerror})"]
+                return [say(self.lang, "error.file", path=name, error=exc.strerror or exc)]
             return render(await driver.send_document(Path(name).name, content))
         if text.isdecimal() and driver.screens and driver.screens[-1].task_id is not None:
             buttons = [label for row in driver.screens[-1].event.buttons for label, _ in row]
@@ -143,4 +149,4 @@ async def run_wecom_session(
     settings: Settings, clock: ShellClock, console: Console, *, temporary: bool
 ) -> int:
     async with running_wecom_bot(settings, clock, temporary=temporary) as (process, emulator):
-        return await WeComShell(process, emulator, console).run()
+        return await WeComShell(process, emulator, console, settings.language).run()

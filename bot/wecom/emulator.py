@@ -78,7 +78,7 @@ _SEND_TYPES = ("markdown", "template_card", *_MEDIA)
 _CHAT_TYPE_CODES = {1: "single", 2: "group"}
 # Frame-by-frame DEBUG logs of the server would show the robot's secret; keep them off.
 _WIRE_LOG = logging.getLogger("bot.wecom.emulator.wire")
-_WIRE_LOG.setLevel(logging.INFO)
+_WIRE_LOG.setLevel(logging.WARNING)  # no frame (a secret) at DEBUG; no chatter in the shell
 
 
 @dataclass(frozen=True)
